@@ -1,0 +1,69 @@
+# Taskline developer commands. `make run` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
+
+FUNCTION ?= TasksFunction
+EVENT ?= events/tasks-list.json
+
+.PHONY: help install run test lint fmt openapi invoke sam-install sam-validate sam-build bench ci clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt shared/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || \
+	  { echo "Taskline needs Python 3.13 (pyenv install 3.13, or PYTHON=/path/to/python3.13)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+install: $(STAMP) ## Create .venv with every dependency
+
+run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
+	$(BIN)/python -m localdev.server
+
+test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared functions localdev tests
+
+fmt: $(STAMP) ## Format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+openapi: $(STAMP) ## Regenerate shared/taskline/api/openapi.json from the handlers
+	$(BIN)/python -m localdev.openapi
+
+invoke: $(STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
+	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT)
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
+	@touch $@
+
+sam-install: $(SAM_VENV)/.installed ## Install the AWS SAM CLI into .venv-sam
+
+sam-validate: $(SAM_VENV)/.installed ## sam validate --lint
+	$(SAM_VENV)/bin/sam validate --lint --region us-east-1
+
+sam-build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13; no Docker)
+	PATH="$(dir $(shell command -v python3.13 2>/dev/null || echo $(PYTHON))):$$PATH" \
+	  $(SAM_VENV)/bin/sam build --region us-east-1
+
+ci: lint test sam-validate sam-build ## Everything CI runs
+
+clean: ## Remove build output (keeps .local, the dev database)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,41 @@
+"""API metadata: the OpenAPI document, Swagger UI, and problem responses for unknown routes.
+
+API Gateway sends every request that matches no other route here (`ANY /{proxy+}`), so
+clients get the contract's 404 or 405 (with `Allow`) instead of API Gateway's own body.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.swagger_ui import (
+    generate_oauth2_redirect_html,
+    generate_swagger_html,
+)
+
+from taskline.api.openapi import allowed_methods, openapi_document_text, swagger_assets
+from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
+
+logger = Logger()
+metrics = Metrics()
+app = TasklineResolver(allowed_methods=allowed_methods)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_json() -> Response[str]:
+    return Response(status_code=200, content_type=JSON, body=openapi_document_text())
+
+
+@app.get("/docs", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    query = app.current_event.query_string_parameters or {}
+    if query.get("format") == "oauth2-redirect":
+        html = generate_oauth2_redirect_html()
+    else:
+        script, stylesheet = swagger_assets()
+        spec = openapi_document_text().replace("</", "<\\/")
+        html = generate_swagger_html(spec, script, stylesheet, "", None, True)
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
+
+
+lambda_handler = lambda_entry_point(app, logger, metrics)

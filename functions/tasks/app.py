@@ -1,0 +1,98 @@
+"""Task CRUD, every route scoped to the caller: /tasks and /tasks/{task_id}."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+
+from taskline.api.auth import BEARER_SECURITY, current_user_id
+from taskline.api.links import next_page_link
+from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
+from taskline.models import TaskStatus
+from taskline.schemas import (
+    Category,
+    TaskCreate,
+    TaskFilters,
+    TaskOut,
+    TaskPatch,
+    TaskReplace,
+    Timestamp,
+)
+from taskline.services import tasks
+
+logger = Logger()
+metrics = Metrics()
+app = TasklineResolver()
+
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The task's id.")]
+
+
+@app.post(
+    "/tasks", status_code=201, tags=["Tasks"], summary="Create a task", security=BEARER_SECURITY
+)
+def create_task(task: Annotated[TaskCreate, Body()]) -> Response[TaskOut]:
+    created = tasks.create(current_user_id(app), task)
+    metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=201,
+        content_type=JSON,
+        body=created,
+        headers={"Location": f"/tasks/{created.id}"},
+    )
+
+
+@app.get("/tasks", tags=["Tasks"], summary="List my tasks", security=BEARER_SECURITY)
+def list_tasks(
+    status: Annotated[TaskStatus | None, Query()] = None,
+    category: Annotated[Category | None, Query()] = None,
+    due_before: Annotated[
+        Timestamp | None, Query(description="Deadline earlier than this.")
+    ] = None,
+    due_after: Annotated[Timestamp | None, Query(description="Deadline at or after this.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200, description="From a Link header.")] = None,
+) -> Response[list[TaskOut]]:
+    filters = TaskFilters(
+        status=status, category=category, due_before=due_before, due_after=due_after
+    )
+    page = tasks.list_page(current_user_id(app), filters, limit, cursor)
+    headers = (
+        {"Link": next_page_link(app.current_event, page.next_cursor)} if page.next_cursor else None
+    )
+    return Response(status_code=200, content_type=JSON, body=page.items, headers=headers)
+
+
+@app.get("/tasks/<task_id>", tags=["Tasks"], summary="Get a task", security=BEARER_SECURITY)
+def get_task(task_id: TaskId) -> TaskOut:
+    return tasks.get(current_user_id(app), task_id)
+
+
+@app.patch(
+    "/tasks/<task_id>", tags=["Tasks"], summary="Change some fields", security=BEARER_SECURITY
+)
+def patch_task(task_id: TaskId, changes: Annotated[TaskPatch, Body()]) -> TaskOut:
+    return tasks.update(current_user_id(app), task_id, changes)
+
+
+@app.put("/tasks/<task_id>", tags=["Tasks"], summary="Replace a task", security=BEARER_SECURITY)
+def replace_task(task_id: TaskId, task: Annotated[TaskReplace, Body()]) -> TaskOut:
+    return tasks.update(current_user_id(app), task_id, task)
+
+
+@app.delete(
+    "/tasks/<task_id>",
+    status_code=204,
+    tags=["Tasks"],
+    summary="Delete a task",
+    security=BEARER_SECURITY,
+)
+def delete_task(task_id: TaskId) -> Response[None]:
+    tasks.delete(current_user_id(app), task_id)
+    return Response(status_code=204, content_type=None, body=None)
+
+
+lambda_handler = lambda_entry_point(app, logger, metrics)

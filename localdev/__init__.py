@@ -1,0 +1,1 @@
+"""Docker-free local development: embedded PostgreSQL, a local API Gateway, local invoke."""

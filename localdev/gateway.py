@@ -1,0 +1,109 @@
+"""A local stand-in for API Gateway: picks a route as API Gateway would, calls the real handler."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from localdev import loader
+from localdev.events import decode_response, http_api_event
+from localdev.template import Function, Template
+
+# API Gateway HTTP APIs refuse bodies over 10 MB before any Lambda runs.
+GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    timeout_seconds: int
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        )
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LocalGateway:
+    """Routes requests to the functions of template.yaml, one request per function at a time (as
+    one warm Lambda container would serve them)."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        loader.add_layers(template)
+        self._locks = {name: threading.Lock() for name in template.functions}
+
+    def invoke(self, function: Function, event: dict[str, Any]) -> dict[str, Any]:
+        handler = loader.load_handler(function)
+        context = LambdaContext(function.logical_id, function.timeout)
+        with self._locks[function.logical_id]:
+            result: dict[str, Any] = handler(event, context)
+        return result
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        raw_query: str = "",
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        source_ip: str = "127.0.0.1",
+        domain_name: str = "localhost",
+    ) -> GatewayResponse:
+        if len(body) > GATEWAY_MAX_BODY_BYTES:
+            return _gateway_error(413, "Request Entity Too Large")
+        resolved = self.template.resolve(method.upper(), path)
+        if resolved is None:
+            return _gateway_error(404, "Not Found")
+        route, function, path_parameters = resolved
+        event = http_api_event(
+            method=method.upper(),
+            path=path,
+            raw_query=raw_query,
+            headers=headers,
+            body=body,
+            route=route,
+            path_parameters=path_parameters,
+            source_ip=source_ip,
+            domain_name=domain_name,
+        )
+        try:
+            result = self.invoke(function, event)
+        except Exception:  # what API Gateway answers when the function itself fails
+            return _gateway_error(500, "Internal Server Error")
+        status, response_headers, response_body = decode_response(result)
+        return GatewayResponse(status, response_headers, response_body)
+
+
+def _gateway_error(status: int, message: str) -> GatewayResponse:
+    body = json.dumps({"message": message}).encode()
+    return GatewayResponse(status, [("Content-Type", "application/json")], body)

@@ -1,0 +1,184 @@
+"""Generate the API's single OpenAPI document from every function's resolver.
+
+    python -m localdev.openapi          # write shared/taskline/api/openapi.json
+    python -m localdev.openapi --check  # fail if the committed document is stale
+
+Each Lambda function has its own resolver; this merges their schemas and adds what
+Powertools cannot express (the token endpoint's form/JSON body, the security schemes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.models import (
+    HTTPBearer,
+    OAuth2,
+    OAuthFlowPassword,
+    OAuthFlows,
+    SecurityScheme,
+)
+
+from localdev import loader
+from localdev.template import ROOT, load
+
+OUTPUT = ROOT / "shared" / "taskline" / "api" / "openapi.json"
+PROBLEM_JSON = "application/problem+json"
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "bearerAuth": HTTPBearer(bearerFormat="JWT"),
+    "oauth2": OAuth2(flows=OAuthFlows(password=OAuthFlowPassword(tokenUrl="/token", scopes={}))),
+}
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "correlation_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+OAUTH_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "error_description"],
+    "properties": {
+        "error": {
+            "type": "string",
+            "enum": ["invalid_grant", "invalid_request", "unsupported_grant_type"],
+        },
+        "error_description": {"type": "string"},
+    },
+}
+
+TOKEN_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["username", "password"],
+                "properties": {
+                    "grant_type": {"type": "string", "enum": ["password"]},
+                    "username": {"type": "string", "description": "The account's email."},
+                    "password": {"type": "string", "format": "password"},
+                },
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["email", "password"],
+                "properties": {
+                    "email": {"type": "string", "format": "email"},
+                    "password": {"type": "string", "format": "password"},
+                },
+            }
+        },
+    },
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def build() -> dict[str, Any]:
+    template = load()
+    loader.add_layers(template)
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for function in template.functions.values():
+        app = loader.load_module(function).app
+        schema = app.get_openapi_schema(
+            title="Taskline", version="1.0.0", security_schemes=SECURITY_SCHEMES
+        ).model_dump(mode="json", by_alias=True, exclude_none=True)
+        for path, operations in schema.get("paths", {}).items():
+            paths.setdefault(path, {}).update(operations)
+        schemas.update(schema.get("components", {}).get("schemas", {}))
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["OAuthError"] = OAUTH_ERROR_SCHEMA
+
+    for path, operations in paths.items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses["422"] = _problem("The input is invalid; `errors` says where.")
+            if operation.get("security"):
+                responses["401"] = _problem("Missing, malformed, expired or untrusted token.")
+            if "{" in path:
+                responses["404"] = _problem("No such task (or not yours).")
+            if "requestBody" in operation or path == "/token":
+                responses["400"] = _problem("The body is not valid JSON.")
+                responses["413"] = _problem("The body is larger than 64 KiB.")
+                responses["415"] = _problem("Unsupported Content-Type.")
+            responses["503"] = _problem("The database is unavailable.")
+            responses["500"] = _problem("Unexpected failure (with a correlation id).")
+
+    token = paths["/token"]["post"]
+    token["requestBody"] = TOKEN_REQUEST_BODY
+    token["responses"]["400"] = {
+        "description": "Bad credentials or malformed grant (RFC 6749 section 5.2).",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}},
+    }
+    token["responses"].pop("422", None)
+    paths["/users"]["post"]["responses"]["409"] = _problem("The email is already registered.")
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Taskline",
+            "version": "1.0.0",
+            "description": "Task management API. Get a token from POST /token, then send "
+            "`Authorization: Bearer <token>`. Errors are RFC 9457 problem+json.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                name: scheme.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for name, scheme in SECURITY_SCHEMES.items()
+            },
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=False) + "\n"
+
+
+def main() -> int:
+    text = render()
+    if "--check" in sys.argv:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(f"{OUTPUT.relative_to(ROOT)} is stale: run `make openapi`", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

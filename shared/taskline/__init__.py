@@ -1,0 +1,1 @@
+"""Taskline: the shared Lambda layer (settings, database, models, schemas, security, services)."""

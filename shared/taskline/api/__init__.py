@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the functions: the resolver, problem responses, auth, links."""

@@ -1,0 +1,203 @@
+"""The one place where exceptions become HTTP responses.
+
+Everything but the token endpoint's grant errors is RFC 9457 problem+json; those follow
+RFC 6749 section 5.2. Unexpected errors become a generic 500 with the correlation id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from taskline import errors
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:taskline:problem:"
+BEARER_CHALLENGE = 'Bearer realm="taskline"'
+
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    slug: str
+    title: str
+    detail: Callable[[Any], str]
+    headers: Callable[[Any], dict[str, str]] = field(default=lambda _: {})
+    extra: Callable[[Any], dict[str, Any]] = field(default=lambda _: {})
+
+
+def _bearer_challenge(error: errors.AuthenticationRequired) -> dict[str, str]:
+    if not error.token_presented:
+        return {"WWW-Authenticate": BEARER_CHALLENGE}
+    description = error.reason.replace('"', "'")
+    challenge = f'{BEARER_CHALLENGE}, error="invalid_token", error_description="{description}"'
+    return {"WWW-Authenticate": challenge}
+
+
+PROBLEMS: dict[type[errors.TasklineError], Problem] = {
+    errors.TaskNotFound: Problem(404, "task-not-found", "Not Found", lambda _: "No such task."),
+    errors.EmailAlreadyRegistered: Problem(
+        409, "email-taken", "Conflict", lambda _: "An account with this email already exists."
+    ),
+    errors.AuthenticationRequired: Problem(
+        401, "unauthorized", "Unauthorized", lambda e: e.reason, headers=_bearer_challenge
+    ),
+    errors.InvalidQuery: Problem(
+        422,
+        "validation-error",
+        "Unprocessable Content",
+        lambda e: e.message,
+        extra=lambda e: {
+            "errors": [{"loc": ["query", e.parameter], "msg": e.message, "type": e.error_type}]
+        },
+    ),
+    errors.DatabaseUnavailable: Problem(
+        503,
+        "database-unavailable",
+        "Service Unavailable",
+        lambda _: "The database is unavailable; try again shortly.",
+        headers=lambda _: {"Retry-After": "2"},
+    ),
+    errors.MalformedBody: Problem(
+        400, "malformed-body", "Bad Request", lambda _: "The request body is not valid JSON."
+    ),
+    errors.PayloadTooLarge: Problem(
+        413, "payload-too-large", "Content Too Large", lambda e: str(e)
+    ),
+    errors.UnsupportedMediaType: Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported Media Type",
+        lambda e: f"Send the body as {' or '.join(e.accepted)}.",
+        headers=lambda e: {"Accept-Post": ", ".join(e.accepted)},
+    ),
+    errors.RouteNotFound: Problem(
+        404, "route-not-found", "Not Found", lambda _: "No route matches this path."
+    ),
+    errors.MethodNotAllowed: Problem(
+        405,
+        "method-not-allowed",
+        "Method Not Allowed",
+        lambda e: f"This path accepts {', '.join(e.allowed)}.",
+        headers=lambda e: {"Allow": ", ".join(e.allowed)},
+    ),
+}
+
+# RFC 6749 section 5.2 errors, answered by POST /token only.
+OAUTH_ERRORS: dict[type[errors.TasklineError], tuple[str, Callable[[Any], str]]] = {
+    errors.InvalidCredentials: ("invalid_grant", lambda _: "The email or password is incorrect."),
+    errors.InvalidTokenRequest: ("invalid_request", lambda e: e.description),
+    errors.UnsupportedGrantType: (
+        "unsupported_grant_type",
+        lambda _: "Only grant_type=password is supported.",
+    ),
+}
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[str]:
+    body = {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=json.dumps({**body, **extra}),
+        headers=headers,
+    )
+
+
+def response_for(error: errors.TasklineError) -> Response[str]:
+    for cls in type(error).__mro__:
+        if cls in OAUTH_ERRORS:
+            code, describe = OAUTH_ERRORS[cls]
+            return Response(
+                status_code=400,
+                content_type="application/json",
+                body=json.dumps({"error": code, "error_description": describe(error)}),
+                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+            )
+        if cls in PROBLEMS:
+            spec = PROBLEMS[cls]
+            return problem_response(
+                spec.status,
+                spec.slug,
+                spec.title,
+                spec.detail(error),
+                spec.headers(error),
+                **spec.extra(error),
+            )
+    return internal_error_response()
+
+
+def validation_problem(failures: list[dict[str, Any]]) -> Response[str]:
+    listed = [
+        {"loc": list(failure["loc"]), "msg": failure["msg"], "type": failure["type"]}
+        for failure in failures
+    ]
+    summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in listed[:5])
+    return problem_response(
+        422,
+        "validation-error",
+        "Unprocessable Content",
+        f"The request is invalid: {summary}.",
+        errors=listed,
+    )
+
+
+def internal_error_response() -> Response[str]:
+    correlation_id = logger.get_correlation_id() or "unknown"
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal Server Error",
+        f"Something went wrong on our side; quote correlation id {correlation_id} to report it.",
+        correlation_id=correlation_id,
+    )
+
+
+def _domain(error: errors.TasklineError) -> Response[str]:
+    return response_for(error)
+
+
+def _invalid(error: RequestValidationError) -> Response[str]:
+    failures = list(error.errors())
+    if any(failure.get("type") == "json_invalid" for failure in failures):
+        return response_for(errors.MalformedBody())
+    return validation_problem(failures)
+
+
+def _unsupported(_: RequestUnsupportedContentType) -> Response[str]:
+    return response_for(errors.UnsupportedMediaType(("application/json",)))
+
+
+def _unexpected(error: Exception) -> Response[str]:
+    logger.exception("Unhandled error", exc_info=error)
+    return internal_error_response()
+
+
+def register(app: APIGatewayHttpResolver) -> None:
+    """Install the handlers that turn every exception into the contract's format."""
+    app.exception_handler_manager.update_exception_handlers(
+        {
+            errors.TasklineError: _domain,
+            RequestValidationError: _invalid,
+            RequestUnsupportedContentType: _unsupported,
+            Exception: _unexpected,
+        }
+    )

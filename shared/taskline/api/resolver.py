@@ -1,0 +1,140 @@
+"""The Powertools resolver every Taskline function uses, and its Lambda entry point."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, cast
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
+from aws_lambda_powertools.event_handler.types import EventHandlerInstance
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from taskline import errors
+from taskline.api import problems
+from taskline.api.auth import authenticated_user_id
+
+MAX_BODY_BYTES = 64 * 1024
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def strict_json_loads(text: str | bytes | bytearray) -> Any:
+    """json.loads without NaN/Infinity, and with deep nesting reported as bad JSON, not a crash."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (RecursionError, ValueError) as error:
+        document = text if isinstance(text, str) else ""
+        raise json.JSONDecodeError(str(error) or "nesting too deep", document, 0) from error
+
+
+def media_type(content_type: str | None) -> str | None:
+    """`application/json; charset=utf-8` -> `application/json`."""
+    if not content_type:
+        return None
+    return content_type.split(";", 1)[0].strip().lower() or None
+
+
+class _GuardedRequestValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, with our checks run first."""
+
+    def __init__(self, guard: Callable[[], None]) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
+        self._guard = guard
+
+    def handler(self, app: EventHandlerInstance, next_middleware: NextMiddleware) -> Response[Any]:
+        self._guard()
+        return super().handler(app, next_middleware)
+
+
+class TasklineResolver(APIGatewayHttpResolver):
+    """An HTTP API (payload 2.0) resolver with the contract's guards and error format built in.
+
+    Before a route's input is validated it authenticates the caller (routes declared with
+    `security`), then checks the body's size, media type and encoding;
+    unknown paths give 404 and known paths with the wrong method 405 with `Allow`.
+    """
+
+    def __init__(self, allowed_methods: Callable[[str], list[str]] | None = None) -> None:
+        super().__init__(
+            enable_validation=True,
+            response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+            json_body_deserializer=strict_json_loads,
+        )
+        self._allowed_methods = allowed_methods or self.own_allowed_methods
+        self._media_types: dict[tuple[str, str], tuple[str, ...]] = {}
+        problems.register(self)
+        self.not_found(self._no_route)
+        self._request_validation_middleware = _GuardedRequestValidation(self._guard_request)
+
+    def accepts(self, method: str, path: str, *media_types: str) -> None:
+        """Let a route read other media types than JSON (POST /token reads forms too)."""
+        self._media_types[(method.upper(), path)] = media_types
+
+    def own_allowed_methods(self, path: str) -> list[str]:
+        routes = self._static_routes + self._dynamic_routes
+        return sorted({route.method for route in routes if route.rule.match(path)})
+
+    def _no_route(self, _: Exception) -> Response[str]:
+        allowed = self._allowed_methods(self.current_event.path)
+        if allowed:
+            return problems.response_for(errors.MethodNotAllowed(allowed))
+        return problems.response_for(errors.RouteNotFound())
+
+    def _guard_request(self) -> None:
+        # Anonymous callers learn nothing about a protected route's input rules.
+        if self.context["_route"].security:
+            self.context["user_id"] = authenticated_user_id(self)
+        self._guard_body()
+
+    def _guard_body(self) -> None:
+        event = self.current_event
+        method = event.http_method.upper()
+        if method not in BODY_METHODS or not event.body:
+            return
+        raw = event.body.encode()
+        if event.is_base64_encoded:
+            try:
+                raw = base64.b64decode(raw, validate=True)
+            except binascii.Error as error:
+                raise errors.MalformedBody from error
+        if len(raw) > MAX_BODY_BYTES:
+            raise errors.PayloadTooLarge(f"The body must be at most {MAX_BODY_BYTES} bytes.")
+        route = self.context["_route"]
+        accepted = self._media_types.get((method, route.path), (JSON,))
+        sent = media_type(event.headers.get("content-type"))
+        # A body without Content-Type is read as JSON, as most JSON APIs do.
+        if sent is not None and sent not in accepted and not sent.endswith("+json"):
+            raise errors.UnsupportedMediaType(accepted)
+        try:
+            raw.decode()
+        except UnicodeDecodeError as error:
+            raise errors.MalformedBody from error
+
+
+def lambda_entry_point(app: TasklineResolver, logger: Logger, metrics: Metrics) -> LambdaHandler:
+    """The function's handler: correlation id in every log line, metrics flushed per invocation."""
+
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    with_logging = logger.inject_lambda_context(
+        lambda_handler, correlation_id_path=correlation_paths.API_GATEWAY_HTTP
+    )
+    return cast(LambdaHandler, metrics.log_metrics(with_logging, raise_on_empty_metrics=False))

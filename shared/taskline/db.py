@@ -1,0 +1,110 @@
+"""The database engine (one per container, created lazily) and the unit of work."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from taskline.errors import DatabaseUnavailable
+from taskline.settings import Settings, get_settings
+
+# SQLSTATE classes and codes that mean "the database is not there for us right now".
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+_QUERY_CANCELED = "57014"  # statement_timeout fired
+
+
+def sqlalchemy_url(database_url: str) -> URL:
+    """Turn a libpq-style URL into a pg8000 one; `?host=/dir` becomes pg8000's `unix_sock`."""
+    url = make_url(database_url).set(drivername="postgresql+pg8000")
+    query = dict(url.query)
+    socket_dir = query.pop("host", None)
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
+        query["unix_sock"] = f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
+        url = url.set(host=None, port=None)
+    return url.set(query=query)
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.db_ssl_mode == "disable":
+        return None
+    context = ssl.create_default_context(cafile=settings.db_ssl_root_cert)
+    if settings.db_ssl_mode == "require":
+        # Encrypt without verifying the peer, like libpq's sslmode=require.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def build_engine(settings: Settings) -> Engine:
+    """An engine holding one pooled connection: a Lambda container serves one request at a time."""
+    connect_args: dict[str, Any] = {
+        # The socket timeout bounds connecting and every read, so it must outlast a statement.
+        "timeout": settings.db_connect_timeout_seconds + settings.db_statement_timeout_ms / 1000,
+        "application_name": "taskline",
+        # Sent in the startup packet, so they cost no extra round trip.
+        "startup_params": {
+            "TimeZone": "UTC",
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+        },
+    }
+    ssl_context = _ssl_context(settings)
+    if ssl_context is not None:
+        connect_args["ssl_context"] = ssl_context
+    return create_engine(
+        sqlalchemy_url(settings.database_url.get_secret_value()),
+        connect_args=connect_args,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_connect_timeout_seconds,
+        pool_pre_ping=True,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """The container's engine, built on first use."""
+    return build_engine(get_settings())
+
+
+def sqlstate(error: DBAPIError) -> str | None:
+    """The PostgreSQL SQLSTATE code carried by a pg8000 error, if any."""
+    details = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    if isinstance(details, dict):
+        code = details.get("C")
+        return code if isinstance(code, str) else None
+    return None
+
+
+def is_unavailable(error: DBAPIError) -> bool:
+    """True when the error says the database is down, unreachable or too slow, not that we erred."""
+    if error.connection_invalidated:
+        return True
+    code = sqlstate(error)
+    if code is None:
+        # pg8000 raises InterfaceError without a SQLSTATE for socket failures and timeouts.
+        return error.orig is not None and type(error.orig).__name__ == "InterfaceError"
+    return code == _QUERY_CANCELED or code.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session inside one transaction: committed when the block ends, rolled back on error.
+
+    Repositories only flush; this is the one place that commits.
+    """
+    try:
+        with Session(get_engine(), expire_on_commit=False) as session, session.begin():
+            yield session
+    except DBAPIError as error:
+        if is_unavailable(error):
+            raise DatabaseUnavailable from error
+        raise
+    except TimeoutError as error:  # waiting for a pooled connection or the socket timed out
+        raise DatabaseUnavailable from error

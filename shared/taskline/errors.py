@@ -1,0 +1,87 @@
+"""Domain exceptions: they say what went wrong; `taskline.api.problems` says how it is shown."""
+
+from __future__ import annotations
+
+
+class TasklineError(Exception):
+    """Base class of every error Taskline raises on purpose."""
+
+
+class TaskNotFound(TasklineError):
+    """No task with that id belongs to the caller (missing and foreign tasks look the same)."""
+
+
+class EmailAlreadyRegistered(TasklineError):
+    """Another account already uses this email (compared case-insensitively)."""
+
+
+class InvalidCredentials(TasklineError):
+    """Unknown email, wrong password or an unusable password at login."""
+
+
+class AuthenticationRequired(TasklineError):
+    """The bearer token is missing or cannot be trusted."""
+
+    def __init__(
+        self, reason: str = "A valid bearer token is required.", *, token_presented: bool = True
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.token_presented = token_presented
+
+
+class InvalidQuery(TasklineError):
+    """A query parameter has the right type but makes no sense (bad cursor, empty range)."""
+
+    def __init__(self, parameter: str, message: str, error_type: str = "value_error") -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+        self.error_type = error_type
+
+
+class DatabaseUnavailable(TasklineError):
+    """The database could not be reached or did not answer in time."""
+
+
+# Errors in the request itself, before any use case runs.
+
+
+class MalformedBody(TasklineError):
+    """The body is not valid JSON (or not valid UTF-8 / base64)."""
+
+
+class PayloadTooLarge(TasklineError):
+    """The body is larger than the API accepts."""
+
+
+class UnsupportedMediaType(TasklineError):
+    """The body's Content-Type is not one this route reads."""
+
+    def __init__(self, accepted: tuple[str, ...]) -> None:
+        super().__init__(accepted)
+        self.accepted = accepted
+
+
+class RouteNotFound(TasklineError):
+    """No route has this path."""
+
+
+class MethodNotAllowed(TasklineError):
+    """The path exists, but not with this method."""
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(allowed)
+        self.allowed = allowed
+
+
+class InvalidTokenRequest(TasklineError):
+    """POST /token was sent without the fields a password grant needs (RFC 6749 invalid_request)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class UnsupportedGrantType(TasklineError):
+    """POST /token with a grant_type other than `password`."""

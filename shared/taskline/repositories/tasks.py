@@ -1,0 +1,62 @@
+"""Queries on tasks. Every query is scoped to one owner."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from taskline.models import Task
+from taskline.schemas import TaskFilters
+
+
+def add(session: Session, user_id: int, values: dict[str, Any]) -> Task:
+    statement = insert(Task).values(user_id=user_id, **values).returning(Task)
+    return session.scalars(statement).one()
+
+
+def get_for_owner(session: Session, user_id: int, task_id: int) -> Task | None:
+    statement = select(Task).where(Task.id == task_id, Task.user_id == user_id)
+    return session.scalars(statement).one_or_none()
+
+
+def list_for_owner(
+    session: Session,
+    user_id: int,
+    filters: TaskFilters,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[Task]:
+    """One page in (deadline, id) order, starting strictly after the `after` key (keyset paging)."""
+    statement = select(Task).where(Task.user_id == user_id)
+    if filters.status is not None:
+        statement = statement.where(Task.status == filters.status.value)
+    if filters.category is not None:
+        statement = statement.where(Task.category == filters.category)
+    if filters.due_before is not None:
+        statement = statement.where(Task.deadline < filters.due_before)
+    if filters.due_after is not None:
+        statement = statement.where(Task.deadline >= filters.due_after)
+    if after is not None:
+        statement = statement.where(tuple_(Task.deadline, Task.id) > tuple_(*after))
+    statement = statement.order_by(Task.deadline, Task.id).limit(limit)
+    return list(session.scalars(statement))
+
+
+def update_for_owner(
+    session: Session, user_id: int, task_id: int, values: dict[str, Any]
+) -> Task | None:
+    statement = (
+        update(Task)
+        .where(Task.id == task_id, Task.user_id == user_id)
+        .values(**values, updated_at=func.now())
+        .returning(Task)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def delete_for_owner(session: Session, user_id: int, task_id: int) -> bool:
+    statement = delete(Task).where(Task.id == task_id, Task.user_id == user_id).returning(Task.id)
+    return session.scalars(statement).one_or_none() is not None

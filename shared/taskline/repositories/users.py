@@ -1,0 +1,33 @@
+"""Queries on accounts."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from taskline.models import User
+
+
+def add_if_email_free(session: Session, email: str, password_hash: str) -> User | None:
+    """Insert the account, or return None when the email (any case) is taken.
+
+    ON CONFLICT keeps the transaction usable and needs no second query to tell a race apart.
+    """
+    statement = (
+        insert(User)
+        .values(email=email, password_hash=password_hash)
+        .on_conflict_do_nothing(index_elements=[func.lower(User.email)])
+        .returning(User)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def get_by_email(session: Session, email: str) -> User | None:
+    return session.scalars(
+        select(User).where(func.lower(User.email) == email.lower())
+    ).one_or_none()
+
+
+def get(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
