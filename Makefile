@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
+export SAM_CLI_TELEMETRY := 0
 
 FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import warnings
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
@@ -27,6 +28,9 @@ MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+# Requests that add no metric (reads, errors) are normal; don't warn on every one of them.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 

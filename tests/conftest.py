@@ -1,0 +1,206 @@
+"""Test fixtures: a real PostgreSQL (embedded, or DATABASE_URL), migrated once per session.
+
+Each test session gets its own database; tables are emptied after every test. Functions are
+called through the local API Gateway stand-in, with the HTTP API 2.0 events AWS would send.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from localdev import database
+from localdev.gateway import GatewayResponse, LocalGateway
+from localdev.template import load
+
+TEST_JWT_SECRET = "test-signing-key-" + "x" * 32
+TEST_DATABASE = f"taskline_test_{os.getpid()}"
+TABLES = ("tasks", "users")
+
+
+def _clear_caches() -> None:
+    from taskline.db import get_engine
+    from taskline.security.passwords import _decoy_hash
+    from taskline.security.tokens import signing_keys
+    from taskline.settings import get_settings
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    for cached in (get_settings, get_engine, signing_keys, _decoy_hash):
+        cached.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    server = database.server_url()
+    database.drop_database(server, TEST_DATABASE)
+    url = database.ensure_database(server, TEST_DATABASE)
+    from taskline.db import sqlalchemy_url
+    from taskline.migrate import upgrade
+
+    engine = create_engine(sqlalchemy_url(url))
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    _clear_caches()
+    database.drop_database(server, TEST_DATABASE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment(database_url: str) -> Iterator[None]:
+    """The settings every function reads; individual tests may monkeypatch and reload them."""
+    values = {
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "BCRYPT_ROUNDS": "4",  # the cheapest cost keeps the suite fast; the default (12) is tested
+        "DB_SSL_MODE": "disable",
+        "POWERTOOLS_SERVICE_NAME": "taskline-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "TasklineTest",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    _clear_caches()
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def reload_settings() -> Iterator[None]:
+    """Use after monkeypatching the environment: settings, engine and keys are re-read."""
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+@pytest.fixture(scope="session")
+def admin_engine(database_url: str) -> Iterator[Engine]:
+    """A separate connection pool for the tests' own checks and clean-up."""
+    from taskline.db import sqlalchemy_url
+
+    engine = create_engine(sqlalchemy_url(database_url), pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(admin_engine: Engine) -> Iterator[None]:
+    yield
+    with admin_engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def gateway() -> LocalGateway:
+    return LocalGateway(load())
+
+
+class ApiClient:
+    """Sends requests through the local API Gateway, so each call is a real HTTP API 2.0 event
+    delivered to the function that owns the route."""
+
+    def __init__(self, gateway: LocalGateway, token: str | None = None) -> None:
+        self.gateway = gateway
+        self.token = token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        body: bytes | str | None = None,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> GatewayResponse:
+        sent = dict(headers or {})
+        raw = b""
+        if json_body is not None:
+            raw = json.dumps(json_body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif body is not None:
+            raw = body.encode() if isinstance(body, str) else body
+        bearer = token if token is not None else self.token
+        if bearer and "Authorization" not in sent:
+            sent["Authorization"] = f"Bearer {bearer}"
+        path, _, raw_query = path.partition("?")
+        if query:
+            raw_query = urlencode(query)
+        return self.gateway.request(method, path, raw_query, list(sent.items()), raw)
+
+    def get(self, path: str, **kwargs: Any) -> GatewayResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> GatewayResponse:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> GatewayResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> GatewayResponse:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> GatewayResponse:
+        return self.request("DELETE", path, **kwargs)
+
+    def sign_up(self, email: str | None = None, password: str = "correct horse battery") -> str:
+        email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+        response = self.post("/users", json_body={"email": email, "password": password})
+        assert response.status == 201, response.body
+        return email
+
+    def login(self, email: str, password: str = "correct horse battery") -> str:
+        response = self.post(
+            "/token",
+            body=urlencode({"grant_type": "password", "username": email, "password": password}),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status == 200, response.body
+        token: str = response.json()["access_token"]
+        return token
+
+
+@pytest.fixture
+def client(gateway: LocalGateway) -> ApiClient:
+    """An anonymous client."""
+    return ApiClient(gateway)
+
+
+@pytest.fixture
+def user(gateway: LocalGateway) -> ApiClient:
+    """A client signed up and logged in as a fresh user."""
+    anonymous = ApiClient(gateway)
+    email = anonymous.sign_up()
+    return ApiClient(gateway, anonymous.login(email))
+
+
+@pytest.fixture
+def other_user(gateway: LocalGateway) -> ApiClient:
+    anonymous = ApiClient(gateway)
+    email = anonymous.sign_up()
+    return ApiClient(gateway, anonymous.login(email))
+
+
+def task_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "description": "Write the quarterly report",
+        "category": "work",
+        "deadline": "2030-01-15T09:00:00Z",
+    }
+    body.update(overrides)
+    return body
