@@ -42,7 +42,9 @@ def _fill_token(event: dict[str, Any], email: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("function", help="logical id in template.yaml, e.g. TasksFunction")
     parser.add_argument("--event", "-e", type=Path, required=True, help="event JSON file")
     parser.add_argument("--user", help="email of the account whose token fills {{token}}")
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     migrate()
     event = json.loads(args.event.read_text())
     _fill_token(event, args.user)
-    result = loader.load_handler(function)(event, LambdaContext(function.logical_id, function.timeout))
+    context = LambdaContext(function.logical_id, function.timeout)
+    result = loader.load_handler(function)(event, context)
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
     return 0
