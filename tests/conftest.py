@@ -22,7 +22,6 @@ from localdev.template import load
 
 TEST_JWT_SECRET = "test-signing-key-" + "x" * 32
 TEST_DATABASE = f"taskline_test_{os.getpid()}"
-TABLES = ("tasks", "users")
 
 
 def _clear_caches() -> None:
@@ -100,8 +99,11 @@ def admin_engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture(autouse=True)
 def _empty_tables(admin_engine: Engine) -> Iterator[None]:
     yield
+    from taskline.models import Base
+
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with admin_engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture(scope="session")
