@@ -68,11 +68,20 @@ def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length) if length else b""
             target = urlsplit(self.path)
+            # API Gateway tells the function how the client reached it; so do we.
+            forwarded = [
+                ("X-Forwarded-For", self.client_address[0]),
+                ("X-Forwarded-Port", str(self.connection.getsockname()[1])),
+                ("X-Forwarded-Proto", "http"),
+            ]
+            received = [
+                (k, v) for k, v in self.headers.items() if not k.lower().startswith("x-forwarded-")
+            ]
             response = gateway.request(
                 self.command,
                 target.path,
                 target.query,
-                list(self.headers.items()),
+                received + forwarded,
                 body,
                 source_ip=self.client_address[0],
                 domain_name=self.headers.get("Host", "127.0.0.1"),
