@@ -47,7 +47,7 @@ openapi: $(STAMP) ## Regenerate shared/taskline/api/openapi.json from the handle
 	$(BIN)/python -m localdev.openapi
 
 invoke: $(STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
-	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT)
+	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT) $(ARGS)
 
 $(SAM_VENV)/.installed: requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
