@@ -96,9 +96,11 @@ class PasswordGrant(BaseModel):
     # Unknown form fields (scope, client_id, ...) are ignored, as RFC 6749 asks.
     model_config = ConfigDict(extra="ignore")
 
+    # No upper bounds: an over-long email or password is just a wrong one (invalid_grant, one
+    # bcrypt check), and the 64 KiB body limit already bounds them.
     grant_type: Literal["password"] = "password"
-    username: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
 
 
 class TokenOut(BaseModel):
