@@ -25,6 +25,16 @@ from localdev.template import load
 TEST_JWT_SECRET = "test-signing-key-" + "x" * 32
 TEST_DATABASE = f"taskline_test_{os.getpid()}"
 
+# Powertools names loggers after the service when a module creates them, which may happen while
+# test modules are collected, before any fixture runs: set these before anything is imported.
+os.environ.update(
+    {
+        "POWERTOOLS_SERVICE_NAME": "taskline-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "TasklineTest",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+)
+
 
 def _clear_caches() -> None:
     from taskline.db import get_engine
@@ -62,9 +72,6 @@ def environment(database_url: str) -> Iterator[None]:
         "JWT_SECRET": TEST_JWT_SECRET,
         "BCRYPT_ROUNDS": "4",  # the cheapest cost keeps the suite fast; the default (12) is tested
         "DB_SSL_MODE": "disable",
-        "POWERTOOLS_SERVICE_NAME": "taskline-test",
-        "POWERTOOLS_METRICS_NAMESPACE": "TasklineTest",
-        "POWERTOOLS_METRICS_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
