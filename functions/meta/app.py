@@ -37,6 +37,8 @@ def openapi_json() -> Response[str]:
 @app.get("/docs", include_in_schema=False)
 def swagger_ui() -> Response[str]:
     query = app.current_event.query_string_parameters or {}
+    if query.get("format") == "json":  # the address Swagger UI shows for the document
+        return openapi_json()
     if query.get("format") == "oauth2-redirect":
         html = generate_oauth2_redirect_html()
     else:
