@@ -226,7 +226,14 @@ def test_415_unsupported_content_type(
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/json; charset=utf-8", "application/json;charset=UTF-8", None]
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "Application/JSON",
+        "APPLICATION/JSON; CHARSET=UTF-8",
+        None,
+    ],
 )
 def test_json_with_parameters_or_no_content_type_is_read(
     user: ApiClient, content_type: str | None

@@ -127,6 +127,10 @@ class TasklineResolver(APIGatewayHttpResolver):
         # A body without Content-Type is read as JSON, as most JSON APIs do.
         if sent is not None and sent not in accepted and not sent.endswith("+json"):
             raise errors.UnsupportedMediaType(accepted)
+        headers = event.raw_event.get("headers") or {}
+        if "content-type" in headers:
+            # Media types are case-insensitive (RFC 9110), but Powertools compares them as sent.
+            headers["content-type"] = headers["content-type"].lower()
         try:
             raw.decode()
         except UnicodeDecodeError as error:
