@@ -126,6 +126,7 @@ def test_walkthrough(api: Http) -> None:
             found = re.fullmatch(r'<([^>]+)>; rel="next"', link)
             assert found, link
             url = urlsplit(found.group(1))
+            assert url.scheme == "http"  # followable as given: the local server speaks HTTP
             assert url.netloc == f"127.0.0.1:{api.port}"  # the Host the client used
             target = f"{url.path}?{url.query}"
     assert pages == 2
@@ -151,6 +152,18 @@ def test_walkthrough(api: Http) -> None:
     assert deleted.status == 204
     assert deleted.body == b""
     assert api("GET", f"/tasks/{ids[0]}").status == 404
+
+
+def test_forwarded_headers_come_from_the_gateway(api: Http) -> None:
+    api("POST", "/users", json_body={"email": "fwd@example.com", "password": "long enough"})
+    form = urlencode({"username": "fwd@example.com", "password": "long enough"})
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    api.token = api("POST", "/token", body=form, headers=form_type).json()["access_token"]
+    for day in (1, 2):
+        task = {"description": "d", "category": "c", "deadline": f"2030-01-0{day}T00:00:00Z"}
+        api("POST", "/tasks", json_body=task)
+    reply = api("GET", "/tasks?limit=1", headers={"X-Forwarded-Proto": "javascript"})
+    assert reply.headers["Link"].startswith(f"<http://127.0.0.1:{api.port}/tasks?limit=1&cursor=")
 
 
 def test_errors_over_http(api: Http) -> None:
