@@ -10,7 +10,8 @@ import logging
 import os
 import secrets
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from typing import cast
 from urllib.parse import urlsplit
 
 from localdev import database
@@ -21,6 +22,7 @@ DEV_DATABASE = "taskline"
 DEV_SECRET_FILE = ROOT / ".local" / "jwt-secret"
 
 log = logging.getLogger("taskline.localdev")
+FORWARDED_HEADERS = frozenset({"x-forwarded-for", "x-forwarded-port", "x-forwarded-proto"})
 
 
 def configure_environment() -> str:
@@ -68,20 +70,23 @@ def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length) if length else b""
             target = urlsplit(self.path)
-            # API Gateway tells the function how the client reached it; so do we.
-            forwarded = [
-                ("X-Forwarded-For", self.client_address[0]),
-                ("X-Forwarded-Port", str(self.connection.getsockname()[1])),
-                ("X-Forwarded-Proto", "http"),
+            # API Gateway sets the X-Forwarded-* headers itself (clients cannot forge them); the
+            # handlers build absolute URLs (the Link header) from them.
+            headers = [
+                (name, value)
+                for name, value in self.headers.items()
+                if name.lower() not in FORWARDED_HEADERS
             ]
-            received = [
-                (k, v) for k, v in self.headers.items() if not k.lower().startswith("x-forwarded-")
+            headers += [
+                ("X-Forwarded-For", self.client_address[0]),
+                ("X-Forwarded-Port", str(cast(HTTPServer, self.server).server_port)),
+                ("X-Forwarded-Proto", "http"),
             ]
             response = gateway.request(
                 self.command,
                 target.path,
                 target.query,
-                received + forwarded,
+                headers,
                 body,
                 source_ip=self.client_address[0],
                 domain_name=self.headers.get("Host", "127.0.0.1"),

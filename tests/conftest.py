@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -22,6 +24,16 @@ from localdev.template import load
 
 TEST_JWT_SECRET = "test-signing-key-" + "x" * 32
 TEST_DATABASE = f"taskline_test_{os.getpid()}"
+
+# Powertools names loggers after the service when a module creates them, which may happen while
+# test modules are collected, before any fixture runs: set these before anything is imported.
+os.environ.update(
+    {
+        "POWERTOOLS_SERVICE_NAME": "taskline-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "TasklineTest",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+)
 
 
 def _clear_caches() -> None:
@@ -60,9 +72,6 @@ def environment(database_url: str) -> Iterator[None]:
         "JWT_SECRET": TEST_JWT_SECRET,
         "BCRYPT_ROUNDS": "4",  # the cheapest cost keeps the suite fast; the default (12) is tested
         "DB_SSL_MODE": "disable",
-        "POWERTOOLS_SERVICE_NAME": "taskline-test",
-        "POWERTOOLS_METRICS_NAMESPACE": "TasklineTest",
-        "POWERTOOLS_METRICS_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -109,6 +118,22 @@ def _empty_tables(admin_engine: Engine) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def gateway() -> LocalGateway:
     return LocalGateway(load())
+
+
+@pytest.fixture
+def checkpw_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Records every bcrypt check (bcrypt is a dependency there, not the thing under test)."""
+    import bcrypt
+
+    calls: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        calls.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    return calls
 
 
 class ApiClient:
@@ -206,3 +231,60 @@ def task_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def assert_problem(response: GatewayResponse, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status; returns its body."""
+    assert response.status == status, response.body
+    assert response.header("Content-Type") == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys(), body
+    assert body["status"] == status
+    assert all(isinstance(body[key], str) and body[key] for key in ("type", "title", "detail"))
+    if status == 422:
+        assert body["errors"], body
+        for error in body["errors"]:
+            assert set(error) == {"loc", "msg", "type"}, error
+            assert isinstance(error["loc"], list)
+            assert error["loc"]
+    return body
+
+
+def forge_token(
+    claims: dict[str, Any],
+    *,
+    secret: str = TEST_JWT_SECRET,
+    kid: str | None = "current",
+    algorithm: str = "HS256",
+) -> str:
+    """A JWT signed as the caller says (kid "current" is the key the API signs with now)."""
+    from taskline.security.tokens import key_id
+
+    headers: dict[str, Any] = {}
+    if kid == "current":
+        headers["kid"] = key_id(secret.encode())
+    elif kid is not None:
+        headers["kid"] = kid
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)
+
+
+def valid_claims(user_id: int | str, **overrides: Any) -> dict[str, Any]:
+    """The claims of a good access token for `user_id`, with any of them replaced."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": str(user_id),
+        "iat": now,
+        "exp": now + 600,
+        "iss": "taskline",
+        "aud": "taskline-api",
+        "jti": uuid.uuid4().hex,
+    }
+    claims.update(overrides)
+    return claims
+
+
+def user_id_of(client: ApiClient) -> int:
+    me = client.get("/users/me")
+    assert me.status == 200, me.body
+    user_id: int = me.json()["id"]
+    return user_id

@@ -18,7 +18,15 @@ from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
 
 logger = Logger()
 metrics = Metrics()
-app = TasklineResolver(allowed_methods=allowed_methods)
+
+
+def _allowed_methods(path: str) -> list[str]:
+    """Every route's methods: the API's (from the OpenAPI document) and this function's own
+    (/openapi.json and /docs are not in the document)."""
+    return sorted({*allowed_methods(path), *app.own_allowed_methods(path)})
+
+
+app = TasklineResolver(allowed_methods=_allowed_methods)
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -29,6 +37,8 @@ def openapi_json() -> Response[str]:
 @app.get("/docs", include_in_schema=False)
 def swagger_ui() -> Response[str]:
     query = app.current_event.query_string_parameters or {}
+    if query.get("format") == "json":  # the address Swagger UI shows for the document
+        return openapi_json()
     if query.get("format") == "oauth2-redirect":
         html = generate_oauth2_redirect_html()
     else:

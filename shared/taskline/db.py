@@ -21,13 +21,16 @@ _QUERY_CANCELED = "57014"  # statement_timeout fired
 
 
 def sqlalchemy_url(database_url: str) -> URL:
-    """Turn a libpq-style URL into a pg8000 one; `?host=/dir` becomes pg8000's `unix_sock`."""
+    """Turn a libpq-style URL into a pg8000 one; `?host=/dir` becomes pg8000's `unix_sock`,
+    `?host=name` the TCP host."""
     url = make_url(database_url).set(drivername="postgresql+pg8000")
     query = dict(url.query)
-    socket_dir = query.pop("host", None)
-    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
-        query["unix_sock"] = f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
-        url = url.set(host=None, port=None)
+    host = query.pop("host", None)
+    if isinstance(host, str) and host.startswith("/"):
+        query["unix_sock"] = f"{host}/.s.PGSQL.{url.port or 5432}"
+        url = url._replace(host=None, port=None)  # URL.set() cannot clear a field
+    elif isinstance(host, str) and host:
+        url = url.set(host=host)  # libpq lets ?host= name a TCP host too
     return url.set(query=query)
 
 

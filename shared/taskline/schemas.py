@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -24,17 +25,27 @@ MAX_DESCRIPTION_CHARS = 4000
 MAX_CATEGORY_CHARS = 255
 
 
+# Date and time of day, as RFC 3339 (and ISO 8601) write them; the rest is left to pydantic.
+_DATE_TIME_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _as_utc(value: datetime) -> datetime:
     """Timestamps without an offset are UTC; everything is stored and shown in UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:  # e.g. 9999-12-31T23:30:00-01:00 is past year 9999 in UTC
+        raise ValueError("is out of range") from error
 
 
 def _timestamp_text_only(value: Any) -> Any:
-    # Pydantic would take 1700000000 as a Unix time; the contract only speaks RFC 3339.
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an RFC 3339 timestamp string")
+    # Pydantic would take 1700000000 (or "1700000000") as a Unix time and "2030-01-15" as
+    # midnight; the contract only speaks RFC 3339 date-times.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_PREFIX.match(value):
+        raise ValueError("must be an RFC 3339 timestamp such as 2030-01-15T09:00:00Z")
     return value
 
 
@@ -96,9 +107,11 @@ class PasswordGrant(BaseModel):
     # Unknown form fields (scope, client_id, ...) are ignored, as RFC 6749 asks.
     model_config = ConfigDict(extra="ignore")
 
+    # No upper bounds: an over-long email or password is just a wrong one (invalid_grant, one
+    # bcrypt check), and the 64 KiB body limit already bounds them.
     grant_type: Literal["password"] = "password"
-    username: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
 
 
 class TokenOut(BaseModel):

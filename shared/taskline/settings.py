@@ -14,7 +14,10 @@ MIN_JWT_SECRET_BYTES = 32
 class Settings(BaseSettings):
     """Every knob Taskline reads from the environment, with its default."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # Errors name the variable but never echo its value: it may be a secret or a URL with one.
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # Database. A libpq-style URL: postgresql://user:password@host:port/dbname
     # (a Unix socket directory may be given as ?host=/path).

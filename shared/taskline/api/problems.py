@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 
 from taskline import errors
 
@@ -160,8 +161,15 @@ def validation_problem(failures: list[dict[str, Any]]) -> Response[str]:
     )
 
 
+def _correlation_id() -> str:
+    try:
+        return logger.get_correlation_id() or "unknown"
+    except OrphanedChildLoggerError:  # no service logger configured: still answer the contract
+        return "unknown"
+
+
 def internal_error_response() -> Response[str]:
-    correlation_id = logger.get_correlation_id() or "unknown"
+    correlation_id = _correlation_id()
     return problem_response(
         500,
         "internal-error",

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -126,10 +127,28 @@ class TasklineResolver(APIGatewayHttpResolver):
         # A body without Content-Type is read as JSON, as most JSON APIs do.
         if sent is not None and sent not in accepted and not sent.endswith("+json"):
             raise errors.UnsupportedMediaType(accepted)
+        headers = event.raw_event.get("headers") or {}
+        if "content-type" in headers:
+            # Media types are case-insensitive (RFC 9110), but Powertools compares them as sent.
+            headers["content-type"] = headers["content-type"].lower()
         try:
             raw.decode()
         except UnicodeDecodeError as error:
             raise errors.MalformedBody from error
+        if route.dependant.body_params:
+            self._refuse_json_arrays()
+
+    def _refuse_json_arrays(self) -> None:
+        """Powertools validates the first item of a JSON array as if it were the whole body
+        (`[{...}, {...}]` would create one task); our bodies are JSON objects, never arrays."""
+        try:
+            document = self.current_event.json_body  # parsed once; validation reuses it
+        except ValueError as error:  # json.JSONDecodeError from strict_json_loads
+            raise errors.MalformedBody from error
+        if isinstance(document, list):
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "Input should be a JSON object", "type": "model_type"}]
+            )
 
 
 def lambda_entry_point(app: TasklineResolver, logger: Logger, metrics: Metrics) -> LambdaHandler:

@@ -25,7 +25,8 @@ def add_if_email_free(session: Session, email: str, password_hash: str) -> User 
 
 def get_by_email(session: Session, email: str) -> User | None:
     return session.scalars(
-        select(User).where(func.lower(User.email) == email.lower())
+        # lower() on both sides: PostgreSQL's and Python's case mappings differ (e.g. for "İ").
+        select(User).where(func.lower(User.email) == func.lower(email))
     ).one_or_none()
 
 

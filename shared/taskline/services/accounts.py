@@ -24,8 +24,10 @@ def issue_token(grant: PasswordGrant) -> TokenOut:
 
     Every failure looks and costs the same: one bcrypt check, one InvalidCredentials.
     """
-    with transaction() as session:
-        user = users.get_by_email(session, grant.username)
+    user = None
+    if "\x00" not in grant.username:  # PostgreSQL text cannot hold NUL: no account has it
+        with transaction() as session:
+            user = users.get_by_email(session, grant.username)
     if not verify_password(grant.password, user.password_hash if user else None) or user is None:
         raise InvalidCredentials
     token = issue_access_token(user.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from taskline.db import sqlstate, transaction
 from taskline.errors import AuthenticationRequired, InvalidQuery, TaskNotFound
@@ -21,7 +21,7 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
             return TaskOut.model_validate(
                 tasks.add(session, user_id, _columns(request.model_dump()))
             )
-    except IntegrityError as error:
+    except DBAPIError as error:  # pg8000 reports foreign key violations as ProgrammingError
         if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the token outlived its account
             raise AuthenticationRequired(
                 "The account behind this token no longer exists."

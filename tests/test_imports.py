@@ -1,0 +1,69 @@
+"""The auth and tasks functions serve requests without importing the AWS SDK (short cold starts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from localdev.template import ROOT
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import sys
+
+    from localdev.gateway import LocalGateway
+    from localdev.template import load
+
+    gateway = LocalGateway(load())
+    statuses = []
+
+    def send(method, path, body=b"", headers=()):
+        response = gateway.request(method, path, "", list(headers), body)
+        statuses.append(response.status)
+        return response
+
+    send("POST", "/users", b'{"email": "imports@example.com", "password": "long enough"}',
+         [("Content-Type", "application/json")])
+    token = send("POST", "/token", b"username=imports%40example.com&password=long+enough",
+                 [("Content-Type", "application/x-www-form-urlencoded")]).json()["access_token"]
+    bearer = [("Authorization", "Bearer " + token), ("Content-Type", "application/json")]
+    send("POST", "/tasks",
+         b'{"description": "d", "category": "c", "deadline": "2030-01-01T00:00:00Z"}', bearer)
+    send("GET", "/tasks", headers=bearer)
+    send("GET", "/users/me", headers=bearer)
+    send("GET", "/tasks/999", headers=bearer)
+    loaded = sorted(
+        name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore")
+    )
+    print(json.dumps({"statuses": statuses, "aws_sdk_modules": loaded}))
+    """
+)
+
+
+def test_auth_and_tasks_do_not_import_boto3(database_url: str) -> None:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["statuses"] == [201, 200, 201, 200, 200, 404]
+    # No boto3 and no botocore machinery (session, client, loaders, service models). The bare
+    # `botocore` package is the one exception: `import aws_lambda_powertools` imports it (under
+    # a millisecond) to register a user-agent hook for SDK sessions that may be created later.
+    assert "boto3" not in report["aws_sdk_modules"]
+    assert [name for name in report["aws_sdk_modules"] if name != "botocore"] == []

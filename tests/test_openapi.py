@@ -1,0 +1,109 @@
+"""The committed OpenAPI document is current and covers every route of template.yaml."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from localdev.openapi import OUTPUT, render
+from localdev.template import load
+
+METHODS = {"get", "put", "post", "delete", "patch"}
+# The meta function's own routes: the document itself, Swagger UI and the fallbacks.
+NOT_DOCUMENTED = {"/openapi.json", "/docs", "/", "/{proxy+}"}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(OUTPUT.read_text())
+    return loaded
+
+
+def test_committed_document_is_up_to_date() -> None:
+    assert OUTPUT.read_text() == render(), "run `make openapi`"
+
+
+def test_every_template_route_is_documented(document: dict[str, Any]) -> None:
+    routes = {
+        (route.method.lower(), route.path)
+        for route, _ in load().routes()
+        if route.path not in NOT_DOCUMENTED
+    }
+    documented = {
+        (method, path)
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method in METHODS
+    }
+    assert routes == documented
+
+
+def test_security_schemes(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert schemes["oauth2"]["flows"]["password"]["tokenUrl"] == "/token"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "protected"),
+    [
+        ("post", "/users", False),
+        ("post", "/token", False),
+        ("get", "/users/me", True),
+        ("get", "/tasks", True),
+        ("post", "/tasks", True),
+        ("get", "/tasks/{task_id}", True),
+        ("patch", "/tasks/{task_id}", True),
+        ("put", "/tasks/{task_id}", True),
+        ("delete", "/tasks/{task_id}", True),
+    ],
+)
+def test_operations_declare_security_and_errors(
+    document: dict[str, Any], method: str, path: str, protected: bool
+) -> None:
+    operation = document["paths"][path][method]
+    assert bool(operation.get("security")) is protected
+    responses = operation["responses"]
+    assert ("401" in responses) is protected
+    assert {"500", "503"} <= responses.keys()
+    if path != "/token":
+        problem = responses["422"]["content"]["application/problem+json"]["schema"]
+        assert problem == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_token_endpoint_documents_both_bodies_and_oauth_errors(document: dict[str, Any]) -> None:
+    token = document["paths"]["/token"]["post"]
+    assert set(token["requestBody"]["content"]) == {
+        "application/x-www-form-urlencoded",
+        "application/json",
+    }
+    error = token["responses"]["400"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/OAuthError"}
+
+
+def test_task_schemas_match_the_contract(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert set(schemas["TaskOut"]["properties"]) == {
+        "id",
+        "description",
+        "category",
+        "deadline",
+        "status",
+        "created_at",
+        "updated_at",
+    }
+    assert schemas["TaskCreate"]["additionalProperties"] is False
+    assert set(schemas["TaskReplace"]["required"]) == {
+        "description",
+        "category",
+        "deadline",
+        "status",
+    }
+    assert schemas["TaskStatus"]["enum"] == ["To Do", "In Progress", "Done"]
+    limit = next(
+        p for p in document["paths"]["/tasks"]["get"]["parameters"] if p["name"] == "limit"
+    )
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+    assert limit["schema"]["default"] == 50

@@ -1,0 +1,134 @@
+"""SQL statements per request: constant for lists (no N+1), none for verifying a token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+
+from taskline.db import get_engine
+from tests.conftest import ApiClient, task_body, user_id_of
+
+
+@pytest.fixture
+def statements(user: ApiClient) -> Iterator[list[str]]:
+    """Every statement the functions send from now on (the `user` fixture's own are done)."""
+    engine = get_engine()
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])  # (connection, cursor, statement, parameters, context, many)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def add_tasks(admin_engine: Engine, user_id: int, count: int) -> None:
+    with admin_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO tasks (user_id, description, category, deadline)"
+                " SELECT :u, 'task ' || n, 'work', now() + n * interval '1 minute'"
+                " FROM generate_series(1, :count) AS n"
+            ),
+            {"u": user_id, "count": count},
+        )
+
+
+def statements_for_list(user: ApiClient, statements: list[str], query: str) -> int:
+    statements.clear()
+    response = user.get(f"/tasks?{query}")
+    assert response.status == 200
+    return len(statements)
+
+
+def test_listing_costs_one_statement_whatever_the_size(
+    user: ApiClient, admin_engine: Engine, statements: list[str]
+) -> None:
+    user_id = user_id_of(user)
+    add_tasks(admin_engine, user_id, 1)
+    one = statements_for_list(user, statements, "limit=50")
+    add_tasks(admin_engine, user_id, 99)
+    fifty = statements_for_list(user, statements, "limit=50")
+    hundred = statements_for_list(user, statements, "limit=100")
+    assert one == fifty == hundred == 1
+    assert "OFFSET" not in statements[0].upper()
+    assert "LIMIT" in statements[0].upper()
+
+
+def test_next_pages_cost_one_statement_too(
+    user: ApiClient, admin_engine: Engine, statements: list[str]
+) -> None:
+    add_tasks(admin_engine, user_id_of(user), 60)
+    first = user.get("/tasks?limit=20")
+    link = first.header("Link")
+    assert link is not None
+    target = link[link.index("/tasks") : link.index(">")]
+    statements.clear()
+    assert user.get(target).status == 200
+    assert len(statements) == 1
+    assert "OFFSET" not in statements[0].upper()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/tasks/1", None),
+        ("PATCH", "/tasks/1", {"status": "Done"}),
+        ("PUT", "/tasks/1", task_body(status="Done")),
+        ("DELETE", "/tasks/1", None),
+        ("POST", "/tasks", task_body()),
+        ("GET", "/users/me", None),
+    ],
+)
+def test_each_use_case_is_one_statement(
+    user: ApiClient,
+    admin_engine: Engine,
+    statements: list[str],
+    method: str,
+    path: str,
+    body: Any,
+) -> None:
+    add_tasks(admin_engine, user_id_of(user), 1)
+    statements.clear()
+    response = user.request(method, path, json_body=body)
+    assert response.status < 300, response.body
+    assert len(statements) == 1, statements
+
+
+def test_sign_up_and_login_are_one_statement_each(client: ApiClient, statements: list[str]) -> None:
+    statements.clear()
+    client.sign_up("queries@example.com")
+    assert len(statements) == 1
+    statements.clear()
+    client.login("queries@example.com")
+    assert len(statements) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/tasks", {"id": 1}),  # rejected after authentication, before the use case
+        ("GET", "/tasks?limit=0", None),
+        ("GET", "/tasks/abc", None),
+        ("PATCH", "/tasks/1", {"status": None}),
+        ("GET", "/tasks?cursor=forged", None),
+    ],
+)
+def test_verifying_a_token_costs_no_statement(
+    user: ApiClient, statements: list[str], method: str, path: str, body: Any
+) -> None:
+    statements.clear()
+    response = user.request(method, path, json_body=body)
+    assert response.status == 422
+    assert statements == []
+
+
+def test_rejected_tokens_cost_no_statement(client: ApiClient, statements: list[str]) -> None:
+    statements.clear()
+    assert client.get("/tasks", token="not-a-token").status == 401
+    assert client.get("/tasks").status == 401
+    assert statements == []
