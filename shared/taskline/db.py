@@ -67,6 +67,8 @@ def build_engine(settings: Settings) -> Engine:
         max_overflow=0,
         pool_timeout=settings.db_connect_timeout_seconds,
         pool_pre_ping=True,
+        # Errors are logged; their SQL parameters can hold emails and password hashes.
+        hide_parameters=True,
     )
 
 
