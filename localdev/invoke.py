@@ -27,17 +27,29 @@ def _fill_token(event: dict[str, Any], email: str | None) -> None:
         return
     if email is None:
         raise SystemExit("this event needs a token: pass --user EMAIL of an existing account")
+    import uuid
+    from datetime import timedelta
+
     from sqlalchemy import func, select
 
+    from taskline import clock
     from taskline.db import transaction
     from taskline.models import User
-    from taskline.security.tokens import issue_access_token
+    from taskline.repositories import sessions
+    from taskline.security.tokens import issue_access_token, new_refresh_token, refresh_token_hash
 
+    # A real session (as a password grant would start), so account routes accept the token too.
+    session_id, now, lifetime = uuid.uuid4(), clock.utcnow(), timedelta(hours=1)
     with transaction() as session:
         user_id = session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
+        if user_id is not None:
+            hashed = refresh_token_hash(new_refresh_token())
+            sessions.start(
+                session, user_id, session_id, hashed, now, now + lifetime, now + lifetime
+            )
     if user_id is None:
         raise SystemExit(f"no account {email}; sign up first (POST /users)")
-    token = issue_access_token(user_id).token
+    token = issue_access_token(user_id, session_id).token
     headers["authorization"] = headers["authorization"].replace("{{token}}", token)
 
 

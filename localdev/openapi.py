@@ -61,37 +61,81 @@ OAUTH_ERROR_SCHEMA: dict[str, Any] = {
     "properties": {
         "error": {
             "type": "string",
-            "enum": ["invalid_grant", "invalid_request", "unsupported_grant_type"],
+            "enum": ["invalid_grant", "invalid_request", "unsupported_grant_type", "slow_down"],
         },
         "error_description": {"type": "string"},
     },
 }
 
+PASSWORD = {"type": "string", "format": "password"}
+PASSWORD_GRANT_FORM: dict[str, Any] = {
+    "type": "object",
+    "title": "Password grant",
+    "required": ["username", "password"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password"], "default": "password"},
+        "username": {"type": "string", "description": "The account's email."},
+        "password": PASSWORD,
+    },
+}
+PASSWORD_GRANT_JSON: dict[str, Any] = {
+    "type": "object",
+    "title": "Password grant",
+    "required": ["email", "password"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password"], "default": "password"},
+        "email": {"type": "string", "format": "email"},
+        "password": PASSWORD,
+    },
+}
+REFRESH_GRANT: dict[str, Any] = {
+    "type": "object",
+    "title": "Refresh token grant",
+    "required": ["grant_type", "refresh_token"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["refresh_token"]},
+        "refresh_token": {
+            "type": "string",
+            "description": "From the last token response; each one works once.",
+        },
+    },
+}
 TOKEN_REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
         "application/x-www-form-urlencoded": {
-            "schema": {
-                "type": "object",
-                "required": ["username", "password"],
-                "properties": {
-                    "grant_type": {"type": "string", "enum": ["password"]},
-                    "username": {"type": "string", "description": "The account's email."},
-                    "password": {"type": "string", "format": "password"},
-                },
-            }
+            "schema": {"oneOf": [PASSWORD_GRANT_FORM, REFRESH_GRANT]}
         },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["email", "password"],
-                "properties": {
-                    "email": {"type": "string", "format": "email"},
-                    "password": {"type": "string", "format": "password"},
-                },
-            }
+        "application/json": {"schema": {"oneOf": [PASSWORD_GRANT_JSON, REFRESH_GRANT]}},
+    },
+}
+REVOCATION: dict[str, Any] = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {
+        "token": {"type": "string", "description": "A refresh token or an access token."},
+        "token_type_hint": {
+            "type": "string",
+            "enum": ["refresh_token", "access_token"],
+            "description": "Optional and not needed: the kind of token is told by its shape.",
         },
     },
+}
+REVOKE_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {"schema": REVOCATION},
+        "application/json": {"schema": REVOCATION},
+    },
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until attempts are accepted again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+NO_STORE = {
+    "Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}},
 }
 
 
@@ -100,6 +144,34 @@ def _problem(description: str) -> dict[str, Any]:
         "description": description,
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+
+
+def _oauth_error(description: str, *, or_problem: bool = False) -> dict[str, Any]:
+    """RFC 6749 section 5.2 errors; `or_problem`: an unreadable body is problem+json there too."""
+    content: dict[str, Any] = {
+        "application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}
+    }
+    if or_problem:
+        content[PROBLEM_JSON] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    return {"description": description, "content": content}
+
+
+def _token_endpoint(operation: dict[str, Any], body: dict[str, Any], bad_request: str) -> None:
+    operation["requestBody"] = body
+    responses = operation["responses"]
+    responses.pop("422", None)
+    responses["400"] = _oauth_error(bad_request, or_problem=True)
+    responses["400"]["headers"] = NO_STORE
+    responses["413"] = _problem("The body is larger than 64 KiB.")
+    responses["415"] = _problem("Unsupported Content-Type.")
+
+
+def _password_confirmed(operation: dict[str, Any]) -> None:
+    """Routes that check the account's password: wrong (403) or throttled (429)."""
+    responses = operation["responses"]
+    responses["403"] = _problem("The password is incorrect.")
+    responses["429"] = _problem("Too many failed password attempts; wait Retry-After seconds.")
+    responses["429"]["headers"] = RETRY_AFTER
 
 
 def build() -> dict[str, Any]:
@@ -117,13 +189,19 @@ def build() -> dict[str, Any]:
         schemas.update(schema.get("components", {}).get("schemas", {}))
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    schemas.pop("ResponseValidationError", None)  # never sent: response errors are a plain 500
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas["OAuthError"] = OAUTH_ERROR_SCHEMA
 
     for path, operations in paths.items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            responses["422"] = _problem("The input is invalid; `errors` says where.")
+            if "204" in responses:
+                responses["204"] = {"description": "Done; no content."}
+            if operation.get("parameters") or "requestBody" in operation:
+                responses["422"] = _problem("The input is invalid; `errors` says where.")
+            else:  # nothing to validate
+                responses.pop("422", None)
             if operation.get("security"):
                 responses["401"] = _problem("Missing, malformed, expired or untrusted token.")
             if "{" in path:
@@ -136,13 +214,57 @@ def build() -> dict[str, Any]:
             responses["500"] = _problem("Unexpected failure (with a correlation id).")
 
     token = paths["/token"]["post"]
-    token["requestBody"] = TOKEN_REQUEST_BODY
-    token["responses"]["400"] = {
-        "description": "Bad credentials or malformed grant (RFC 6749 section 5.2).",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}},
+    token["description"] = (
+        "OAuth2 token endpoint. `grant_type=password` (the default) starts a session from "
+        "email and password; `grant_type=refresh_token` exchanges the session's latest refresh "
+        "token for a new pair (RFC 6749 section 6). Each refresh token works once: presenting "
+        "one again ends its session. Failed password checks are throttled per account and per "
+        "source IP (429 with Retry-After)."
+    )
+    _token_endpoint(
+        token,
+        TOKEN_REQUEST_BODY,
+        "Bad credentials, an invalid, used or expired refresh token, or a malformed grant "
+        "(RFC 6749 section 5.2; a body that is not JSON at all is problem+json).",
+    )
+    token["responses"]["200"]["headers"] = NO_STORE
+    token["responses"]["429"] = _oauth_error(
+        "Too many failed password attempts for this account or from this address "
+        "(`slow_down`); the same for unknown emails."
+    )
+    token["responses"]["429"]["headers"] = {**RETRY_AFTER, **NO_STORE}
+
+    revoke = paths["/token/revoke"]["post"]
+    revoke["description"] = (
+        "RFC 7009 revocation: ends the session of a refresh token or an access token. Unknown, "
+        "invalid or expired tokens get 200 as well. Access tokens are stateless: those already "
+        "issued keep working on the task routes until they expire (at most "
+        "ACCESS_TOKEN_TTL_SECONDS); the account routes refuse them at once."
+    )
+    _token_endpoint(revoke, REVOKE_REQUEST_BODY, "No `token` (invalid_request).")
+    revoke["responses"]["200"] = {
+        "description": "Revoked, or nothing to revoke; empty body.",
+        "headers": NO_STORE,
     }
-    token["responses"].pop("422", None)
+
     paths["/users"]["post"]["responses"]["409"] = _problem("The email is already registered.")
+    paths["/users/me/logout-all"]["post"]["description"] = (
+        "Ends every session of the account, this one included: all refresh tokens stop "
+        "working. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
+        "task routes; the account routes refuse them at once."
+    )
+    change = paths["/users/me/password"]["put"]
+    change["description"] = (
+        "Needs the current password. Ends every other session of the account; this one "
+        "goes on. Wrong passwords count towards login throttling."
+    )
+    _password_confirmed(change)
+    delete_me = paths["/users/me"]["delete"]
+    delete_me["description"] = (
+        "Needs the password in the JSON body. Deletes the account with its tasks, sessions "
+        "and refresh tokens, in one transaction."
+    )
+    _password_confirmed(delete_me)
 
     return {
         "openapi": "3.1.0",

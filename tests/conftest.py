@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -154,6 +155,7 @@ class ApiClient:
         query: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         token: str | None = None,
+        source_ip: str = "127.0.0.1",
     ) -> GatewayResponse:
         sent = dict(headers or {})
         raw = b""
@@ -168,7 +170,9 @@ class ApiClient:
         path, _, raw_query = path.partition("?")
         if query:
             raw_query = urlencode(query)
-        return self.gateway.request(method, path, raw_query, list(sent.items()), raw)
+        return self.gateway.request(
+            method, path, raw_query, list(sent.items()), raw, source_ip=source_ip
+        )
 
     def get(self, path: str, **kwargs: Any) -> GatewayResponse:
         return self.request("GET", path, **kwargs)
@@ -192,14 +196,26 @@ class ApiClient:
         return email
 
     def login(self, email: str, password: str = "correct horse battery") -> str:
+        token: str = self.login_pair(email, password)["access_token"]
+        return token
+
+    def login_pair(self, email: str, password: str = "correct horse battery") -> dict[str, Any]:
+        """The whole token response of a password grant (access and refresh token)."""
         response = self.post(
             "/token",
             body=urlencode({"grant_type": "password", "username": email, "password": password}),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert response.status == 200, response.body
-        token: str = response.json()["access_token"]
-        return token
+        pair: dict[str, Any] = response.json()
+        return pair
+
+    def refresh(self, refresh_token: str) -> GatewayResponse:
+        return self.post(
+            "/token",
+            body=urlencode({"grant_type": "refresh_token", "refresh_token": refresh_token}),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
 
 
 @pytest.fixture
@@ -288,3 +304,28 @@ def user_id_of(client: ApiClient) -> int:
     assert me.status == 200, me.body
     user_id: int = me.json()["id"]
     return user_id
+
+
+class FrozenClock:
+    """Stands in for `taskline.clock.utcnow`: time moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """Freeze the clock of database-kept state (sessions, refresh tokens, login throttling).
+
+    Access tokens keep real time (PyJWT checks `exp` against the system clock)."""
+    from taskline import clock
+
+    frozen = FrozenClock()
+    monkeypatch.setattr(clock, "utcnow", frozen)
+    return frozen

@@ -76,7 +76,7 @@ class MethodNotAllowed(TasklineError):
 
 
 class InvalidTokenRequest(TasklineError):
-    """POST /token was sent without the fields a password grant needs (RFC 6749 invalid_request)."""
+    """POST /token or /token/revoke without the fields it needs (RFC 6749 invalid_request)."""
 
     def __init__(self, description: str) -> None:
         super().__init__(description)
@@ -84,4 +84,31 @@ class InvalidTokenRequest(TasklineError):
 
 
 class UnsupportedGrantType(TasklineError):
-    """POST /token with a grant_type other than `password`."""
+    """POST /token with a grant_type other than `password` or `refresh_token`."""
+
+
+class InvalidRefreshToken(TasklineError):
+    """The refresh token is unknown, expired, already used, or its session has ended."""
+
+
+class SessionEnded(AuthenticationRequired):
+    """The access token is genuine, but its session was logged out or its account deleted."""
+
+    def __init__(self) -> None:
+        super().__init__("This session has ended; sign in again.")
+
+
+class WrongPassword(TasklineError):
+    """The password given to confirm a sensitive change is not the account's password."""
+
+
+class TooManyAttempts(TasklineError):
+    """Too many failed password checks for this account or from this address; wait and retry."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after  # whole seconds, at least 1
+
+
+class LoginThrottled(TooManyAttempts):
+    """TooManyAttempts at POST /token, where errors take RFC 6749's format."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 
@@ -12,9 +13,12 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
+    Uuid,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -73,4 +77,59 @@ class Task(Base):
         ),
         # Serves "my tasks ordered by deadline, then id", the list endpoint's keyset order.
         Index("ix_tasks_user_id_deadline_id", "user_id", "deadline", "id"),
+    )
+
+
+class AuthSession(Base):
+    """One sign-in: a family of refresh tokens, each replacing the one before (RFC 6749 section 6).
+
+    Access tokens name their session in the `sid` claim. Ending a session deletes its row, and
+    with it every refresh token of the family.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # the absolute end, however often the session is refreshed
+
+
+class RefreshToken(Base):
+    """A refresh token, stored only as the SHA-256 of the opaque random string the client holds.
+
+    `used_at` is set when it is exchanged; presenting a used token again ends its session.
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey(AuthSession.id, ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ThrottleScope(StrEnum):
+    ACCOUNT = "account"  # subject: SHA-256 (hex) of lower(email), whether or not the account exists
+    IP = "ip"  # subject: the source IP address
+
+
+class LoginThrottle(Base):
+    """Failed (or pending) password checks of one account or source IP in the current window."""
+
+    __tablename__ = "login_throttles"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(index=True)
+    blocked_until: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(scope.in_([member.value for member in ThrottleScope]), name="scope_valid"),
     )

@@ -14,6 +14,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -56,7 +57,18 @@ def _printable(value: str) -> str:
     return value
 
 
+def _encodable(value: str) -> str:
+    # JSON can carry lone surrogates ("\ud800"), which no UTF-8 encoder (bcrypt's, the
+    # database driver's) accepts; refuse them here rather than fail later.
+    try:
+        value.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid Unicode text") from error
+    return value
+
+
 def _password_fits_bcrypt(value: str) -> str:
+    _encodable(value)
     if len(value) < MIN_PASSWORD_CHARS:
         raise ValueError(f"must be at least {MIN_PASSWORD_CHARS} characters")
     if len(value.encode()) > MAX_PASSWORD_BYTES:
@@ -77,6 +89,8 @@ Category = Annotated[
     AfterValidator(_printable),
 ]
 NewPassword = Annotated[str, AfterValidator(_password_fits_bcrypt)]
+EncodableText = Annotated[str, AfterValidator(_encodable)]
+LoginName = Annotated[str, AfterValidator(_encodable), AfterValidator(_printable)]  # reaches SQL
 
 
 class RequestModel(BaseModel):
@@ -102,7 +116,7 @@ class UserOut(ResponseModel):
 
 
 class PasswordGrant(BaseModel):
-    """POST /token's input, from the OAuth2 form (`username`) or JSON (`email`)."""
+    """POST /token's password grant, from the OAuth2 form (`username`) or JSON (`email`)."""
 
     # Unknown form fields (scope, client_id, ...) are ignored, as RFC 6749 asks.
     model_config = ConfigDict(extra="ignore")
@@ -110,14 +124,53 @@ class PasswordGrant(BaseModel):
     # No upper bounds: an over-long email or password is just a wrong one (invalid_grant, one
     # bcrypt check), and the 64 KiB body limit already bounds them.
     grant_type: Literal["password"] = "password"
-    username: str = Field(min_length=1)
-    password: str = Field(min_length=1)
+    username: LoginName = Field(min_length=1)
+    password: EncodableText = Field(min_length=1)
+
+
+class RefreshGrant(BaseModel):
+    """POST /token's refresh grant (RFC 6749 section 6): a refresh token for a new pair."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    grant_type: Literal["refresh_token"]
+    refresh_token: EncodableText = Field(min_length=1, max_length=512)
 
 
 class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    refresh_token: str
+
+
+class TokenRevocation(BaseModel):
+    """POST /token/revoke (RFC 7009). `token_type_hint` is accepted and not needed: the two
+    kinds of token are told apart by their shape, as RFC 7009 section 2.1 allows."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    token: EncodableText = Field(min_length=1, max_length=4096)
+
+
+class PasswordChange(RequestModel):
+    current_password: EncodableText = Field(min_length=1, max_length=1024)
+    new_password: NewPassword = Field(
+        description="At least 8 characters and at most 72 bytes in UTF-8; not the current one."
+    )
+
+    @field_validator("new_password")
+    @classmethod
+    def _differs(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("current_password"):
+            raise ValueError("must differ from current_password")
+        return value
+
+
+class AccountDeletion(RequestModel):
+    """DELETE /users/me: the password confirms it."""
+
+    password: EncodableText = Field(min_length=1, max_length=1024)
 
 
 # Tasks

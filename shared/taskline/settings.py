@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_JWT_SECRET_BYTES = 32
 
@@ -28,13 +29,26 @@ class Settings(BaseSettings):
     db_ssl_root_cert: str | None = None
     db_pool_size: int = Field(default=1, ge=1, le=50)
 
-    # Tokens.
+    # Tokens. JWT_SECRET signs new access tokens; JWT_PREVIOUS_SECRETS (a JSON array or a
+    # comma-separated list) only verify, so keys can rotate (docs/security.md).
     jwt_secret: SecretStr
-    jwt_previous_secrets: list[SecretStr] = Field(default_factory=list)
+    jwt_previous_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     jwt_issuer: str = "taskline"
     jwt_audience: str = "taskline-api"
-    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    # An access token cannot be revoked before it expires: this is how long it outlives a logout.
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    # Each refresh token expires this long after it was issued (an idle session ends then) ...
+    refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=300, le=365 * 86400)
+    # ... and no session outlives this, however often it is refreshed.
+    session_max_age_seconds: int = Field(default=90 * 86400, ge=300, le=366 * 86400)
+
+    # Login throttling: after this many failed attempts within the window, for one account
+    # (email, any case) or from one source IP, attempts are refused for the lockout period.
+    login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
+    login_max_failures_per_ip: int = Field(default=50, ge=1, le=100000)
+    login_failure_window_seconds: int = Field(default=900, ge=1, le=86400)
+    login_lockout_seconds: int = Field(default=900, ge=1, le=86400)
 
     # Passwords: bcrypt work factor (2**rounds iterations).
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
@@ -45,6 +59,19 @@ class Settings(BaseSettings):
         if len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
             raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return value
+
+    @field_validator("jwt_previous_secrets", mode="before")
+    @classmethod
+    def _split_previous(cls, value: Any) -> Any:
+        # CloudFormation passes a plain string; an empty one means "no previous keys".
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @field_validator("jwt_previous_secrets")
     @classmethod

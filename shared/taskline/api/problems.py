@@ -1,7 +1,8 @@
 """The one place where exceptions become HTTP responses.
 
-Everything but the token endpoint's grant errors is RFC 9457 problem+json; those follow
-RFC 6749 section 5.2. Unexpected errors become a generic 500 with the correlation id.
+Everything but the token endpoints' own errors is RFC 9457 problem+json; those (POST /token,
+POST /token/revoke) follow RFC 6749 section 5.2, throttling included. Unexpected errors become
+a generic 500 with the correlation id.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def _bearer_challenge(error: errors.AuthenticationRequired) -> dict[str, str]:
     return {"WWW-Authenticate": challenge}
 
 
+def _retry_after(error: errors.TooManyAttempts) -> dict[str, str]:
+    return {"Retry-After": str(error.retry_after)}
+
+
+def _too_many_attempts(error: errors.TooManyAttempts) -> str:
+    return f"Too many failed password attempts; try again in {error.retry_after} seconds."
+
+
 PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.TaskNotFound: Problem(404, "task-not-found", "Not Found", lambda _: "No such task."),
     errors.EmailAlreadyRegistered: Problem(
@@ -83,6 +92,12 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
         lambda e: f"Send the body as {' or '.join(e.accepted)}.",
         headers=lambda e: {"Accept-Post": ", ".join(e.accepted)},
     ),
+    errors.WrongPassword: Problem(
+        403, "wrong-password", "Forbidden", lambda _: "The password is incorrect."
+    ),
+    errors.TooManyAttempts: Problem(
+        429, "too-many-attempts", "Too Many Requests", _too_many_attempts, headers=_retry_after
+    ),
     errors.RouteNotFound: Problem(
         404, "route-not-found", "Not Found", lambda _: "No route matches this path."
     ),
@@ -95,13 +110,31 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     ),
 }
 
-# RFC 6749 section 5.2 errors, answered by POST /token only.
-OAUTH_ERRORS: dict[type[errors.TasklineError], tuple[str, Callable[[Any], str]]] = {
-    errors.InvalidCredentials: ("invalid_grant", lambda _: "The email or password is incorrect."),
-    errors.InvalidTokenRequest: ("invalid_request", lambda e: e.description),
-    errors.UnsupportedGrantType: (
+
+@dataclass(frozen=True)
+class OAuthError:
+    code: str
+    description: Callable[[Any], str]
+    status: int = 400
+    headers: Callable[[Any], dict[str, str]] = field(default=lambda _: {})
+
+
+# Errors in RFC 6749 section 5.2's format, raised only by the token endpoints.
+OAUTH_ERRORS: dict[type[errors.TasklineError], OAuthError] = {
+    errors.InvalidCredentials: OAuthError(
+        "invalid_grant", lambda _: "The email or password is incorrect."
+    ),
+    errors.InvalidRefreshToken: OAuthError(
+        "invalid_grant", lambda _: "The refresh token is invalid, expired or revoked."
+    ),
+    errors.InvalidTokenRequest: OAuthError("invalid_request", lambda e: e.description),
+    errors.UnsupportedGrantType: OAuthError(
         "unsupported_grant_type",
-        lambda _: "Only grant_type=password is supported.",
+        lambda _: "grant_type must be password or refresh_token.",
+    ),
+    # `slow_down` is the registered OAuth error code for "too many requests, wait" (RFC 8628).
+    errors.LoginThrottled: OAuthError(
+        "slow_down", _too_many_attempts, status=429, headers=_retry_after
     ),
 }
 
@@ -126,12 +159,13 @@ def problem_response(
 def response_for(error: errors.TasklineError) -> Response[str]:
     for cls in type(error).__mro__:
         if cls in OAUTH_ERRORS:
-            code, describe = OAUTH_ERRORS[cls]
+            oauth = OAUTH_ERRORS[cls]
+            body = {"error": oauth.code, "error_description": oauth.description(error)}
             return Response(
-                status_code=400,
+                status_code=oauth.status,
                 content_type="application/json",
-                body=json.dumps({"error": code, "error_description": describe(error)}),
-                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+                body=json.dumps(body),
+                headers={"Cache-Control": "no-store", "Pragma": "no-cache", **oauth.headers(error)},
             )
         if cls in PROBLEMS:
             spec = PROBLEMS[cls]

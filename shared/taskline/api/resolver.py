@@ -23,12 +23,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskline import errors
 from taskline.api import problems
-from taskline.api.auth import authenticated_user_id
+from taskline.api.auth import authenticated_token
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Requests that add no metric (reads, errors) are normal; don't warn on every one of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -105,7 +105,7 @@ class TasklineResolver(APIGatewayHttpResolver):
     def _guard_request(self) -> None:
         # Anonymous callers learn nothing about a protected route's input rules.
         if self.context["_route"].security:
-            self.context["user_id"] = authenticated_user_id(self)
+            self.context["token"] = authenticated_token(self)
         self._guard_body()
 
     def _guard_body(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -32,3 +32,27 @@ def get_by_email(session: Session, email: str) -> User | None:
 
 def get(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
+
+
+def set_password_if_unchanged(
+    session: Session, user_id: int, expected_hash: str, new_hash: str
+) -> bool:
+    """Replace the hash only if it is still the one the caller's password was checked against."""
+    statement = (
+        update(User)
+        .where(User.id == user_id, User.password_hash == expected_hash)
+        .values(password_hash=new_hash)
+        .returning(User.id)
+    )
+    return session.execute(statement).one_or_none() is not None
+
+
+def delete_if_unchanged(session: Session, user_id: int, expected_hash: str) -> bool:
+    """Delete the account (its tasks, sessions and refresh tokens go with it, ON DELETE CASCADE),
+    only if the password hash is still the one the caller's password was checked against."""
+    statement = (
+        delete(User)
+        .where(User.id == user_id, User.password_hash == expected_hash)
+        .returning(User.id)
+    )
+    return session.execute(statement).one_or_none() is not None

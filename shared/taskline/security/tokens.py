@@ -1,14 +1,19 @@
-"""Issuing and verifying access tokens: HS256 JWTs, algorithm pinned, every claim required.
+"""Access tokens (HS256 JWTs, algorithm pinned, every claim required) and refresh tokens.
 
-Verification needs no database round trip: tokens are short-lived and stateless, and the
-signing keys come from the settings. Keys are identified by `kid` so they can rotate:
-the current key signs, previous keys (JWT_PREVIOUS_SECRETS) still verify until removed.
+Verifying an access token needs no database round trip: tokens are short-lived and
+stateless, and the signing keys come from the settings. Keys are identified by `kid` so they
+can rotate: the current key signs, previous keys (JWT_PREVIOUS_SECRETS) still verify until
+removed. Each access token names its session (`sid`), so routes that read the account anyway
+can also check, in the same query, that the session has not ended.
+
+Refresh tokens are opaque random strings; the database keeps only their SHA-256.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,8 +25,9 @@ from taskline.errors import AuthenticationRequired
 from taskline.settings import get_settings
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti"]
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti", "sid"]
 MAX_ID = 2**63 - 1  # ids are BIGINT
+REFRESH_TOKEN_BYTES = 32  # 256 bits of entropy: guessing one is hopeless, so SHA-256 suffices
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class AccessToken:
 @dataclass(frozen=True)
 class VerifiedToken:
     user_id: int
+    session_id: uuid.UUID
     token_id: str
     expires_at: int
 
@@ -59,7 +66,7 @@ def signing_keys() -> tuple[SigningKey, ...]:
     )
 
 
-def issue_access_token(user_id: int) -> AccessToken:
+def issue_access_token(user_id: int, session_id: uuid.UUID) -> AccessToken:
     settings = get_settings()
     key = signing_keys()[0]
     now = int(time.time())
@@ -70,6 +77,7 @@ def issue_access_token(user_id: int) -> AccessToken:
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "jti": uuid.uuid4().hex,
+        "sid": str(session_id),
     }
     token = jwt.encode(claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
     return AccessToken(token=token, expires_in=settings.access_token_ttl_seconds)
@@ -96,9 +104,35 @@ def verify_access_token(token: str) -> VerifiedToken:
         raise AuthenticationRequired("The token has expired.") from error
     except jwt.PyJWTError as error:
         raise AuthenticationRequired("The token is invalid.") from error
-    subject, token_id = claims["sub"], claims["jti"]
+    subject, token_id, session = claims["sub"], claims["jti"], claims["sid"]
     if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
         raise AuthenticationRequired("The token is invalid.")
     if int(subject) > MAX_ID or not isinstance(token_id, str):
         raise AuthenticationRequired("The token is invalid.")
-    return VerifiedToken(user_id=int(subject), token_id=token_id, expires_at=int(claims["exp"]))
+    try:
+        session_id = uuid.UUID(session) if isinstance(session, str) else None
+    except ValueError:
+        session_id = None
+    if session_id is None:
+        raise AuthenticationRequired("The token is invalid.")
+    return VerifiedToken(
+        user_id=int(subject),
+        session_id=session_id,
+        token_id=token_id,
+        expires_at=int(claims["exp"]),
+    )
+
+
+def looks_like_jwt(token: str) -> bool:
+    """JWTs have three dot-separated parts; refresh tokens (URL-safe base64) have no dots."""
+    return token.count(".") == 2
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+def refresh_token_hash(token: str) -> bytes:
+    """What the database stores and looks up. A fast hash is right for 256-bit random tokens:
+    nothing can be brute-forced, and a stolen table yields no usable token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()

@@ -1,13 +1,16 @@
-"""Sign-up, login and profile."""
+"""Sign-up, profile, password change and account deletion."""
 
 from __future__ import annotations
 
+from taskline import clock
 from taskline.db import transaction
-from taskline.errors import AuthenticationRequired, EmailAlreadyRegistered, InvalidCredentials
-from taskline.repositories import users
-from taskline.schemas import PasswordGrant, TokenOut, UserCreate, UserOut
+from taskline.errors import EmailAlreadyRegistered, SessionEnded, TooManyAttempts, WrongPassword
+from taskline.models import User
+from taskline.repositories import sessions, users
+from taskline.schemas import AccountDeletion, PasswordChange, UserCreate, UserOut
 from taskline.security.passwords import hash_password, verify_password
-from taskline.security.tokens import issue_access_token
+from taskline.security.tokens import VerifiedToken
+from taskline.services import throttling
 
 
 def register(request: UserCreate) -> UserOut:
@@ -19,24 +22,57 @@ def register(request: UserCreate) -> UserOut:
         return UserOut.model_validate(user)
 
 
-def issue_token(grant: PasswordGrant) -> TokenOut:
-    """Exchange email and password for an access token.
-
-    Every failure looks and costs the same: one bcrypt check, one InvalidCredentials.
-    """
-    user = None
-    if "\x00" not in grant.username:  # PostgreSQL text cannot hold NUL: no account has it
-        with transaction() as session:
-            user = users.get_by_email(session, grant.username)
-    if not verify_password(grant.password, user.password_hash if user else None) or user is None:
-        raise InvalidCredentials
-    token = issue_access_token(user.id)
-    return TokenOut(access_token=token.token, expires_in=token.expires_in)
-
-
-def profile(user_id: int) -> UserOut:
+def profile(token: VerifiedToken) -> UserOut:
     with transaction() as session:
-        user = users.get(session, user_id)
+        user = sessions.user_in_live_session(
+            session, token.user_id, token.session_id, clock.utcnow()
+        )
         if user is None:
-            raise AuthenticationRequired("The account behind this token no longer exists.")
+            raise SessionEnded
         return UserOut.model_validate(user)
+
+
+def change_password(token: VerifiedToken, request: PasswordChange, source_ip: str) -> None:
+    """Set a new password, given the current one; every other session of the account ends.
+
+    The caller's session goes on. Access tokens of the ended sessions stop working on the
+    account routes at once and elsewhere when they expire (docs/security.md).
+    """
+    source_ip = throttling.source_key(source_ip)
+    user = _confirm_password(token, request.current_password, source_ip)
+    new_hash = hash_password(request.new_password)
+    with transaction() as session:
+        # Compare-and-set: a concurrent change makes the password just checked a stale one.
+        if not users.set_password_if_unchanged(session, user.id, user.password_hash, new_hash):
+            raise WrongPassword
+        throttling.forgive(session, user.email, source_ip)
+        sessions.end_others(session, user.id, keep=token.session_id)
+
+
+def delete_account(token: VerifiedToken, request: AccountDeletion, source_ip: str) -> None:
+    """Delete the account, given its password: its tasks, sessions and refresh tokens go in the
+    same statement (foreign keys cascade), so all of it happens or none of it."""
+    source_ip = throttling.source_key(source_ip)
+    user = _confirm_password(token, request.password, source_ip)
+    with transaction() as session:
+        if not users.delete_if_unchanged(session, user.id, user.password_hash):
+            raise WrongPassword
+        throttling.forgive(session, user.email, source_ip)
+
+
+def _confirm_password(token: VerifiedToken, password: str, source_ip: str) -> User:
+    """The caller's account if its session is live and `password` is right. Checks count
+    towards login throttling, so a stolen access token cannot be used to guess the password."""
+    now = clock.utcnow()
+    with transaction() as session:
+        user = sessions.user_in_live_session(session, token.user_id, token.session_id, now)
+        wait = None
+        if user is not None:
+            wait = throttling.register_attempt(session, user.email, source_ip, now)
+    if user is None:
+        raise SessionEnded
+    if wait is not None:
+        raise TooManyAttempts(wait)
+    if not verify_password(password, user.password_hash):
+        raise WrongPassword
+    return user
