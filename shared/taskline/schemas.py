@@ -90,7 +90,10 @@ Category = Annotated[
 ]
 NewPassword = Annotated[str, AfterValidator(_password_fits_bcrypt)]
 EncodableText = Annotated[str, AfterValidator(_encodable)]
-LoginName = Annotated[str, AfterValidator(_encodable), AfterValidator(_printable)]  # reaches SQL
+# A login email is looked up, never stored: one with NUL or other control characters is just
+# an email no account has (invalid_grant after one bcrypt check); repositories keep NUL,
+# which PostgreSQL text cannot hold, out of SQL.
+LoginName = Annotated[str, AfterValidator(_encodable)]
 
 
 class RequestModel(BaseModel):

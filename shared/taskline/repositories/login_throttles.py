@@ -7,10 +7,23 @@ emails that reach no account are counted the same way without being stored in cl
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -28,6 +41,11 @@ class ThrottlePolicy:
 
 
 def account_subject(email: str) -> ColumnElement[str]:
+    if "\x00" in email:
+        # PostgreSQL text cannot hold NUL, so no account has this email and PostgreSQL cannot
+        # hash it; it is counted all the same, keyed here. The hashed bytes contain NUL, which
+        # the UTF-8 of a PostgreSQL text never does, so this key cannot collide with theirs.
+        return literal(hashlib.sha256(email.lower().encode()).hexdigest(), String)
     return func.encode(func.sha256(func.convert_to(func.lower(email), "UTF8")), "hex")
 
 

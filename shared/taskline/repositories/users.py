@@ -24,6 +24,8 @@ def add_if_email_free(session: Session, email: str, password_hash: str) -> User 
 
 
 def get_by_email(session: Session, email: str) -> User | None:
+    if "\x00" in email:  # PostgreSQL text cannot hold NUL, so no account has such an email
+        return None
     return session.scalars(
         # lower() on both sides: PostgreSQL's and Python's case mappings differ (e.g. for "İ").
         select(User).where(func.lower(User.email) == func.lower(email))
