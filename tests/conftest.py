@@ -294,6 +294,7 @@ def valid_claims(user_id: int | str, **overrides: Any) -> dict[str, Any]:
         "iss": "taskline",
         "aud": "taskline-api",
         "jti": uuid.uuid4().hex,
+        "sid": str(uuid.uuid4()),  # a session id; only the account routes look the session up
     }
     claims.update(overrides)
     return claims

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import jwt
@@ -22,34 +23,37 @@ from tests.conftest import TEST_JWT_SECRET, forge_token, valid_claims
 
 OLD_SECRET = "the-previous-signing-key-" + "o" * 32
 NEW_SECRET = "the-current-signing-key-" + "n" * 32
+SESSION = uuid.UUID("6f9619ff-8b86-d011-b42d-00c04fc964ff")
 
 
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
 
 
-def test_issued_token_verifies_as_its_user() -> None:
-    issued = issue_access_token(42)
+def test_issued_token_verifies_as_its_user_and_session() -> None:
+    issued = issue_access_token(42, SESSION)
     verified = verify_access_token(issued.token)
     assert verified.user_id == 42
-    assert issued.expires_in == 3600
+    assert verified.session_id == SESSION
+    assert issued.expires_in == 900  # ACCESS_TOKEN_TTL_SECONDS' default: 15 minutes
 
 
 def test_issued_token_carries_every_claim_and_a_kid() -> None:
     before = int(time.time())
-    header, claims = _unverified(issue_access_token(7).token)
+    header, claims = _unverified(issue_access_token(7, SESSION).token)
     assert header["alg"] == ALGORITHM == "HS256"
     assert header["kid"] == key_id(TEST_JWT_SECRET.encode())
-    assert set(claims) == {"sub", "iat", "exp", "iss", "aud", "jti"}
+    assert set(claims) == {"sub", "iat", "exp", "iss", "aud", "jti", "sid"}
     assert claims["sub"] == "7"
+    assert claims["sid"] == str(SESSION)
     assert claims["iss"] == "taskline"
     assert claims["aud"] == "taskline-api"
     assert before <= claims["iat"] <= int(time.time())
-    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["exp"] - claims["iat"] == 900
 
 
 def test_every_token_has_its_own_jti() -> None:
-    tokens = [issue_access_token(1).token for _ in range(5)]
+    tokens = [issue_access_token(1, SESSION).token for _ in range(5)]
     jtis = {_unverified(token)[1]["jti"] for token in tokens}
     assert len(jtis) == 5
     assert verify_access_token(tokens[0]).token_id in jtis
@@ -59,7 +63,7 @@ def test_ttl_comes_from_the_settings(
     monkeypatch: pytest.MonkeyPatch, reload_settings: None
 ) -> None:
     monkeypatch.setenv("ACCESS_TOKEN_TTL_SECONDS", "120")
-    issued = issue_access_token(1)
+    issued = issue_access_token(1, SESSION)
     _, claims = _unverified(issued.token)
     assert issued.expires_in == 120
     assert claims["exp"] - claims["iat"] == 120
@@ -77,7 +81,7 @@ def test_previous_keys_still_verify_after_rotation(
     monkeypatch: pytest.MonkeyPatch, reload_settings: None
 ) -> None:
     monkeypatch.setenv("JWT_SECRET", OLD_SECRET)
-    old_token = issue_access_token(5).token
+    old_token = issue_access_token(5, SESSION).token
     signing_keys.cache_clear()
     from taskline.settings import get_settings
 
@@ -85,7 +89,7 @@ def test_previous_keys_still_verify_after_rotation(
     monkeypatch.setenv("JWT_SECRET", NEW_SECRET)
     monkeypatch.setenv("JWT_PREVIOUS_SECRETS", json.dumps([OLD_SECRET]))
     assert verify_access_token(old_token).user_id == 5
-    new_token = issue_access_token(6).token
+    new_token = issue_access_token(6, SESSION).token
     assert _unverified(new_token)[0]["kid"] == key_id(NEW_SECRET.encode())
     assert [key.kid for key in signing_keys()] == [
         key_id(NEW_SECRET.encode()),
@@ -97,7 +101,7 @@ def test_retired_keys_no_longer_verify(
     monkeypatch: pytest.MonkeyPatch, reload_settings: None
 ) -> None:
     monkeypatch.setenv("JWT_SECRET", OLD_SECRET)
-    old_token = issue_access_token(5).token
+    old_token = issue_access_token(5, SESSION).token
     signing_keys.cache_clear()
     from taskline.settings import get_settings
 
@@ -133,7 +137,7 @@ def test_token_issued_in_the_future_is_refused() -> None:
         verify_access_token(token)
 
 
-@pytest.mark.parametrize("claim", ["sub", "iat", "exp", "iss", "aud", "jti"])
+@pytest.mark.parametrize("claim", ["sub", "iat", "exp", "iss", "aud", "jti", "sid"])
 def test_each_claim_is_required(claim: str) -> None:
     claims = valid_claims(1)
     del claims[claim]
@@ -155,6 +159,10 @@ def test_each_claim_is_required(claim: str) -> None:
         {"sub": "9" * 3000},
         {"sub": 1},  # must be a string
         {"jti": 12345},
+        {"sid": "not-a-uuid"},
+        {"sid": ""},
+        {"sid": 5},  # must be a string
+        {"sid": None},
         {"exp": "tomorrow"},
         {"iat": "yesterday"},
     ],

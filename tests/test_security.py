@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import Engine, text
 
@@ -81,6 +82,8 @@ def _bad_authorization_headers() -> dict[str, str | None]:
         "no iss": "Bearer " + forge_token(_without("iss")),
         "no aud": "Bearer " + forge_token(_without("aud")),
         "no jti": "Bearer " + forge_token(_without("jti")),
+        "no sid": "Bearer " + forge_token(_without("sid")),
+        "sid not a uuid": "Bearer " + forge_token(valid_claims(1, sid="session-1")),
         "no kid": "Bearer " + forge_token(valid_claims(1), kid=None),
         "unknown kid": "Bearer " + forge_token(valid_claims(1), kid="0123456789abcdef"),
         "non-numeric sub": "Bearer " + forge_token(valid_claims("admin")),
@@ -144,9 +147,18 @@ def test_expiry_within_leeway_is_accepted(user: ApiClient) -> None:
 
 
 def test_a_forged_token_for_another_user_is_refused(user: ApiClient, other_user: ApiClient) -> None:
-    victim = user_id_of(other_user)
-    token = forge_token(valid_claims(victim), secret=OTHER_SECRET, kid="current")
-    assert_unauthorized(user.get("/users/me", token=token))
+    assert other_user.token is not None
+    victim = jwt.decode(other_user.token, options={"verify_signature": False})
+    # The victim's own user and live session: only the signature can give the forgery away.
+    claims = valid_claims(victim["sub"], sid=victim["sid"])
+    assert_unauthorized(user.get("/users/me", token=forge_token(claims, secret=OTHER_SECRET)))
+    assert_unauthorized(
+        user.get(
+            "/users/me",
+            token=forge_token(claims, secret=OTHER_SECRET, kid=key_id(TEST_JWT_SECRET.encode())),
+        )
+    )
+    assert user.get("/users/me", token=forge_token(claims)).json()["id"] == int(victim["sub"])
 
 
 def test_unauthenticated_requests_learn_nothing_about_input_rules(client: ApiClient) -> None:
