@@ -21,6 +21,12 @@ OPTIONAL_KNOBS = (
     "JWT_AUDIENCE",
     "ACCESS_TOKEN_TTL_SECONDS",
     "JWT_LEEWAY_SECONDS",
+    "REFRESH_TOKEN_TTL_SECONDS",
+    "SESSION_MAX_AGE_SECONDS",
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+    "LOGIN_MAX_FAILURES_PER_IP",
+    "LOGIN_FAILURE_WINDOW_SECONDS",
+    "LOGIN_LOCKOUT_SECONDS",
     "BCRYPT_ROUNDS",
 )
 
@@ -46,7 +52,14 @@ def test_defaults(bare_environment: pytest.MonkeyPatch) -> None:
     assert settings.jwt_previous_secrets == []
     assert settings.jwt_issuer == "taskline"
     assert settings.jwt_audience == "taskline-api"
-    assert settings.access_token_ttl_seconds == 3600
+    # Short-lived access tokens (15 minutes): the longest one outlives a logout (docs/security.md).
+    assert settings.access_token_ttl_seconds == 900
+    assert settings.refresh_token_ttl_seconds == 14 * 86400
+    assert settings.session_max_age_seconds == 90 * 86400
+    assert settings.login_max_failures_per_account == 5
+    assert settings.login_max_failures_per_ip == 50
+    assert settings.login_failure_window_seconds == 900
+    assert settings.login_lockout_seconds == 900
     assert 0 <= settings.jwt_leeway_seconds <= 60
     assert settings.database_url.get_secret_value() == (
         "postgresql://app:pw@db.internal:5432/taskline"
@@ -57,13 +70,13 @@ def test_values_come_from_the_environment(bare_environment: pytest.MonkeyPatch) 
     bare_environment.setenv("BCRYPT_ROUNDS", "10")
     bare_environment.setenv("DB_SSL_MODE", "verify-full")
     bare_environment.setenv("DB_CONNECT_TIMEOUT_SECONDS", "1.5")
-    bare_environment.setenv("ACCESS_TOKEN_TTL_SECONDS", "900")
+    bare_environment.setenv("ACCESS_TOKEN_TTL_SECONDS", "1800")  # not the default (900)
     bare_environment.setenv("JWT_PREVIOUS_SECRETS", json.dumps(["p" * 32, "q" * 40]))
     settings = Settings()
     assert settings.bcrypt_rounds == 10
     assert settings.db_ssl_mode == "verify-full"
     assert settings.db_connect_timeout_seconds == 1.5
-    assert settings.access_token_ttl_seconds == 900
+    assert settings.access_token_ttl_seconds == 1800
     assert [s.get_secret_value() for s in settings.jwt_previous_secrets] == ["p" * 32, "q" * 40]
 
 
