@@ -164,14 +164,18 @@ def _assert_token(response: GatewayResponse) -> str:
     assert response.header("Cache-Control") == "no-store"
     assert response.header("Content-Type") == "application/json"
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert body["token_type"] == "bearer"
-    assert body["expires_in"] == 3600
+    assert body["expires_in"] == 900  # 15 minutes by default; the refresh token renews it
     token: str = body["access_token"]
     claims = jwt.decode(
         token, TEST_JWT_SECRET, algorithms=["HS256"], audience="taskline-api", issuer="taskline"
     )
     assert claims["exp"] - claims["iat"] == body["expires_in"]
+    # The refresh token is opaque (no dots, so never mistaken for a JWT) and unguessable.
+    refresh = body["refresh_token"]
+    assert isinstance(refresh, str)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", refresh), refresh
     return token
 
 
@@ -230,8 +234,11 @@ def test_token_identifies_the_user(client: ApiClient, ann: str) -> None:
 def test_unsupported_grant_type(client: ApiClient, ann: str) -> None:
     fields = {"grant_type": "client_credentials", "username": ann, "password": PASSWORD}
     assert_oauth_error(form_token(client, fields), "unsupported_grant_type")
-    json_body = {"grant_type": "refresh_token", "email": ann, "password": PASSWORD}
+    json_body = {"grant_type": "authorization_code", "email": ann, "password": PASSWORD}
     assert_oauth_error(client.post("/token", json_body=json_body), "unsupported_grant_type")
+    # refresh_token is a supported grant now: without its refresh_token it is malformed.
+    json_body = {"grant_type": "refresh_token", "email": ann, "password": PASSWORD}
+    assert_oauth_error(client.post("/token", json_body=json_body), "invalid_request")
 
 
 @pytest.mark.parametrize(
@@ -266,8 +273,12 @@ def test_missing_json_fields(client: ApiClient, ann: str, body: str) -> None:
     "body", ["{bad json", '{"email": NaN}', "[" * 20_000, "\ufeff{}"], ids=lambda b: b[:12]
 )
 def test_malformed_json_token_request(client: ApiClient, ann: str, body: str) -> None:
-    """A broken body is the client's error (RFC 6749 invalid_request), never a 500."""
-    assert_oauth_error(client.post("/token", body=body, headers=JSON), "invalid_request")
+    """A body that cannot be read at all is the client's error, never a 500: problem+json
+    400, as on every route (the transport-level rule, like 413 and 415 here); only a readable
+    grant gets RFC 6749's invalid_request."""
+    response = client.post("/token", body=body, headers=JSON)
+    problem = assert_problem(response, 400)
+    assert problem["type"] == "urn:taskline:problem:malformed-body"
 
 
 def test_token_without_a_body(client: ApiClient) -> None:
