@@ -139,11 +139,11 @@ def test_a_function_answers_only_its_own_routes(template: Template) -> None:
     result = call(template, "AuthFunction", event)
     assert result["statusCode"] == 404
     event = sample("users-me")
-    event["requestContext"]["http"]["method"] = "DELETE"
-    event["routeKey"] = "DELETE /users/me"
+    event["requestContext"]["http"]["method"] = "PATCH"  # DELETE /users/me is a route now
+    event["routeKey"] = "PATCH /users/me"
     result = call(template, "AuthFunction", event)
     assert result["statusCode"] == 405
-    assert result["headers"]["Allow"] == "GET"
+    assert result["headers"]["Allow"] == "DELETE, GET"
 
 
 def _meta_event(method: str, path: str, query: str = "") -> dict[str, Any]:

@@ -153,7 +153,10 @@ def test_404_unknown_route(client: ApiClient, path: str) -> None:
         ("OPTIONS", "/tasks/5", "DELETE, GET, PATCH, PUT"),
         ("GET", "/users", "POST"),
         ("GET", "/token", "POST"),
-        ("DELETE", "/users/me", "GET"),
+        ("PATCH", "/users/me", "DELETE, GET"),
+        ("GET", "/token/revoke", "POST"),
+        ("GET", "/users/me/logout-all", "POST"),
+        ("DELETE", "/users/me/password", "PUT"),
         ("POST", "/openapi.json", "GET"),
     ],
 )
