@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,13 +100,57 @@ def test_each_use_case_is_one_statement(
     assert len(statements) == 1, statements
 
 
-def test_sign_up_and_login_are_one_statement_each(client: ApiClient, statements: list[str]) -> None:
+def shape(statement: str) -> str:
+    """A statement's verb and the table it starts on: "SELECT users", "DELETE login_throttles"."""
+    match = re.match(
+        r"\s*(?:WITH \w+ AS \s*\(\s*)?(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s(.*)",
+        statement,
+        re.S,
+    )
+    assert match is not None, statement
+    verb, rest = match.groups()
+    table = re.search(r"\bFROM (\w+)", rest) if verb == "SELECT" else re.match(r"(\w+)", rest)
+    assert table is not None, statement
+    return f"{verb.split()[0]} {table.group(1)}"
+
+
+# A password login is a fixed set of statements in two transactions (docs/security.md):
+# throttling counts the attempt before bcrypt runs, so the count and the lookup commit first;
+# then the count is taken back and the session starts. No statement depends on data size.
+CHECK_PASSWORD = ["DELETE login_throttles", "INSERT login_throttles", "SELECT users"]
+START_SESSION = [
+    "DELETE login_throttles",  # the account's failures are forgiven ...
+    "UPDATE login_throttles",  # ... and the source IP's count taken back
+    "DELETE auth_sessions",  # the account's expired sessions ...
+    "DELETE refresh_tokens",  # ... and expired refresh tokens are pruned
+    "INSERT auth_sessions",  # the session and its first refresh token, in one statement
+]
+
+
+def test_sign_up_login_and_refresh_cost_a_fixed_set_of_statements(
+    client: ApiClient, statements: list[str]
+) -> None:
     statements.clear()
     client.sign_up("queries@example.com")
-    assert len(statements) == 1
+    assert [shape(s) for s in statements] == ["INSERT users"]
     statements.clear()
-    client.login("queries@example.com")
-    assert len(statements) == 1
+    pair = client.login_pair("queries@example.com")
+    assert [shape(s) for s in statements] == CHECK_PASSWORD + START_SESSION
+    statements.clear()
+    assert client.refresh(pair["refresh_token"]).status == 200
+    assert [shape(s) for s in statements] == ["UPDATE refresh_tokens"]
+
+
+def test_a_failed_login_checks_the_password_and_stops(
+    client: ApiClient, statements: list[str]
+) -> None:
+    client.sign_up("queries@example.com")
+    statements.clear()
+    response = client.post(
+        "/token", json_body={"email": "queries@example.com", "password": "wrong password"}
+    )
+    assert response.status == 400
+    assert [shape(s) for s in statements] == CHECK_PASSWORD
 
 
 @pytest.mark.parametrize(
