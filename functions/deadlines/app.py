@@ -36,7 +36,8 @@ def _add_metrics(summary: DeadlineCheckSummary) -> None:
 @logger.inject_lambda_context(correlation_id_path="executionId")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = ScheduledRun.model_validate(event)
-    logger.append_keys(scheduled_time=run.scheduled_time, attempt=run.attempt_number)
+    scheduled = run.scheduled_time.isoformat() if run.scheduled_time else None
+    logger.append_keys(scheduled_time=scheduled, attempt=run.attempt_number)
     try:
         summary = deadlines.check_deadlines(
             time_left=lambda: context.get_remaining_time_in_millis() / 1000

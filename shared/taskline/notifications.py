@@ -35,9 +35,10 @@ SUBJECTS = {
 def _client_config() -> Any:
     from botocore.config import Config
 
-    # Bounded waits: a stuck call must not eat the function's whole time limit.
+    # Bounded waits: a batch's task rows stay locked while it publishes, and a stuck call must
+    # not eat the function's time limit. Standard retries back off on throttling.
     return Config(
-        connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
     )
 
 
