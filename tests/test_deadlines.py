@@ -540,7 +540,7 @@ def test_changing_the_deadline_or_reopening_rearms(aws: Aws, user: ApiClient) ->
 
 
 def test_messages_on_a_subscribed_queue_carry_the_body_and_attributes(
-    aws: Aws, user: ApiClient
+    aws: Aws, user: ApiClient, admin_engine: Engine
 ) -> None:
     overdue_only = subscribe_queue(aws, "overdue-only", {"event_type": ["task.overdue"]})
     soon = add_task(user, NOW + timedelta(hours=2), description="Renew the passport")
@@ -568,6 +568,11 @@ def test_messages_on_a_subscribed_queue_carry_the_body_and_attributes(
     }
     late_attributes = envelopes[late]["MessageAttributes"]
     assert late_attributes["event_type"]["Value"] == "task.overdue"
+    with admin_engine.connect() as connection:  # the record keeps SNS's MessageId
+        message_ids: dict[int, str] = dict(
+            connection.execute(text("SELECT task_id, message_id FROM task_notifications")).all()
+        )
+    assert message_ids == {soon: envelope["MessageId"], late: envelopes[late]["MessageId"]}
 
     # A subscriber with a filter policy on event_type only gets its kind.
     filtered = aws.sqs.receive_message(QueueUrl=overdue_only, MaxNumberOfMessages=10)
