@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
-.PHONY: help install run test lint fmt openapi invoke sam-install sam-validate sam-build bench ci clean
+.PHONY: help install run test lint fmt openapi invoke sam-install sam-validate sam-build bench bench-deadlines ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ openapi: $(STAMP) ## Regenerate shared/taskline/api/openapi.json from the handle
 
 invoke: $(STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
 	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT) $(ARGS)
+
+bench-deadlines: $(STAMP) ## Deadline check on 1,000,000 tasks (database taskline_bench): plan and timings
+	$(BIN)/python bench/deadlines.py $(BENCH_ARGS)
 
 $(SAM_VENV)/.installed: requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)

@@ -173,7 +173,12 @@ def test_routes_resolve_like_api_gateway(
 
 def test_template_is_the_source_of_truth() -> None:
     template = load()
-    assert set(template.functions) == {"AuthFunction", "TasksFunction", "MetaFunction"}
+    assert set(template.functions) == {
+        "AuthFunction",
+        "TasksFunction",
+        "MetaFunction",
+        "DeadlineCheckFunction",
+    }
     assert template.layer_paths == (ROOT / "shared",)
     tasks = template.functions["TasksFunction"]
     assert tasks.code_uri == ROOT / "functions" / "tasks"
@@ -188,7 +193,7 @@ def test_functions_load_without_clashing(gateway: LocalGateway) -> None:
     from localdev import loader
 
     modules = {name: loader.load_module(fn) for name, fn in gateway.template.functions.items()}
-    assert len({id(module) for module in modules.values()}) == 3
+    assert len({id(module) for module in modules.values()}) == len(modules) == 4
     assert all(hasattr(module, "lambda_handler") for module in modules.values())
     assert (
         loader.load_module(gateway.template.functions["TasksFunction"]) is modules["TasksFunction"]

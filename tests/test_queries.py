@@ -78,8 +78,7 @@ def test_next_pages_cost_one_statement_too(
     ("method", "path", "body"),
     [
         ("GET", "/tasks/1", None),
-        ("PATCH", "/tasks/1", {"status": "Done"}),
-        ("PUT", "/tasks/1", task_body(status="Done")),
+        ("PATCH", "/tasks/1", {"description": "Renamed"}),
         ("DELETE", "/tasks/1", None),
         ("POST", "/tasks", task_body()),
         ("GET", "/users/me", None),
@@ -98,6 +97,28 @@ def test_each_use_case_is_one_statement(
     response = user.request(method, path, json_body=body)
     assert response.status < 300, response.body
     assert len(statements) == 1, statements
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("PATCH", {"status": "Done"}),
+        ("PATCH", {"deadline": "2031-01-01T00:00:00Z"}),
+        ("PUT", task_body(status="Done")),
+        # PUT always carries deadline and status, so it always re-arms.
+        ("PUT", task_body(description="Renamed", status="To Do")),
+    ],
+)
+def test_a_new_deadline_or_status_also_rearms_notifications(
+    user: ApiClient, admin_engine: Engine, statements: list[str], method: str, body: Any
+) -> None:
+    """Changing when a task is due, or whether it is done, forgets its deadline notifications
+    in a second statement of the same transaction (docs/deadlines.md)."""
+    add_tasks(admin_engine, user_id_of(user), 1)
+    statements.clear()
+    response = user.request(method, "/tasks/1", json_body=body)
+    assert response.status == 200, response.body
+    assert [shape(s) for s in statements] == ["UPDATE tasks", "DELETE task_notifications"]
 
 
 def shape(statement: str) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskline.schemas import DeadlineCheckSummary
+
 
 class TasklineError(Exception):
     """Base class of every error Taskline raises on purpose."""
@@ -112,3 +117,24 @@ class TooManyAttempts(TasklineError):
 
 class LoginThrottled(TooManyAttempts):
     """TooManyAttempts at POST /token, where errors take RFC 6749's format."""
+
+
+# Deadline notifications (never reach HTTP: the scheduled function raises them to Lambda).
+
+
+class DeliveryUnavailable(TasklineError):
+    """SNS or SES failed as a whole (not one message): the run stops and raises, so Lambda's
+    retries and the dead-letter queue take over. `summary` says what the run did before."""
+
+    def __init__(self, reason: str, summary: DeadlineCheckSummary | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.summary = summary
+
+
+class EmailRejected(TasklineError):
+    """SES refused one email (e.g. an invalid or unverified recipient); others are unaffected."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code

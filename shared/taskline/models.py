@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -37,6 +38,23 @@ class TaskStatus(StrEnum):
     TODO = "To Do"
     IN_PROGRESS = "In Progress"
     DONE = "Done"
+
+
+# The one definition of "open task"; the deadline index and the deadline query must agree on it
+# word for word, or PostgreSQL cannot prove the query may use the partial index.
+OPEN_TASK_SQL = "status <> 'Done'"
+
+
+class NotificationStage(StrEnum):
+    """The deadline notifications a task can get, each at most once per deadline."""
+
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+
+    @property
+    def event_type(self) -> str:
+        """`task.due_soon` / `task.overdue`: the SNS `event_type` attribute."""
+        return f"task.{self.value}"
 
 
 class Base(DeclarativeBase):
@@ -77,6 +95,32 @@ class Task(Base):
         ),
         # Serves "my tasks ordered by deadline, then id", the list endpoint's keyset order.
         Index("ix_tasks_user_id_deadline_id", "user_id", "deadline", "id"),
+        # Serves the deadline check: open tasks by (deadline, id); done tasks are not indexed.
+        Index("ix_tasks_open_deadline", "deadline", "id", postgresql_where=text(OPEN_TASK_SQL)),
+    )
+
+
+class TaskNotification(Base):
+    """A deadline notification claimed (and, once committed, sent) for a task.
+
+    The key holds the deadline it was sent for, so a new deadline re-arms every stage.
+    """
+
+    __tablename__ = "task_notifications"
+
+    task_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(Task.id, ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(20), primary_key=True)
+    deadline: Mapped[datetime] = mapped_column(primary_key=True)
+    notified_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # SNS's MessageId; NULL when the notification went to the log (no topic configured).
+    message_id: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (
+        CheckConstraint(
+            stage.in_([member.value for member in NotificationStage]), name="stage_valid"
+        ),
     )
 
 

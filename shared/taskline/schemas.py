@@ -237,3 +237,47 @@ class TaskFilters(BaseModel):
 class TaskPage(BaseModel):
     items: list[TaskOut]
     next_cursor: str | None
+
+
+# Deadline notifications
+
+
+class NotificationOwner(BaseModel):
+    id: int
+    email: str
+
+
+class DeadlineNotice(BaseModel):
+    """The JSON body of one deadline notification on the SNS topic."""
+
+    event_type: Literal["task.due_soon", "task.overdue"]
+    # Stable per task, stage and deadline: subscribers can de-duplicate on it.
+    notification_id: str
+    checked_at: UtcDatetime
+    task: TaskOut
+    owner: NotificationOwner
+
+
+class ScheduledRun(BaseModel):
+    """What EventBridge Scheduler sends (template.yaml's Input); every field is optional."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    schedule_arn: str | None = Field(default=None, alias="scheduleArn")
+    scheduled_time: UtcDatetime | None = Field(default=None, alias="scheduledTime")
+    execution_id: str | None = Field(default=None, alias="executionId")
+    attempt_number: int | None = Field(default=None, alias="attemptNumber")
+
+
+class DeadlineCheckSummary(BaseModel):
+    """The deadline check's result (the function's return value)."""
+
+    checked_at: UtcDatetime
+    publisher: Literal["sns", "log"]
+    due_soon: int = 0  # notifications published
+    overdue: int = 0
+    failed: int = 0  # publishes that failed; those tasks stay unclaimed for the next run
+    emails_sent: int = 0
+    emails_failed: int = 0  # rejected by SES for one recipient; not retried
+    batches: int = 0
+    complete: bool = True  # False: stopped early to stay within the time limit; next run resumes

@@ -53,6 +53,26 @@ class Settings(BaseSettings):
     # Passwords: bcrypt work factor (2**rounds iterations).
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
 
+    # Deadline checks (functions/deadlines).
+    # SNS topic that receives one message per task and stage; unset: log instead of publishing.
+    notifications_topic_arn: str | None = None
+    # Verified SES identity that emails owners; unset: no email.
+    notification_email_sender: str | None = None
+    # Open tasks due within this many minutes from now are "due soon".
+    deadline_due_soon_minutes: int = Field(default=1440, ge=1, le=43200)
+    # Tasks overdue by more than this are no longer notified (bounds the scan; see docs).
+    deadline_overdue_lookback_minutes: int = Field(default=10080, ge=1, le=525600)
+    # Tasks claimed per transaction (published in PublishBatch calls of 10).
+    deadline_batch_size: int = Field(default=100, ge=1, le=1000)
+    # No new batch is claimed when less than this is left before the function's timeout.
+    deadline_reserve_seconds: int = Field(default=30, ge=1, le=600)
+
+    @field_validator("notifications_topic_arn", "notification_email_sender", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # Template parameters left empty arrive as "", which means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("jwt_secret")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr) -> SecretStr:

@@ -8,8 +8,9 @@ from sqlalchemy.exc import DBAPIError
 
 from taskline.db import sqlstate, transaction
 from taskline.errors import AuthenticationRequired, InvalidQuery, TaskNotFound
+from taskline.models import TaskStatus
 from taskline.pagination import decode_cursor, encode_cursor
-from taskline.repositories import tasks
+from taskline.repositories import deadline_notifications, tasks
 from taskline.schemas import TaskCreate, TaskFilters, TaskOut, TaskPage, TaskPatch, TaskReplace
 
 _FOREIGN_KEY_VIOLATION = "23503"
@@ -58,6 +59,13 @@ def update(user_id: int, task_id: int, request: TaskPatch | TaskReplace) -> Task
             task = tasks.get_for_owner(session, user_id, task_id)
         if task is None:
             raise TaskNotFound
+        if "deadline" in changes or "status" in changes:
+            # A new deadline re-arms the deadline notifications; a Done task forgets them all,
+            # so reopening it re-arms them too.
+            done = task.status == TaskStatus.DONE.value
+            deadline_notifications.forget_for_task(
+                session, task.id, None if done else task.deadline
+            )
         return TaskOut.model_validate(task)
 
 

@@ -1,0 +1,276 @@
+"""Benchmark of the deadline check on 1,000,000 tasks (`make bench-deadlines`).
+
+    python bench/deadlines.py [--tasks 1000000] [--due 10000] [--keep]
+
+Seeds a separate database (`taskline_bench`, dropped and recreated) on the local PostgreSQL
+(embedded, or the server of DATABASE_URL) with SQL set operations (generate_series), 10% of the
+tasks open, of which `--due` are due (overdue within the lookback or due within 24 h) and the
+rest far from now; Done tasks are spread over the same range, inside the window too. Then:
+
+1. EXPLAIN (ANALYZE, BUFFERS) of the selection query; fails unless it reads the partial index
+   `ix_tasks_open_deadline` and never scans `tasks` sequentially;
+2. the selection query's time (median and max of repeated runs, each rolled back);
+3. one full run of the deadline check over the due tasks, SNS stubbed at the boto3 level (a
+   real boto3 client whose PublishBatch HTTP call is answered by a `before-call` hook), then a
+   second run that finds nothing new (the steady state every 15 minutes).
+
+Timings are printed; nothing here is collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "shared"), str(ROOT)]
+
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+
+from localdev import database  # noqa: E402
+
+BENCH_DATABASE = "taskline_bench"
+USERS = 10_000
+SELECTION_RUNS = 25
+
+SEED_SQL = """
+INSERT INTO users (id, email, password_hash)
+OVERRIDING SYSTEM VALUE
+SELECT u, 'bench-' || u || '@example.com', 'not-a-real-hash'
+FROM generate_series(1, :users) AS u;
+
+-- Every 10th task is open (To Do / In Progress); the rest are Done.
+-- Open task number j = i / 10: the first `due` of them are due now (overdue by up to 6 days,
+-- or due within 23 hours); the others are far off (2 to 365 days ahead, 8 to 365 days late).
+-- Done tasks are spread over -365 to +365 days, so many sit inside the window too.
+INSERT INTO tasks (id, user_id, description, category, deadline, status)
+OVERRIDING SYSTEM VALUE
+SELECT
+    i,
+    1 + mod(i, p.users),
+    'Benchmark task ' || i,
+    (ARRAY['work', 'home', 'errands', 'health'])[1 + mod(i, 4)],
+    CASE
+        WHEN mod(i, 10) <> 0 THEN p.now - interval '365 days' + random() * interval '730 days'
+        WHEN i / 10 <= p.due THEN p.now - interval '6 days' + (i / 10) * p.due_step
+        WHEN mod(i / 10, 2) = 0 THEN p.now + interval '2 days' + random() * interval '363 days'
+        ELSE p.now - interval '8 days' - random() * interval '357 days'
+    END,
+    CASE
+        WHEN mod(i, 10) <> 0 THEN 'Done'
+        WHEN mod(i, 20) = 0 THEN 'In Progress'
+        ELSE 'To Do'
+    END
+FROM
+    (
+        SELECT
+            CAST(:now AS timestamptz) AS now,
+            CAST(:users AS integer) AS users,
+            CAST(:due AS integer) AS due,
+            interval '6 days 23 hours' / CAST(:due AS integer) AS due_step
+    ) AS p,
+    generate_series(1, :tasks) AS i;
+"""
+
+
+def bench_engine(server: str) -> Engine:
+    database.drop_database(server, BENCH_DATABASE)
+    url = database.ensure_database(server, BENCH_DATABASE)
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "JWT_SECRET": "bench-" + "x" * 40,
+            "DB_SSL_MODE": "disable",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+        }
+    )
+    os.environ.pop("NOTIFICATIONS_TOPIC_ARN", None)
+    os.environ.pop("NOTIFICATION_EMAIL_SENDER", None)
+    from taskline.db import get_engine, sqlalchemy_url
+    from taskline.migrate import upgrade
+    from taskline.settings import get_settings
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    engine = create_engine(sqlalchemy_url(url))
+    upgrade(engine)
+    return engine
+
+
+def seed(engine: Engine, tasks: int, due: int, now: datetime) -> float:
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("SELECT setseed(0.42)")
+        for statement in SEED_SQL.split(";\n\n"):
+            connection.execute(
+                text(statement), {"users": USERS, "tasks": tasks, "due": due, "now": now}
+            )
+        connection.exec_driver_sql(
+            "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))"
+        )
+        connection.exec_driver_sql(
+            "SELECT setval(pg_get_serial_sequence('tasks', 'id'), (SELECT max(id) FROM tasks))"
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE users")
+        connection.exec_driver_sql("VACUUM ANALYZE tasks")
+    return time.perf_counter() - started
+
+
+def selection_sql(engine: Engine, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    """The service's own selection statement, compiled for the driver, with its parameters."""
+    from taskline.repositories.deadline_notifications import select_due
+    from taskline.services.deadlines import due_window
+    from taskline.settings import get_settings
+
+    settings = get_settings()
+    statement = select_due(due_window(now, settings), None, settings.deadline_batch_size)
+    compiled = statement.compile(dialect=engine.dialect)
+    parameters = compiled.construct_params()
+    return str(compiled), tuple(parameters[name] for name in compiled.positiontup or ())
+
+
+def explain(engine: Engine, now: datetime) -> str:
+    sql, parameters = selection_sql(engine, now)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, parameters).scalars()
+        plan = "\n".join(rows)
+        connection.rollback()  # FOR UPDATE took row locks
+    return plan
+
+
+def time_selection(engine: Engine, now: datetime) -> list[float]:
+    sql, parameters = selection_sql(engine, now)
+    timings = []
+    with engine.connect() as connection:
+        for _ in range(SELECTION_RUNS):
+            started = time.perf_counter()
+            connection.exec_driver_sql(sql, parameters).all()
+            timings.append(time.perf_counter() - started)
+            connection.rollback()
+    return timings
+
+
+def stubbed_sns_client() -> tuple[Any, list[int]]:
+    """A real boto3 SNS client: parameters are validated and serialised as usual, but each
+    PublishBatch is answered by a `before-call` hook instead of AWS (every entry succeeds)."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+
+    client = boto3.client("sns", region_name="us-east-1")
+    calls: list[int] = []
+
+    def answer(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        body = params["body"]
+        if isinstance(body, dict):  # query protocol: form fields
+            ids = [v for k, v in body.items() if k.endswith(".Id")]
+        else:  # JSON protocol
+            ids = [e["Id"] for e in json.loads(body)["PublishBatchRequestEntries"]]
+        calls.append(len(ids))
+        parsed = {
+            "Successful": [{"Id": i, "MessageId": str(uuid.uuid4())} for i in ids],
+            "Failed": [],
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+        return AWSResponse(params["url"], 200, {}, None), parsed
+
+    client.meta.events.register("before-call.sns.PublishBatch", answer)
+    return client, calls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--due", type=int, default=10_000)
+    parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DATABASE} database")
+    args = parser.parse_args()
+    if args.due > args.tasks // 10:
+        parser.error("--due must be at most a tenth of --tasks (the open ones)")
+
+    server = database.server_url()
+    engine = bench_engine(server)
+    now = datetime.now(UTC).replace(microsecond=0)
+    print(f"database: {BENCH_DATABASE} on {server.split('@')[-1]}")
+    seconds = seed(engine, args.tasks, args.due, now)
+    with engine.connect() as connection:
+        counts = connection.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE status <> 'Done'), "
+                "pg_size_pretty(pg_relation_size('ix_tasks_open_deadline')), "
+                "pg_size_pretty(pg_relation_size('tasks')) FROM tasks"
+            )
+        ).one()
+    print(
+        f"seeded {counts[0]:,} tasks ({counts[1]:,} open, {args.due:,} due) in {seconds:.1f} s; "
+        f"table {counts[3]}, partial index {counts[2]}"
+    )
+
+    plan = explain(engine, now)
+    print("\nEXPLAIN (ANALYZE, BUFFERS) of the selection query (first batch):")
+    print("  " + plan.replace("\n", "\n  "))
+    if "ix_tasks_open_deadline" not in plan or "Seq Scan on tasks" in plan:
+        print("FAIL: the selection does not use the partial index ix_tasks_open_deadline")
+        return 1
+    print("OK: the selection reads the partial index ix_tasks_open_deadline")
+
+    timings = time_selection(engine, now)
+    print(
+        f"\nselection query (batch of 100, nothing notified yet), {SELECTION_RUNS} runs: "
+        f"median {statistics.median(timings) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms"
+    )
+
+    from taskline.notifications import SnsPublisher
+    from taskline.services.deadlines import check_deadlines
+
+    client, calls = stubbed_sns_client()
+    publisher = SnsPublisher("arn:aws:sns:us-east-1:123456789012:taskline-bench", client=client)
+    started = time.perf_counter()
+    summary = check_deadlines(now=now, publisher=publisher)
+    elapsed = time.perf_counter() - started
+    sent = summary.due_soon + summary.overdue
+    print(
+        f"\nfull run: {sent:,} notifications ({summary.due_soon:,} due soon, "
+        f"{summary.overdue:,} overdue, {summary.failed} failed) in {summary.batches} batches, "
+        f"{len(calls)} PublishBatch calls, {elapsed:.2f} s ({sent / elapsed:,.0f}/s)"
+    )
+    if sent != args.due or summary.failed:
+        print(f"FAIL: expected {args.due} notifications and no failures")
+        return 1
+
+    timings = time_selection(engine, now)
+    print(
+        f"selection query after the run (all {args.due:,} due tasks already notified): "
+        f"median {statistics.median(timings) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms"
+    )
+    started = time.perf_counter()
+    again = check_deadlines(now=now, publisher=publisher)
+    elapsed = time.perf_counter() - started
+    print(
+        f"second run at the same time (steady state, nothing new): "
+        f"{again.due_soon + again.overdue} notifications, {again.batches} batch, "
+        f"{elapsed * 1000:.0f} ms"
+    )
+
+    from taskline.db import get_engine
+
+    get_engine().dispose()
+    engine.dispose()
+    if not args.keep:
+        database.drop_database(server, BENCH_DATABASE)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

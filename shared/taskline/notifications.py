@@ -1,0 +1,270 @@
+"""Delivering deadline notifications: to the SNS topic (PublishBatch), by SES email, or to the log.
+
+AWS clients are built on first use (never at import time) and kept for the container; boto3 and
+botocore are imported inside the functions that need them, so importing this module is cheap and
+moto can patch the clients in tests.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal, Protocol
+
+from aws_lambda_powertools import Logger
+
+from taskline.errors import DeliveryUnavailable, EmailRejected
+from taskline.schemas import DeadlineNotice
+from taskline.settings import Settings
+
+logger = Logger(child=True)
+
+SNS_MAX_BATCH_ENTRIES = 10
+SNS_MAX_BATCH_BYTES = 256 * 1024  # the whole PublishBatch request's messages and attributes
+# SES error codes about one email (its recipient or content), not about SES as a whole.
+PER_EMAIL_SES_ERRORS = frozenset({"MessageRejected", "InvalidParameterValue"})
+
+SUBJECTS = {
+    "task.due_soon": "Taskline: a task is due soon",
+    "task.overdue": "Taskline: a task is overdue",
+}
+
+
+def _client_config() -> Any:
+    from botocore.config import Config
+
+    # Bounded waits: a batch's task rows stay locked while it publishes, and a stuck call must
+    # not eat the function's time limit. Standard retries back off on throttling.
+    return Config(
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+    )
+
+
+@lru_cache(maxsize=4)
+def sns_client(region: str | None) -> Any:
+    import boto3
+
+    return boto3.client("sns", region_name=region, config=_client_config())
+
+
+@lru_cache(maxsize=4)
+def ses_client(region: str | None) -> Any:
+    import boto3
+
+    return boto3.client("ses", region_name=region, config=_client_config())
+
+
+def clear_clients() -> None:
+    """Forget the cached clients (tests start and stop moto around them)."""
+    sns_client.cache_clear()
+    ses_client.cache_clear()
+
+
+def topic_region(topic_arn: str) -> str | None:
+    """`arn:aws:sns:eu-west-1:123456789012:name` -> `eu-west-1`: publish where the topic is."""
+    parts = topic_arn.split(":")
+    return parts[3] if len(parts) >= 6 and parts[3] else None
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if isinstance(code, str) and code:
+            return code
+    return type(error).__name__
+
+
+@dataclass
+class PublishResult:
+    """What happened to each notification, by `notification_id`."""
+
+    message_ids: dict[str, str | None] = field(default_factory=dict)  # None: logged, not sent
+    failures: dict[str, str] = field(default_factory=dict)  # error code per failed notification
+    error: DeliveryUnavailable | None = None  # set when publishing stopped: SNS failed outright
+
+
+class Publisher(Protocol):
+    name: Literal["sns", "log"]
+
+    def publish(self, notices: Sequence[DeadlineNotice]) -> PublishResult: ...
+
+
+def message_attributes(notice: DeadlineNotice) -> dict[str, dict[str, str]]:
+    """What subscription filter policies match on."""
+    return {
+        "event_type": {"DataType": "String", "StringValue": notice.event_type},
+        "user_id": {"DataType": "String", "StringValue": str(notice.owner.id)},
+    }
+
+
+def _entry(notice: DeadlineNotice) -> dict[str, Any]:
+    return {
+        "Message": notice.model_dump_json(),
+        "Subject": SUBJECTS[notice.event_type],
+        "MessageAttributes": message_attributes(notice),
+    }
+
+
+def _entry_bytes(entry: dict[str, Any]) -> int:
+    size = len(entry["Message"].encode()) + len(entry["Subject"].encode())
+    for name, attribute in entry["MessageAttributes"].items():
+        size += len(name.encode()) + len(attribute["DataType"]) + len(attribute["StringValue"])
+    return size
+
+
+def _chunks(
+    entries: list[tuple[str, dict[str, Any]]],
+) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """PublishBatch takes at most 10 entries and 256 KiB in all; pack greedily within both."""
+    chunk: list[tuple[str, dict[str, Any]]] = []
+    size = 0
+    for notification_id, entry in entries:
+        entry_size = _entry_bytes(entry)
+        if chunk and (
+            len(chunk) == SNS_MAX_BATCH_ENTRIES or size + entry_size > SNS_MAX_BATCH_BYTES
+        ):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((notification_id, entry))
+        size += entry_size
+    if chunk:
+        yield chunk
+
+
+class SnsPublisher:
+    """Publishes to the topic with PublishBatch, 10 messages per call."""
+
+    name: Literal["sns", "log"] = "sns"
+
+    def __init__(self, topic_arn: str, client: Any = None) -> None:
+        self.topic_arn = topic_arn
+        self._client = client
+
+    def publish(self, notices: Sequence[DeadlineNotice]) -> PublishResult:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        result = PublishResult()
+        if not notices:
+            return result
+        client = self._client or sns_client(topic_region(self.topic_arn))
+        chunks = list(_chunks([(notice.notification_id, _entry(notice)) for notice in notices]))
+        for position, chunk in enumerate(chunks):
+            ids = {f"n{index}": notification_id for index, (notification_id, _) in enumerate(chunk)}
+            entries = [{"Id": f"n{index}", **entry} for index, (_, entry) in enumerate(chunk)]
+            try:
+                response = client.publish_batch(
+                    TopicArn=self.topic_arn, PublishBatchRequestEntries=entries
+                )
+            except (BotoCoreError, ClientError) as error:
+                # The call itself failed (throttled past retries, denied, unreachable): nothing
+                # in this chunk or the ones after it was sent.
+                code = _error_code(error)
+                for unsent in chunks[position:]:
+                    result.failures.update({notification_id: code for notification_id, _ in unsent})
+                result.error = DeliveryUnavailable(f"SNS PublishBatch failed: {code}")
+                result.error.__cause__ = error
+                return result
+            for success in response.get("Successful", []):
+                result.message_ids[ids.pop(success["Id"])] = str(success["MessageId"])
+            for failure in response.get("Failed", []):
+                result.failures[ids.pop(failure["Id"])] = str(failure.get("Code", "Failed"))
+            # An entry SNS reported neither way is treated as failed: retried, never lost.
+            result.failures.update(dict.fromkeys(ids.values(), "NoResult"))
+        return result
+
+
+class LogPublisher:
+    """No topic configured (local development): each notification becomes a log line."""
+
+    name: Literal["sns", "log"] = "log"
+
+    def publish(self, notices: Sequence[DeadlineNotice]) -> PublishResult:
+        result = PublishResult()
+        for notice in notices:
+            logger.info(
+                "No topic configured: logging the notification instead of publishing it",
+                extra={
+                    "message_attributes": message_attributes(notice),
+                    "notification": notice.model_dump(mode="json"),
+                },
+            )
+            result.message_ids[notice.notification_id] = None
+        return result
+
+
+def render_email(notice: DeadlineNotice) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of the email to the task's owner."""
+    task = notice.task
+    due = "is due soon" if notice.event_type == "task.due_soon" else "is overdue"
+    deadline = task.deadline.strftime("%Y-%m-%d %H:%M UTC")
+    title = task.description.splitlines()[0] if task.description else ""
+    if len(title) > 60:
+        title = title[:59] + "…"
+    subject = f"Task {'due soon' if notice.event_type == 'task.due_soon' else 'overdue'}: {title}"
+    text_body = (
+        f"Hello,\n\nYour task {due}. Its deadline is {deadline}.\n\n"
+        f"Task: {task.description}\nCategory: {task.category}\nStatus: {task.status.value}\n"
+        f"Task id: {task.id}\n\n-- Taskline\n"
+    )
+    html_body = (
+        "<!DOCTYPE html><html><body>"
+        f"<p>Hello,</p><p>Your task {due}. Its deadline is <strong>{deadline}</strong>.</p>"
+        "<table>"
+        f"<tr><th align='left'>Task</th><td>{html.escape(task.description)}</td></tr>"
+        f"<tr><th align='left'>Category</th><td>{html.escape(task.category)}</td></tr>"
+        f"<tr><th align='left'>Status</th><td>{html.escape(task.status.value)}</td></tr>"
+        f"<tr><th align='left'>Task id</th><td>{task.id}</td></tr>"
+        "</table><p>-- Taskline</p></body></html>"
+    )
+    return subject, text_body, html_body
+
+
+class SesMailer:
+    """Emails the task's owner through SES (plain text and HTML)."""
+
+    def __init__(self, sender: str, client: Any = None) -> None:
+        self.sender = sender
+        self._client = client
+
+    def send(self, notice: DeadlineNotice) -> str:
+        """SES's MessageId. Raises EmailRejected for this email alone, DeliveryUnavailable when
+        SES as a whole fails."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        subject, text_body, html_body = render_email(notice)
+        client = self._client or ses_client(None)
+        try:
+            response = client.send_email(
+                Source=self.sender,
+                Destination={"ToAddresses": [notice.owner.email]},
+                Message={
+                    "Subject": {"Data": subject, "Charset": "UTF-8"},
+                    "Body": {
+                        "Text": {"Data": text_body, "Charset": "UTF-8"},
+                        "Html": {"Data": html_body, "Charset": "UTF-8"},
+                    },
+                },
+            )
+        except ClientError as error:
+            code = _error_code(error)
+            if code in PER_EMAIL_SES_ERRORS:
+                raise EmailRejected(code) from error
+            raise DeliveryUnavailable(f"SES SendEmail failed: {code}") from error
+        except BotoCoreError as error:
+            raise DeliveryUnavailable(f"SES SendEmail failed: {_error_code(error)}") from error
+        return str(response["MessageId"])
+
+
+def publisher_for(settings: Settings) -> Publisher:
+    if settings.notifications_topic_arn:
+        return SnsPublisher(settings.notifications_topic_arn)
+    return LogPublisher()
+
+
+def mailer_for(settings: Settings) -> SesMailer | None:
+    if settings.notification_email_sender:
+        return SesMailer(settings.notification_email_sender)
+    return None

@@ -1,0 +1,165 @@
+"""The deadline check: notify owners of open tasks that are due soon or overdue.
+
+Each task is notified at most once per stage (`task.due_soon`, `task.overdue`) and deadline.
+The run works in bounded batches; each batch is one transaction that claims up to
+`deadline_batch_size` tasks (locking them, skipping tasks another run holds), publishes their
+notifications, forgets the claims of publishes that failed, and commits. Emails follow the
+commit. docs/deadlines.md explains the reasoning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from aws_lambda_powertools import Logger
+
+from taskline import notifications
+from taskline.db import transaction
+from taskline.errors import DeliveryUnavailable, EmailRejected
+from taskline.models import NotificationStage
+from taskline.notifications import Publisher, SesMailer
+from taskline.repositories import deadline_notifications as records
+from taskline.repositories.deadline_notifications import (
+    ClaimedBatch,
+    DueTask,
+    DueWindow,
+    NotificationKey,
+)
+from taskline.schemas import DeadlineCheckSummary, DeadlineNotice, NotificationOwner, TaskOut
+from taskline.settings import Settings, get_settings
+
+logger = Logger(child=True)
+
+
+def due_window(now: datetime, settings: Settings) -> DueWindow:
+    return DueWindow(
+        now=now,
+        overdue_since=now - timedelta(minutes=settings.deadline_overdue_lookback_minutes),
+        due_soon_until=now + timedelta(minutes=settings.deadline_due_soon_minutes),
+    )
+
+
+def notification_id(key: NotificationKey) -> str:
+    """`42:due_soon:2030-01-15T09:00:00Z`: the same for every attempt at one notification."""
+    deadline = key.deadline.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return f"{key.task_id}:{key.stage.value}:{deadline}"
+
+
+def _notice(due: DueTask, checked_at: datetime) -> DeadlineNotice:
+    return DeadlineNotice(
+        event_type="task.due_soon" if due.stage is NotificationStage.DUE_SOON else "task.overdue",
+        notification_id=notification_id(due.key),
+        checked_at=checked_at,
+        task=TaskOut.model_validate(due.task),
+        owner=NotificationOwner(id=due.task.user_id, email=due.owner_email),
+    )
+
+
+def check_deadlines(
+    *,
+    now: datetime | None = None,
+    time_left: Callable[[], float] | None = None,
+    publisher: Publisher | None = None,
+    mailer: SesMailer | None = None,
+) -> DeadlineCheckSummary:
+    """Notify every due task not yet notified for its stage; return what was done.
+
+    `time_left()` (seconds) stops the run before the function's time limit; the next run carries
+    on. Raises DeliveryUnavailable when SNS or SES fails as a whole (after committing what was
+    sent), so the invocation fails and Lambda's retries and dead-letter queue take over.
+    """
+    settings = get_settings()
+    window = due_window(now or datetime.now(UTC), settings)
+    publisher = publisher or notifications.publisher_for(settings)
+    mailer = mailer or notifications.mailer_for(settings)
+    summary = DeadlineCheckSummary(checked_at=window.now, publisher=publisher.name)
+    after: tuple[datetime, int] | None = None
+    while True:
+        if time_left is not None and time_left() < settings.deadline_reserve_seconds:
+            summary.complete = False
+            logger.warning("Stopping early to stay within the time limit; the next run resumes")
+            break
+        batch, sent, error = _claim_and_publish(
+            window, after, settings.deadline_batch_size, publisher, summary
+        )
+        if mailer is not None:
+            _email_owners(mailer, sent, summary)
+        if error is not None:
+            error.summary = summary
+            logger.error("Publishing failed as a whole", extra={"summary": summary.model_dump()})
+            raise error
+        if len(batch.tasks) < settings.deadline_batch_size:
+            break  # the window is exhausted
+        after = batch.last_key
+    return summary
+
+
+def _claim_and_publish(
+    window: DueWindow,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    publisher: Publisher,
+    summary: DeadlineCheckSummary,
+) -> tuple[ClaimedBatch, list[DeadlineNotice], DeliveryUnavailable | None]:
+    """One batch, one transaction: claim, publish, release the failed claims, commit."""
+    published: list[str] = []
+    try:
+        with transaction() as session:
+            batch = records.claim_due(session, window, after, limit)
+            claimed = {notification_id(due.key): due for due in batch.tasks if due.claimed}
+            notices = [_notice(due, window.now) for due in claimed.values()]
+            result = publisher.publish(notices)
+            published = list(result.message_ids)
+            records.release(session, [claimed[nid].key for nid in result.failures])
+            records.record_message_ids(
+                session,
+                {claimed[nid].key: mid for nid, mid in result.message_ids.items() if mid},
+            )
+    except Exception:
+        if published:
+            # Sent, but the commit that records them failed: a later run sends these again.
+            logger.exception(
+                "Could not record published notifications", extra={"notifications": published}
+            )
+        raise
+    summary.batches += 1
+    summary.failed += len(result.failures)
+    for nid, code in result.failures.items():
+        due = claimed[nid]
+        logger.warning(
+            "Publish failed; the next run retries it",
+            extra={"task_id": due.task.id, "stage": due.stage.value, "error_code": code},
+        )
+    sent = [notice for notice in notices if notice.notification_id in result.message_ids]
+    summary.due_soon += sum(notice.event_type == "task.due_soon" for notice in sent)
+    summary.overdue += sum(notice.event_type == "task.overdue" for notice in sent)
+    return batch, sent, result.error
+
+
+def _email_owners(
+    mailer: SesMailer, notices: Sequence[DeadlineNotice], summary: DeadlineCheckSummary
+) -> None:
+    """One email per notification; a rejected address does not stop the others."""
+    for position, notice in enumerate(notices):
+        try:
+            mailer.send(notice)
+        except EmailRejected as rejected:
+            summary.emails_failed += 1
+            logger.warning(
+                "SES rejected the email to this owner",
+                extra={
+                    "task_id": notice.task.id,
+                    "user_id": notice.owner.id,
+                    "error_code": rejected.code,
+                },
+            )
+        except DeliveryUnavailable as error:
+            error.summary = summary
+            logger.error(
+                "SES failed as a whole; emails of already published notifications are not sent",
+                extra={"unsent": [n.notification_id for n in notices[position:]]},
+            )
+            raise
+        else:
+            summary.emails_sent += 1
