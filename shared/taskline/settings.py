@@ -5,28 +5,51 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
-    """Every knob Taskline reads from the environment, with its default."""
+    """Every knob Taskline reads from the environment, with its default.
+
+    Secrets come from one of two places. Locally (and in tests) DATABASE_URL and JWT_SECRET
+    carry them directly. In AWS the environment carries only where they are: DB_HOST/DB_NAME
+    and DB_SECRET_ARN (a Secrets Manager secret with `username` and `password`), and
+    JWT_SECRET_ARN (a secret holding the signing key); `taskline.secret_store` reads them on
+    first use and caches them for SECRETS_MAX_AGE_SECONDS. A value set directly wins.
+    """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
-    # Database. A libpq-style URL: postgresql://user:password@host:port/dbname
-    # (a Unix socket directory may be given as ?host=/path).
-    database_url: SecretStr
+    # Database, either as a libpq-style URL: postgresql://user:password@host:port/dbname
+    # (a Unix socket directory may be given as ?host=/path) ...
+    database_url: SecretStr | None = None
+    # ... or as a host whose credentials live in Secrets Manager (AWS: the RDS Proxy endpoint).
+    db_host: str | None = None
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_name: str = "taskline"
+    db_secret_arn: str | None = None
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=25000)
+    # TLS. With DB_HOST and no DB_SSL_ROOT_CERT, the AWS CA bundle shipped in the package
+    # (taskline/certs) is the only trust anchor; with DATABASE_URL, the system's trust store.
     db_ssl_mode: Literal["disable", "require", "verify-full"] = "disable"
     db_ssl_root_cert: str | None = None
     db_pool_size: int = Field(default=1, ge=1, le=50)
 
-    # Tokens.
-    jwt_secret: SecretStr
+    # Deploy-time migrations (the MigrationFunction): their own, longer statement timeout, and
+    # the secret of the least-privileged role the API functions log in as (created if missing).
+    migration_statement_timeout_ms: int = Field(default=120_000, ge=1000, le=840_000)
+    db_app_user_secret_arn: str | None = None
+
+    # How long a value read from Secrets Manager is reused before it is read again.
+    secrets_max_age_seconds: int = Field(default=300, ge=0, le=86400)
+
+    # Tokens: the key itself (local), or the ARN of the secret that holds it (AWS).
+    jwt_secret: SecretStr | None = None
+    jwt_secret_arn: str | None = None
     jwt_previous_secrets: list[SecretStr] = Field(default_factory=list)
     jwt_issuer: str = "taskline"
     jwt_audience: str = "taskline-api"
@@ -38,17 +61,32 @@ class Settings(BaseSettings):
 
     @field_validator("jwt_secret")
     @classmethod
-    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
-            raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_signing_key(value)
         return value
 
     @field_validator("jwt_previous_secrets")
     @classmethod
     def _previous_long_enough(cls, values: list[SecretStr]) -> list[SecretStr]:
         for value in values:
-            cls._secret_long_enough(value)
+            check_signing_key(value)
         return values
+
+    @model_validator(mode="after")
+    def _secrets_have_a_source(self) -> Settings:
+        if self.database_url is None and not (self.db_host and self.db_secret_arn):
+            raise ValueError("set DATABASE_URL, or DB_HOST and DB_SECRET_ARN")
+        if self.jwt_secret is None and not self.jwt_secret_arn:
+            raise ValueError("set JWT_SECRET or JWT_SECRET_ARN")
+        return self
+
+
+def check_signing_key(value: SecretStr) -> SecretStr:
+    """Signing keys shorter than HS256's block size are refused, wherever they come from."""
+    if len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
+        raise ValueError(f"JWT signing keys must be at least {MIN_JWT_SECRET_BYTES} bytes")
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,8 @@
 
 Verification needs no database round trip: tokens are short-lived and stateless, and the
 signing keys come from the settings. Keys are identified by `kid` so they can rotate:
-the current key signs, previous keys (JWT_PREVIOUS_SECRETS) still verify until removed.
+the current key signs, previous keys (JWT_PREVIOUS_SECRETS, or `previous` in the secret at
+JWT_SECRET_ARN) still verify until removed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from functools import lru_cache
 import jwt
 
 from taskline.errors import AuthenticationRequired
+from taskline.secret_store import jwt_signing_secrets
 from taskline.settings import get_settings
 
 ALGORITHM = "HS256"
@@ -48,15 +50,18 @@ def key_id(secret: bytes) -> str:
     return hmac.new(secret, b"taskline-key-id", hashlib.sha256).hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
 def signing_keys() -> tuple[SigningKey, ...]:
-    """The current key first, then the previous ones that still verify."""
-    settings = get_settings()
-    secrets = [settings.jwt_secret, *settings.jwt_previous_secrets]
-    return tuple(
-        SigningKey(key_id(raw), raw)
-        for raw in (secret.get_secret_value().encode() for secret in secrets)
-    )
+    """The current key first, then the previous ones that still verify.
+
+    The secrets come from `secret_store` (cached there, re-read when their cache expires, so a
+    rotated key reaches warm containers); the keyring built from them is cached here.
+    """
+    return _keyring(tuple(secret.get_secret_value() for secret in jwt_signing_secrets()))
+
+
+@lru_cache(maxsize=4)
+def _keyring(secrets: tuple[str, ...]) -> tuple[SigningKey, ...]:
+    return tuple(SigningKey(key_id(raw), raw) for raw in (secret.encode() for secret in secrets))
 
 
 def issue_access_token(user_id: int) -> AccessToken:
