@@ -13,10 +13,11 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
-.PHONY: help install run test lint fmt openapi invoke sam-install sam-validate sam-build bench ci clean
+.PHONY: help install run test lint fmt openapi ca-bundle invoke sam-install sam-validate sam-build \
+	bench ci clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || \
@@ -45,6 +46,9 @@ fmt: $(STAMP) ## Format and autofix
 
 openapi: $(STAMP) ## Regenerate shared/taskline/api/openapi.json from the handlers
 	$(BIN)/python -m localdev.openapi
+
+ca-bundle: $(STAMP) ## Regenerate the AWS CA bundle shipped in the layer (shared/taskline/certs)
+	$(BIN)/python -m localdev.ca_bundle
 
 invoke: $(STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
 	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT)
