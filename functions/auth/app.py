@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
+from taskline import snapstart
 from taskline.api.auth import BEARER_SECURITY, current_user_id
 from taskline.api.resolver import FORM, JSON, TasklineResolver, lambda_entry_point, media_type
 from taskline.errors import InvalidTokenRequest, UnsupportedGrantType
@@ -19,6 +20,8 @@ from taskline.services import accounts
 
 logger = Logger()
 metrics = Metrics()
+# SnapStart: warm up before the snapshot, reconnect and reseed after a restore.
+snapstart.register_hooks()
 app = TasklineResolver()
 app.accepts("POST", "/token", FORM, JSON)
 
