@@ -108,6 +108,8 @@ def build() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for function in template.functions.values():
+        if not function.routes:  # e.g. the migration function: no HTTP API, no resolver
+            continue
         app = loader.load_module(function).app
         schema = app.get_openapi_schema(
             title="Taskline", version="1.0.0", security_schemes=SECURITY_SCHEMES
