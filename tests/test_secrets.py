@@ -99,7 +99,15 @@ def test_a_rotated_key_is_used_once_the_cache_expires_and_old_tokens_keep_workin
     email = client.sign_up()
     old_token = client.login(email)
 
-    # Step 2 of docs/deploy.md: the new key signs, the old one still verifies.
+    # Step 1 of docs/deploy.md: the new key is known (verifies) but does not sign yet.
+    secretsmanager.put_secret_value(
+        SecretId=jwt_secret_arn,
+        SecretString=json.dumps({"current": CURRENT_KEY, "previous": [NEXT_KEY]}),
+    )
+    assert key_id_of(client.login(email)) == key_id(CURRENT_KEY.encode())
+    assert ApiClient(client.gateway, old_token).get("/users/me").status == 200
+
+    # Step 2: the new key signs, the old one still verifies.
     secretsmanager.put_secret_value(
         SecretId=jwt_secret_arn,
         SecretString=json.dumps({"current": NEXT_KEY, "previous": [CURRENT_KEY]}),
