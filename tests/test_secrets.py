@@ -210,3 +210,23 @@ print(json.dumps({
     result = json.loads(completed.stdout.strip().splitlines()[-1])
 
     assert result == {"statuses": [201, 200], "boto3": False, "parameters": False}
+
+
+def test_unreadable_database_credentials_give_503_before_any_connection(
+    client: ApiClient,
+    secretsmanager: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    reload_settings: None,
+) -> None:
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("DB_HOST", "proxy.invalid")  # never resolved: the secret comes first
+    monkeypatch.setenv(
+        "DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:taskline/db-AbCdEf"
+    )
+
+    response = client.post(
+        "/users", json_body={"email": "nodb@example.com", "password": "correct horse battery"}
+    )
+
+    assert response.status == 503
+    assert response.json()["type"] == "urn:taskline:problem:service-unavailable"
