@@ -341,3 +341,66 @@ def test_role_names_must_be_plain_identifiers(name: str) -> None:
     never_connected = create_engine("postgresql+pg8000://nobody@127.0.0.1:9/none")
     with pytest.raises(ValueError, match="identifier"):
         provision_app_role(never_connected, name, "whatever-password")
+
+
+def test_account_security_and_deadline_checks_work_as_the_data_only_role(
+    client: ApiClient, aws_database: dict[str, Any]
+) -> None:
+    """Everything the later migrations added (sessions, refresh tokens, login throttles, task
+    notifications) is usable by the role the migration function provisions, over TLS."""
+    from datetime import UTC, datetime, timedelta
+
+    from taskline.db import transaction
+    from taskline.services import deadlines
+
+    old, new = "correct horse battery", "a brand new passphrase"
+    email = client.sign_up(password=old)
+    other_device = client.login_pair(email, old)
+    refreshed = client.refresh(client.login_pair(email, old)["refresh_token"])
+    assert refreshed.status == 200, refreshed.body  # rotation: UPDATE + INSERT refresh_tokens
+    me = ApiClient(client.gateway, refreshed.json()["access_token"])
+    assert me.get("/users/me").status == 200  # the session check reads auth_sessions
+
+    # The deadline check claims task_notifications rows (FOR UPDATE SKIP LOCKED, INSERT).
+    due = (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    task = me.post("/tasks", json_body={"description": "d", "category": "c", "deadline": due})
+    assert task.status == 201, task.body
+    first = deadlines.check_deadlines()
+    assert (first.due_soon, first.overdue, first.failed) == (1, 0, 0)
+    assert deadlines.check_deadlines().due_soon == 0
+
+    # Password change ends the other sessions (DELETE auth_sessions, cascading to tokens).
+    changed = me.put("/users/me/password", json_body={"current_password": old, "new_password": new})
+    assert changed.status == 204, changed.body
+    assert client.refresh(other_device["refresh_token"]).status == 400
+    # RFC 7009 revocation, then logout everywhere.
+    spare = client.login_pair(email, new)
+    assert client.post("/token/revoke", json_body={"token": spare["refresh_token"]}).status == 200
+    assert client.refresh(spare["refresh_token"]).status == 400
+    assert me.post("/users/me/logout-all").status == 204
+    assert me.get("/users/me").status == 401
+
+    # Failed logins are counted in login_throttles until the account is locked out.
+    for _ in range(5):
+        wrong = client.post("/token", json_body={"email": email, "password": "not the one"})
+        assert wrong.status == 400
+    assert client.post("/token", json_body={"email": email, "password": new}).status == 429
+
+    # Account deletion removes the user with its tasks, sessions and notification records.
+    leaving = client.sign_up(password=old)
+    token = client.login(leaving, old)
+    assert (
+        client.post(
+            "/tasks", json_body={"description": "d", "category": "c", "deadline": due}, token=token
+        ).status
+        == 201
+    )
+    assert deadlines.check_deadlines().due_soon == 1
+    assert client.delete("/users/me", json_body={"password": old}, token=token).status == 204
+    with transaction() as session:
+        who = session.execute(text("SELECT current_user")).scalar_one()
+        gone = session.execute(
+            text("SELECT count(*) FROM users WHERE email = :e"), {"e": leaving}
+        ).scalar_one()
+    assert who == APP_ROLE
+    assert gone == 0

@@ -336,3 +336,69 @@ def test_the_app_role_is_provisioned_from_its_secret(
 
     assert presigned.answers[-1].body["Status"] == "SUCCESS"
     assert tuple(rights) == (True, False, False)
+
+
+def _drop_role(engine: Engine, role: str) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
+        connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def _missing_rights(engine: Engine, role: str) -> list[str]:
+    """What the app role lacks on the tables (but alembic_version) and sequences there are."""
+    tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    missing: list[str] = []
+    with engine.connect() as connection:
+        for table in sorted(tables):
+            for right in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                allowed = connection.execute(
+                    text("SELECT has_table_privilege(:r, :t, :p)"),
+                    {"r": role, "t": table, "p": right},
+                ).scalar_one()
+                if not allowed:
+                    missing.append(f"{right} on {table}")
+        sequences = connection.execute(
+            text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+        ).scalars()
+        for sequence in sequences:
+            allowed = connection.execute(
+                text("SELECT has_sequence_privilege(:r, :s, 'USAGE')"),
+                {"r": role, "s": sequence},
+            ).scalar_one()
+            if not allowed:
+                missing.append(f"USAGE on {sequence}")
+    return missing
+
+
+def test_tables_of_later_migrations_are_granted_to_the_app_role(
+    fresh_database: Engine,
+) -> None:
+    """A role provisioned at 0001 can use the tables later migrations create (sessions, refresh
+    tokens, login throttles, task notifications) through default privileges, before the
+    migration function provisions it again."""
+    from taskline.migrate import code_head, provision_app_role, upgrade
+    from taskline.models import Base
+
+    role = f"taskline_app_{uuid.uuid4().hex[:6]}"
+    upgrade(fresh_database, "0001")
+    provision_app_role(fresh_database, role, "app-Password-0123456789")
+    try:
+        assert _missing_rights(fresh_database, role) == []
+        upgrade(fresh_database, "head")
+        assert revision(fresh_database) == code_head() != "0001"
+        tables = set(inspect(fresh_database).get_table_names())
+        assert {table.name for table in Base.metadata.sorted_tables} <= tables
+        assert {
+            "auth_sessions",
+            "refresh_tokens",
+            "login_throttles",
+            "task_notifications",
+        } <= tables
+        assert _missing_rights(fresh_database, role) == []
+        with fresh_database.connect() as connection:
+            writes_version = connection.execute(
+                text("SELECT has_table_privilege(:r, 'alembic_version', 'UPDATE')"), {"r": role}
+            ).scalar_one()
+        assert writes_version is False
+    finally:
+        _drop_role(fresh_database, role)
