@@ -16,6 +16,8 @@ from localdev.template import _CloudFormationLoader as CloudFormationLoader
 HTTP_API_MAX_TIMEOUT_SECONDS = 29  # what the contract allows API Gateway (hard limit 30 s)
 API_FUNCTIONS = ("AuthFunction", "TasksFunction", "MetaFunction")
 DATABASE_FUNCTIONS = ("AuthFunction", "TasksFunction")
+# Functions with no HTTP route that use the database as the API functions do.
+SCHEDULED_FUNCTIONS = ("DeadlineCheckFunction",)
 # Memory of the RDS classes a Taskline stack is likely to use (GiB).
 INSTANCE_MEMORY_GIB = {
     "db.t4g.micro": 1,
@@ -115,7 +117,7 @@ def test_functions_reach_the_database_only_through_a_tls_only_proxy(
     assert proxy["Properties"]["RequireTLS"] is True
     assert proxy["Properties"]["EngineFamily"] == "POSTGRESQL"
     assert {auth["AuthScheme"] for auth in proxy["Properties"]["Auth"]} == {"SECRETS"}
-    for function in (*DATABASE_FUNCTIONS, "MigrationFunction"):
+    for function in (*DATABASE_FUNCTIONS, *SCHEDULED_FUNCTIONS, "MigrationFunction"):
         env = environment(template, function)
         assert getatt(env["DB_HOST"]) == (proxy_name, "Endpoint"), function
         assert env["DB_SSL_MODE"] == "verify-full", function
@@ -139,6 +141,21 @@ def test_only_the_proxy_may_reach_the_database_and_only_functions_the_proxy(
     proxy_group = resources["DatabaseProxy"]["Properties"]["VpcSecurityGroupIds"][0]["Ref"]
     assert into[database_group] == {proxy_group}
     assert into[proxy_group] == {"FunctionSecurityGroup", "MigrationSecurityGroup"}
+
+
+def test_functions_using_data_run_in_the_private_subnets(resources: dict[str, Any]) -> None:
+    private = {
+        "Fn::If": [
+            "CreateVpc",
+            [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}],
+            {"Fn::Split": [",", {"Ref": "ExistingPrivateSubnetIds"}]},
+        ]
+    }
+    for name in (*DATABASE_FUNCTIONS, *SCHEDULED_FUNCTIONS, "MigrationFunction"):
+        vpc = resources[name]["Properties"]["VpcConfig"]
+        assert vpc["SubnetIds"] == private, name
+        group = "MigrationSecurityGroup" if name == "MigrationFunction" else "FunctionSecurityGroup"
+        assert vpc["SecurityGroupIds"] == [{"Ref": group}], name
 
 
 def test_no_nat_gateway_and_no_internet_gateway(resources: dict[str, Any]) -> None:
@@ -191,6 +208,8 @@ def test_functions_may_read_only_the_secrets_they_use(
     def readable(function: str) -> set[str]:
         found = set()
         for policy in resources[function]["Properties"].get("Policies", []):
+            if "AWSSecretsManagerGetSecretValuePolicy" not in policy:
+                continue  # other services' policies (SNS, SES)
             arn = policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
             found.add(arn.get("Ref") or ".".join(getatt(arn) or ()))
         return found
@@ -202,6 +221,7 @@ def test_functions_may_read_only_the_secrets_they_use(
         "AppDatabaseSecret",
     }
     assert readable("MetaFunction") == set()
+    assert readable("DeadlineCheckFunction") == {"AppDatabaseSecret"}  # it signs no tokens
 
 
 # --- Functions ---------------------------------------------------------------------------------
@@ -307,8 +327,54 @@ def test_api_functions_wait_for_the_migrations(resources: dict[str, Any]) -> Non
     assert getatt(properties["ServiceToken"]) == ("MigrationFunction", "Arn")
     assert properties["MigrationHead"] == code_head()  # bump it with every new migration
     assert properties["LayerVersion"] == {"Ref": "TasklineLayer"}
-    for name in DATABASE_FUNCTIONS:
+    for name in (*DATABASE_FUNCTIONS, *SCHEDULED_FUNCTIONS):
         assert "DatabaseMigrations" in resources[name]["DependsOn"], name
+
+
+# --- Deadline checks ---------------------------------------------------------------------------
+
+
+def test_deadline_checks_run_on_a_schedule_with_retries_and_a_dead_letter_queue(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    function = resources["DeadlineCheckFunction"]["Properties"]
+    [event] = function["Events"].values()
+    assert event["Type"] == "ScheduleV2"
+    schedule = event["Properties"]
+    assert value(template, schedule["ScheduleExpression"]) == "rate(15 minutes)"
+    assert schedule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    dead_letters = ("DeadlineCheckDeadLetterQueue", "Arn")
+    assert getatt(schedule["DeadLetterConfig"]["Arn"]) == dead_letters
+    invoke = function["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] >= 1
+    assert getatt(invoke["DestinationConfig"]["OnFailure"]["Destination"]) == dead_letters
+    queue = resources["DeadlineCheckDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    topic = resources["DeadlineNotificationsTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == "alias/aws/sns"  # messages carry owners' emails
+    env = environment(template, "DeadlineCheckFunction")
+    assert env["NOTIFICATIONS_TOPIC_ARN"] == {"Ref": "DeadlineNotificationsTopic"}
+    # Batches stop DEADLINE_RESERVE_SECONDS before the function's timeout.
+    assert int(env["DEADLINE_RESERVE_SECONDS"]) < function["Timeout"]
+
+
+def test_deadline_emails_only_from_the_configured_sender_through_an_ses_endpoint(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    [conditional] = [
+        p for p in resources["DeadlineCheckFunction"]["Properties"]["Policies"] if "Fn::If" in p
+    ]
+    condition, policy, otherwise = conditional["Fn::If"]
+    assert condition == "HasEmailSender"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    [statement] = policy["Statement"]
+    assert statement["Action"] == "ses:SendEmail"
+    assert statement["Condition"] == {
+        "StringEquals": {"ses:FromAddress": {"Ref": "NotificationEmailSender"}}
+    }
+    assert default(template, "NotificationEmailSender") == ""
+    rule = template["Rules"]["EmailSenderNeedsSesApiEndpoint"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "SesVpcEndpoint"}, "api"]}
 
 
 # --- API ---------------------------------------------------------------------------------------
@@ -360,12 +426,12 @@ def test_alarms_cover_the_api_functions_database_and_queues(
     database = str({"Ref": "Database"})
     assert ("AWS/ApiGateway", "5xx", api) in watched
     assert ("AWS/ApiGateway", "Latency", api) in watched
-    for function in API_FUNCTIONS:
+    for function in (*API_FUNCTIONS, *SCHEDULED_FUNCTIONS):
         for metric in ("Errors", "Throttles"):
             assert ("AWS/Lambda", metric, str({"Ref": function})) in watched, (function, metric)
     for metric in ("CPUUtilization", "FreeStorageSpace", "DatabaseConnections"):
         assert ("AWS/RDS", metric, database) in watched, metric
-    # Every dead-letter queue (the deadline schedule's, once merged) has a depth alarm.
+    # Every dead-letter queue (the deadline schedule's) has a depth alarm.
     for queue in of_type(resources, "AWS::SQS::Queue"):
         if "DeadLetter" in queue:
             depth = ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
