@@ -431,6 +431,8 @@ def test_alarms_cover_the_api_functions_database_and_queues(
             assert ("AWS/Lambda", metric, str({"Ref": function})) in watched, (function, metric)
     for metric in ("CPUUtilization", "FreeStorageSpace", "DatabaseConnections"):
         assert ("AWS/RDS", metric, database) in watched, metric
+    # Publishes that keep failing are retried run after run without failing the invocation.
+    assert ("Taskline", "NotificationsFailed", "taskline") in watched
     # Every dead-letter queue (the deadline schedule's) has a depth alarm.
     for queue in of_type(resources, "AWS::SQS::Queue"):
         if "DeadLetter" in queue:
