@@ -6,6 +6,7 @@ PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
+SCAN_VENV := .venv-scan
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 export SAM_CLI_TELEMETRY := 0
@@ -13,10 +14,11 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
-.PHONY: help install run test lint fmt openapi invoke sam-install sam-validate sam-build bench bench-deadlines ci clean
+.PHONY: help install run test lint fmt openapi ca-bundle invoke sam-install sam-validate sam-build \
+	cfn-lint security-scan bench bench-deadlines ci clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || \
@@ -46,6 +48,9 @@ fmt: $(STAMP) ## Format and autofix
 openapi: $(STAMP) ## Regenerate shared/taskline/api/openapi.json from the handlers
 	$(BIN)/python -m localdev.openapi
 
+ca-bundle: $(STAMP) ## Regenerate the AWS CA bundle shipped in the layer (shared/taskline/certs)
+	$(BIN)/python -m localdev.ca_bundle
+
 invoke: $(STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
 	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT) $(ARGS)
 
@@ -67,7 +72,20 @@ sam-build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13; no Docker)
 	PATH="$(dir $(shell command -v python3.13 2>/dev/null || echo $(PYTHON))):$$PATH" \
 	  $(SAM_VENV)/bin/sam build --region us-east-1
 
-ci: lint test sam-validate sam-build ## Everything CI runs
+cfn-lint: $(SAM_VENV)/.installed ## cfn-lint on template.yaml (SAM transform included)
+	$(SAM_VENV)/bin/cfn-lint --regions us-east-1 -- template.yaml
+
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	@touch $@
+
+security-scan: $(SCAN_VENV)/.installed ## checkov on template.yaml (accepted findings are justified inline)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation \
+	  --skip-download --compact --quiet
+
+ci: lint test sam-validate cfn-lint security-scan sam-build ## Everything CI runs
 
 clean: ## Remove build output (keeps .local, the dev database)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -181,7 +181,7 @@ def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for function in template.functions.values():
         if not function.routes:
-            continue  # scheduled functions (DeadlineCheckFunction) have no HTTP resolver
+            continue  # the deadline check and the migrations have no HTTP resolver
         app = loader.load_module(function).app
         schema = app.get_openapi_schema(
             title="Taskline", version="1.0.0", security_schemes=SECURITY_SCHEMES

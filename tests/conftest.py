@@ -38,15 +38,17 @@ os.environ.update(
 
 
 def _clear_caches() -> None:
+    from taskline import secret_store
     from taskline.db import get_engine
     from taskline.security.passwords import _decoy_hash
-    from taskline.security.tokens import signing_keys
+    from taskline.security.tokens import _keyring
     from taskline.settings import get_settings
 
     if get_engine.cache_info().currsize:
         get_engine().dispose()
-    for cached in (get_settings, get_engine, signing_keys, _decoy_hash):
+    for cached in (get_settings, get_engine, _keyring, _decoy_hash):
         cached.cache_clear()
+    secret_store.reset()
 
 
 @pytest.fixture(scope="session")
@@ -330,3 +332,25 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
     frozen = FrozenClock()
     monkeypatch.setattr(clock, "utcnow", frozen)
     return frozen
+
+
+@pytest.fixture(scope="session")
+def tls_server() -> Iterator[Any]:
+    """A TLS-only PostgreSQL (a stand-in for RDS Proxy) with a migrated `taskline` database.
+
+    Started on first use only: the tests of the AWS code paths need it, the rest do not.
+    """
+    from tests import tls_postgres
+
+    server = tls_postgres.start(tls_postgres.CertificateAuthority.create("Taskline Test CA"))
+    try:
+        from taskline.db import sqlalchemy_url
+        from taskline.migrate import upgrade
+
+        database.ensure_database(server.superuser_url(), "taskline")
+        engine = create_engine(sqlalchemy_url(server.superuser_url("taskline")))
+        upgrade(engine)
+        engine.dispose()
+        yield server
+    finally:
+        server.stop()

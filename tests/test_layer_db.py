@@ -20,11 +20,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from localdev import database
 from taskline.db import (
-    _ssl_context,
     build_engine,
+    database_url,
     get_engine,
+    root_cert,
     sqlalchemy_url,
     sqlstate,
+    ssl_context,
     transaction,
 )
 from taskline.errors import DatabaseUnavailable
@@ -79,6 +81,11 @@ def test_other_query_parameters_pass_through() -> None:
 
 def _settings(**values: Any) -> Settings:
     return Settings(**values)
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The context the engine built from `settings` uses."""
+    return ssl_context(settings.db_ssl_mode, root_cert(settings))
 
 
 def test_tls_disabled_has_no_context() -> None:
@@ -239,7 +246,7 @@ def test_statement_timeout_is_unavailable(
 
 def test_settings_are_the_engines_source(reload_settings: None) -> None:
     url = get_engine().url
-    expected = sqlalchemy_url(get_settings().database_url.get_secret_value())
+    expected = database_url(get_settings())
     assert url.render_as_string(hide_password=False) == expected.render_as_string(
         hide_password=False
     )

@@ -61,6 +61,7 @@ def test_defaults(bare_environment: pytest.MonkeyPatch) -> None:
     assert settings.login_failure_window_seconds == 900
     assert settings.login_lockout_seconds == 900
     assert 0 <= settings.jwt_leeway_seconds <= 60
+    assert settings.database_url is not None
     assert settings.database_url.get_secret_value() == (
         "postgresql://app:pw@db.internal:5432/taskline"
     )
@@ -99,12 +100,15 @@ def test_short_jwt_secret_is_refused(bare_environment: pytest.MonkeyPatch, secre
     bare_environment.setenv("JWT_SECRET", secret)
     with pytest.raises(ValidationError) as raised:
         Settings()
-    assert "JWT_SECRET must be at least 32 bytes" in str(raised.value)
+    assert "jwt_secret" in str(raised.value)
+    assert "JWT signing keys must be at least 32 bytes" in str(raised.value)
 
 
 def test_secret_length_counts_utf8_bytes(bare_environment: pytest.MonkeyPatch) -> None:
     bare_environment.setenv("JWT_SECRET", "é" * 16)  # 16 characters, 32 bytes
-    assert len(Settings().jwt_secret.get_secret_value()) == 16
+    secret = Settings().jwt_secret
+    assert secret is not None
+    assert len(secret.get_secret_value()) == 16
 
 
 def test_short_previous_secret_is_refused(bare_environment: pytest.MonkeyPatch) -> None:

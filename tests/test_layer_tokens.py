@@ -14,6 +14,7 @@ from taskline.errors import AuthenticationRequired
 from taskline.security.tokens import (
     ALGORITHM,
     MAX_ID,
+    _keyring,
     issue_access_token,
     key_id,
     signing_keys,
@@ -82,7 +83,7 @@ def test_previous_keys_still_verify_after_rotation(
 ) -> None:
     monkeypatch.setenv("JWT_SECRET", OLD_SECRET)
     old_token = issue_access_token(5, SESSION).token
-    signing_keys.cache_clear()
+    _keyring.cache_clear()
     from taskline.settings import get_settings
 
     get_settings.cache_clear()
@@ -102,7 +103,7 @@ def test_retired_keys_no_longer_verify(
 ) -> None:
     monkeypatch.setenv("JWT_SECRET", OLD_SECRET)
     old_token = issue_access_token(5, SESSION).token
-    signing_keys.cache_clear()
+    _keyring.cache_clear()
     from taskline.settings import get_settings
 
     get_settings.cache_clear()

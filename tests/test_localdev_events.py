@@ -178,6 +178,7 @@ def test_template_is_the_source_of_truth() -> None:
         "TasksFunction",
         "MetaFunction",
         "DeadlineCheckFunction",
+        "MigrationFunction",
     }
     assert template.layer_paths == (ROOT / "shared",)
     tasks = template.functions["TasksFunction"]
@@ -185,7 +186,7 @@ def test_template_is_the_source_of_truth() -> None:
     assert tasks.handler == "app.lambda_handler"
     assert tasks.environment["JWT_ISSUER"] == "taskline"
     assert tasks.environment["BCRYPT_ROUNDS"] == "12"  # a !Ref resolves to its default
-    assert tasks.timeout == 10
+    assert tasks.timeout == 15
 
 
 def test_functions_load_without_clashing(gateway: LocalGateway) -> None:
@@ -193,7 +194,7 @@ def test_functions_load_without_clashing(gateway: LocalGateway) -> None:
     from localdev import loader
 
     modules = {name: loader.load_module(fn) for name, fn in gateway.template.functions.items()}
-    assert len({id(module) for module in modules.values()}) == len(modules) == 4
+    assert len({id(module) for module in modules.values()}) == len(modules) == 5
     assert all(hasattr(module, "lambda_handler") for module in modules.values())
     assert (
         loader.load_module(gateway.template.functions["TasksFunction"]) is modules["TasksFunction"]

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
+from taskline import snapstart
 from taskline.api.auth import BEARER_SECURITY, current_token, source_ip
 from taskline.api.resolver import FORM, JSON, TasklineResolver, lambda_entry_point, media_type
 from taskline.errors import InvalidTokenRequest, MalformedBody, UnsupportedGrantType
@@ -28,6 +29,8 @@ from taskline.services import accounts, sessions
 
 logger = Logger()
 metrics = Metrics()
+# SnapStart: warm up before the snapshot, reconnect and reseed after a restore.
+snapstart.register_hooks()
 app = TasklineResolver()
 app.accepts("POST", "/token", FORM, JSON)
 app.accepts("POST", "/token/revoke", FORM, JSON)

@@ -13,11 +13,14 @@ from aws_lambda_powertools.event_handler.openapi.swagger_ui import (
     generate_swagger_html,
 )
 
+from taskline import snapstart
 from taskline.api.openapi import allowed_methods, openapi_document_text, swagger_assets
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
 
 logger = Logger()
 metrics = Metrics()
+# SnapStart: reseed randomness after a restore (this function has no database).
+snapstart.register_hooks(database=False)
 
 
 def _allowed_methods(path: str) -> list[str]:

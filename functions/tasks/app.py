@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from taskline import snapstart
 from taskline.api.auth import BEARER_SECURITY, current_user_id
 from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
@@ -26,6 +27,8 @@ from taskline.services import tasks
 
 logger = Logger()
 metrics = Metrics()
+# SnapStart: warm up before the snapshot, reconnect and reseed after a restore.
+snapstart.register_hooks()
 app = TasklineResolver()
 
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The task's id.")]

@@ -49,6 +49,10 @@ class DatabaseUnavailable(TasklineError):
     """The database could not be reached or did not answer in time."""
 
 
+class SecretsUnavailable(TasklineError):
+    """A secret (signing key, database credentials) could not be read from the secret store."""
+
+
 # Errors in the request itself, before any use case runs.
 
 

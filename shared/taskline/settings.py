@@ -6,32 +6,57 @@ import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
-    """Every knob Taskline reads from the environment, with its default."""
+    """Every knob Taskline reads from the environment, with its default.
+
+    Secrets come from one of two places. Locally (and in tests) DATABASE_URL and JWT_SECRET
+    carry them directly. In AWS the environment carries only where they are: DB_HOST/DB_NAME
+    and DB_SECRET_ARN (a Secrets Manager secret with `username` and `password`), and
+    JWT_SECRET_ARN (a secret holding the signing key); `taskline.secret_store` reads them on
+    first use and caches them for SECRETS_MAX_AGE_SECONDS. A value set directly wins.
+    """
 
     # Errors name the variable but never echo its value: it may be a secret or a URL with one.
     model_config = SettingsConfigDict(
         case_sensitive=False, extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
-    # Database. A libpq-style URL: postgresql://user:password@host:port/dbname
-    # (a Unix socket directory may be given as ?host=/path).
-    database_url: SecretStr
+    # Database, either as a libpq-style URL: postgresql://user:password@host:port/dbname
+    # (a Unix socket directory may be given as ?host=/path) ...
+    database_url: SecretStr | None = None
+    # ... or as a host whose credentials live in Secrets Manager (AWS: the RDS Proxy endpoint).
+    db_host: str | None = None
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_name: str = "taskline"
+    db_secret_arn: str | None = None
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=25000)
+    # TLS. With DB_HOST and no DB_SSL_ROOT_CERT, the AWS CA bundle shipped in the package
+    # (taskline/certs) is the only trust anchor; with DATABASE_URL, the system's trust store.
     db_ssl_mode: Literal["disable", "require", "verify-full"] = "disable"
     db_ssl_root_cert: str | None = None
     db_pool_size: int = Field(default=1, ge=1, le=50)
 
-    # Tokens. JWT_SECRET signs new access tokens; JWT_PREVIOUS_SECRETS (a JSON array or a
-    # comma-separated list) only verify, so keys can rotate (docs/security.md).
-    jwt_secret: SecretStr
+    # Deploy-time migrations (the MigrationFunction): their own, longer statement timeout, and
+    # the secret of the least-privileged role the API functions log in as (created if missing).
+    migration_statement_timeout_ms: int = Field(default=120_000, ge=1000, le=840_000)
+    db_app_user_secret_arn: str | None = None
+
+    # How long a value read from Secrets Manager is reused before it is read again.
+    secrets_max_age_seconds: int = Field(default=300, ge=0, le=86400)
+
+    # Tokens: the signing key itself (local), or the ARN of the secret that holds the keys as
+    # {"current", "previous"} (AWS). JWT_SECRET signs new access tokens; JWT_PREVIOUS_SECRETS
+    # (a JSON array or a comma-separated list) only verify, so keys can rotate locally
+    # (docs/security.md); in AWS the secret's "previous" list plays that part (docs/deploy.md).
+    jwt_secret: SecretStr | None = None
+    jwt_secret_arn: str | None = None
     jwt_previous_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     jwt_issuer: str = "taskline"
     jwt_audience: str = "taskline-api"
@@ -75,9 +100,9 @@ class Settings(BaseSettings):
 
     @field_validator("jwt_secret")
     @classmethod
-    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
-            raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_signing_key(value)
         return value
 
     @field_validator("jwt_previous_secrets", mode="before")
@@ -97,8 +122,23 @@ class Settings(BaseSettings):
     @classmethod
     def _previous_long_enough(cls, values: list[SecretStr]) -> list[SecretStr]:
         for value in values:
-            cls._secret_long_enough(value)
+            check_signing_key(value)
         return values
+
+    @model_validator(mode="after")
+    def _secrets_have_a_source(self) -> Settings:
+        if self.database_url is None and not (self.db_host and self.db_secret_arn):
+            raise ValueError("set DATABASE_URL, or DB_HOST and DB_SECRET_ARN")
+        if self.jwt_secret is None and not self.jwt_secret_arn:
+            raise ValueError("set JWT_SECRET or JWT_SECRET_ARN")
+        return self
+
+
+def check_signing_key(value: SecretStr) -> SecretStr:
+    """Signing keys shorter than HS256's block size are refused, wherever they come from."""
+    if len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
+        raise ValueError(f"JWT signing keys must be at least {MIN_JWT_SECRET_BYTES} bytes")
+    return value
 
 
 @lru_cache(maxsize=1)

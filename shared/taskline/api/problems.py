@@ -79,6 +79,13 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
         lambda _: "The database is unavailable; try again shortly.",
         headers=lambda _: {"Retry-After": "2"},
     ),
+    errors.SecretsUnavailable: Problem(
+        503,
+        "service-unavailable",
+        "Service Unavailable",
+        lambda _: "The service is temporarily unavailable; try again shortly.",
+        headers=lambda _: {"Retry-After": "5"},
+    ),
     errors.MalformedBody: Problem(
         400, "malformed-body", "Bad Request", lambda _: "The request body is not valid JSON."
     ),

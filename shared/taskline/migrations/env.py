@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
-from taskline.db import sqlalchemy_url
+from taskline.db import build_engine
 from taskline.models import Base
 from taskline.settings import get_settings
 
@@ -20,8 +19,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = sqlalchemy_url(get_settings().database_url.get_secret_value())
-    engine = create_engine(url)
+    engine = build_engine(get_settings())
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():

@@ -1,10 +1,11 @@
 """Access tokens (HS256 JWTs, algorithm pinned, every claim required) and refresh tokens.
 
 Verifying an access token needs no database round trip: tokens are short-lived and
-stateless, and the signing keys come from the settings. Keys are identified by `kid` so they
-can rotate: the current key signs, previous keys (JWT_PREVIOUS_SECRETS) still verify until
-removed. Each access token names its session (`sid`), so routes that read the account anyway
-can also check, in the same query, that the session has not ended.
+stateless, and the signing keys come from `secret_store` (JWT_SECRET and JWT_PREVIOUS_SECRETS
+locally, the secret at JWT_SECRET_ARN in AWS). Keys are identified by `kid` so they can
+rotate: the current key signs, previous keys still verify until removed. Each access token
+names its session (`sid`), so routes that read the account anyway can also check, in the same
+query, that the session has not ended.
 
 Refresh tokens are opaque random strings; the database keeps only their SHA-256.
 """
@@ -22,6 +23,7 @@ from functools import lru_cache
 import jwt
 
 from taskline.errors import AuthenticationRequired
+from taskline.secret_store import jwt_signing_secrets
 from taskline.settings import get_settings
 
 ALGORITHM = "HS256"
@@ -55,15 +57,18 @@ def key_id(secret: bytes) -> str:
     return hmac.new(secret, b"taskline-key-id", hashlib.sha256).hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
 def signing_keys() -> tuple[SigningKey, ...]:
-    """The current key first, then the previous ones that still verify."""
-    settings = get_settings()
-    secrets = [settings.jwt_secret, *settings.jwt_previous_secrets]
-    return tuple(
-        SigningKey(key_id(raw), raw)
-        for raw in (secret.get_secret_value().encode() for secret in secrets)
-    )
+    """The current key first, then the previous ones that still verify.
+
+    The secrets come from `secret_store` (cached there, re-read when their cache expires, so a
+    rotated key reaches warm containers); the keyring built from them is cached here.
+    """
+    return _keyring(tuple(secret.get_secret_value() for secret in jwt_signing_secrets()))
+
+
+@lru_cache(maxsize=4)
+def _keyring(values: tuple[str, ...]) -> tuple[SigningKey, ...]:
+    return tuple(SigningKey(key_id(raw), raw) for raw in (value.encode() for value in values))
 
 
 def issue_access_token(user_id: int, session_id: uuid.UUID) -> AccessToken:

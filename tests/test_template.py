@@ -1,0 +1,457 @@
+"""The production template's promises, read from template.yaml itself (CloudFormation tags kept
+as {"Ref": ...} / {"Fn::GetAtt": ...} by the local loader) and from samconfig.toml."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from typing import Any
+
+import pytest
+import yaml
+
+from localdev.template import ROOT, TEMPLATE
+from localdev.template import _CloudFormationLoader as CloudFormationLoader
+
+HTTP_API_MAX_TIMEOUT_SECONDS = 29  # what the contract allows API Gateway (hard limit 30 s)
+API_FUNCTIONS = ("AuthFunction", "TasksFunction", "MetaFunction")
+DATABASE_FUNCTIONS = ("AuthFunction", "TasksFunction")
+# Functions with no HTTP route that use the database as the API functions do.
+SCHEDULED_FUNCTIONS = ("DeadlineCheckFunction",)
+# Memory of the RDS classes a Taskline stack is likely to use (GiB).
+INSTANCE_MEMORY_GIB = {
+    "db.t4g.micro": 1,
+    "db.t4g.small": 2,
+    "db.t4g.medium": 4,
+    "db.t4g.large": 8,
+    "db.m7g.large": 8,
+    "db.r7g.large": 16,
+}
+# Connections the deploy-time migration and the scheduled deadline check may hold.
+OTHER_DATABASE_CLIENTS = 2
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
+    return document
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"]
+    return found
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+
+def default(template: dict[str, Any], name: str) -> Any:
+    return template["Parameters"][name]["Default"]
+
+
+def value(template: dict[str, Any], node: Any) -> Any:
+    """A literal, or the default of the parameter a {"Ref": ...} names."""
+    if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in template["Parameters"]:
+        return default(template, node["Ref"])
+    return node
+
+
+def getatt(node: Any) -> tuple[str, str] | None:
+    if isinstance(node, dict) and "Fn::GetAtt" in node:
+        target = node["Fn::GetAtt"]
+        parts = target.split(".", 1) if isinstance(target, str) else target
+        return parts[0], parts[1]
+    return None
+
+
+def function_setting(template: dict[str, Any], function: str, key: str) -> Any:
+    properties = template["Resources"][function]["Properties"]
+    if key in properties:
+        return properties[key]
+    return template["Globals"]["Function"][key]
+
+
+def environment(template: dict[str, Any], function: str) -> dict[str, Any]:
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    own = template["Resources"][function]["Properties"].get("Environment", {})
+    variables.update(own.get("Variables", {}))
+    return variables
+
+
+# --- Database -------------------------------------------------------------------------------
+
+
+def test_database_is_postgresql_17_encrypted_private_and_managed_by_rds(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    [database] = of_type(resources, "AWS::RDS::DBInstance").values()
+    properties = database["Properties"]
+    assert properties["Engine"] == "postgres"
+    assert str(value(template, properties["EngineVersion"])).split(".")[0] == "17"
+    assert properties["StorageEncrypted"] is True
+    assert properties["PubliclyAccessible"] is False
+    assert properties["ManageMasterUserPassword"] is True
+    assert "MasterUserPassword" not in properties
+    assert value(template, properties["DeletionProtection"]) == "true"
+    assert value(template, database["DeletionPolicy"]) == "Snapshot"
+    assert value(template, properties["BackupRetentionPeriod"]) >= 7
+    assert properties["MultiAZ"] == {"Ref": "DatabaseMultiAz"}
+    assert properties["DBInstanceClass"] == {"Ref": "DatabaseInstanceClass"}
+    assert properties["DBSubnetGroupName"] == {"Ref": "DatabaseSubnetGroup"}
+
+
+def test_database_requires_tls(resources: dict[str, Any]) -> None:
+    database = resources["Database"]["Properties"]
+    group = resources[database["DBParameterGroupName"]["Ref"]]["Properties"]
+    assert group["Family"] == "postgres17"
+    assert group["Parameters"]["rds.force_ssl"] == "1"
+    assert group["Parameters"]["ssl_min_protocol_version"] == "TLSv1.2"
+
+
+def test_functions_reach_the_database_only_through_a_tls_only_proxy(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    [(proxy_name, proxy)] = of_type(resources, "AWS::RDS::DBProxy").items()
+    assert proxy["Properties"]["RequireTLS"] is True
+    assert proxy["Properties"]["EngineFamily"] == "POSTGRESQL"
+    assert {auth["AuthScheme"] for auth in proxy["Properties"]["Auth"]} == {"SECRETS"}
+    for function in (*DATABASE_FUNCTIONS, *SCHEDULED_FUNCTIONS, "MigrationFunction"):
+        env = environment(template, function)
+        assert getatt(env["DB_HOST"]) == (proxy_name, "Endpoint"), function
+        assert env["DB_SSL_MODE"] == "verify-full", function
+        assert "DATABASE_URL" not in env, function
+
+
+def test_only_the_proxy_may_reach_the_database_and_only_functions_the_proxy(
+    resources: dict[str, Any],
+) -> None:
+    ingress = of_type(resources, "AWS::EC2::SecurityGroupIngress")
+    into: dict[str, set[str]] = {}
+    for rule in ingress.values():
+        properties = rule["Properties"]
+        assert "CidrIp" not in properties
+        assert "CidrIpv6" not in properties
+        target = properties["GroupId"]["Ref"]
+        into.setdefault(target, set()).add(properties["SourceSecurityGroupId"]["Ref"])
+    for group in of_type(resources, "AWS::EC2::SecurityGroup").values():
+        assert "SecurityGroupIngress" not in group["Properties"]
+    database_group = resources["Database"]["Properties"]["VPCSecurityGroups"][0]["Ref"]
+    proxy_group = resources["DatabaseProxy"]["Properties"]["VpcSecurityGroupIds"][0]["Ref"]
+    assert into[database_group] == {proxy_group}
+    assert into[proxy_group] == {"FunctionSecurityGroup", "MigrationSecurityGroup"}
+
+
+def test_functions_using_data_run_in_the_private_subnets(resources: dict[str, Any]) -> None:
+    private = {
+        "Fn::If": [
+            "CreateVpc",
+            [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}],
+            {"Fn::Split": [",", {"Ref": "ExistingPrivateSubnetIds"}]},
+        ]
+    }
+    for name in (*DATABASE_FUNCTIONS, *SCHEDULED_FUNCTIONS, "MigrationFunction"):
+        vpc = resources[name]["Properties"]["VpcConfig"]
+        assert vpc["SubnetIds"] == private, name
+        group = "MigrationSecurityGroup" if name == "MigrationFunction" else "FunctionSecurityGroup"
+        assert vpc["SecurityGroupIds"] == [{"Ref": group}], name
+
+
+def test_no_nat_gateway_and_no_internet_gateway(resources: dict[str, Any]) -> None:
+    kinds = {r["Type"] for r in resources.values()}
+    assert "AWS::EC2::NatGateway" not in kinds
+    assert "AWS::EC2::InternetGateway" not in kinds
+    endpoints = of_type(resources, "AWS::EC2::VPCEndpoint")
+    services = {
+        str(e["Properties"]["ServiceName"].get("Fn::Sub", "")).rsplit(".", 1)[-1]
+        for e in endpoints.values()
+        if isinstance(e["Properties"]["ServiceName"], dict)
+        and "Fn::Sub" in e["Properties"]["ServiceName"]
+    }
+    assert {"secretsmanager", "sns", "s3"} <= services
+    assert "SesEndpoint" in endpoints
+
+
+def test_private_subnets_span_two_availability_zones(resources: dict[str, Any]) -> None:
+    subnets = of_type(resources, "AWS::EC2::Subnet")
+    zones = sorted(s["Properties"]["AvailabilityZone"]["Fn::Select"][0] for s in subnets.values())
+    assert zones == [0, 1]
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets.values())
+
+
+# --- Secrets ---------------------------------------------------------------------------------
+
+
+def test_no_secret_travels_in_parameters_or_environment_variables(
+    template: dict[str, Any],
+) -> None:
+    assert not any(p.get("NoEcho") for p in template["Parameters"].values())
+    for function in of_type(template["Resources"], "AWS::Serverless::Function"):
+        for name, setting in environment(template, function).items():
+            if name == "SECRETS_MAX_AGE_SECONDS":
+                continue
+            if any(word in name for word in ("SECRET", "PASSWORD", "DATABASE_URL", "KEY")):
+                assert name.endswith("_ARN"), f"{function}: {name}"
+                assert isinstance(setting, dict), f"{function}: {name} must reference a secret"
+
+
+def test_the_jwt_key_is_generated_by_cloudformation(resources: dict[str, Any]) -> None:
+    generated = resources["JwtSigningSecret"]["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "current"
+    assert generated["PasswordLength"] >= 32
+
+
+def test_functions_may_read_only_the_secrets_they_use(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    def readable(function: str) -> set[str]:
+        found = set()
+        for policy in resources[function]["Properties"].get("Policies", []):
+            if "AWSSecretsManagerGetSecretValuePolicy" not in policy:
+                continue  # other services' policies (SNS, SES)
+            arn = policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
+            found.add(arn.get("Ref") or ".".join(getatt(arn) or ()))
+        return found
+
+    assert readable("AuthFunction") == {"JwtSigningSecret", "AppDatabaseSecret"}
+    assert readable("TasksFunction") == {"JwtSigningSecret", "AppDatabaseSecret"}
+    assert readable("MigrationFunction") == {
+        "Database.MasterUserSecret.SecretArn",
+        "AppDatabaseSecret",
+    }
+    assert readable("MetaFunction") == set()
+    assert readable("DeadlineCheckFunction") == {"AppDatabaseSecret"}  # it signs no tokens
+
+
+# --- Functions ---------------------------------------------------------------------------------
+
+
+def test_functions_run_python_3_13_on_arm64_with_tracing_and_kept_logs(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Tracing"] == "Active"
+    for name, function in of_type(resources, "AWS::Serverless::Function").items():
+        properties = function["Properties"]
+        assert "Runtime" not in properties, name
+        assert "Architectures" not in properties, name
+        group = resources[properties["LoggingConfig"]["LogGroup"]["Ref"]]
+        assert group["Type"] == "AWS::Logs::LogGroup", name
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+def test_timeouts_are_ordered_statement_then_lambda_then_api_gateway(
+    template: dict[str, Any],
+) -> None:
+    borrow = template["Resources"]["DatabaseProxyTargetGroup"]["Properties"][
+        "ConnectionPoolConfigurationInfo"
+    ]["ConnectionBorrowTimeout"]
+    for function in API_FUNCTIONS:
+        env = environment(template, function)
+        statement = int(env["DB_STATEMENT_TIMEOUT_MS"]) / 1000
+        connect = float(env["DB_CONNECT_TIMEOUT_SECONDS"])
+        lambda_timeout = function_setting(template, function, "Timeout")
+        assert statement + connect < lambda_timeout, function
+        assert borrow < lambda_timeout, function
+        for event in template["Resources"][function]["Properties"]["Events"].values():
+            integration = event["Properties"]["TimeoutInMillis"] / 1000
+            assert lambda_timeout < integration <= HTTP_API_MAX_TIMEOUT_SECONDS, function
+
+
+def test_migrations_time_out_before_the_function_and_the_function_before_cloudformation(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from functions.migrate import app as migrate_app
+
+    env = environment(template, "MigrationFunction")
+    function_timeout = function_setting(template, "MigrationFunction", "Timeout")
+    statements = int(env["MIGRATION_STATEMENT_TIMEOUT_MS"]) / 1000
+    assert statements + migrate_app.MIGRATION_MARGIN_SECONDS <= function_timeout
+    assert function_timeout < resources["DatabaseMigrations"]["Properties"]["ServiceTimeout"]
+
+
+def test_snapstart_on_published_versions_for_the_api_functions(resources: dict[str, Any]) -> None:
+    for name in API_FUNCTIONS:
+        properties = resources[name]["Properties"]
+        assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+        assert properties["AutoPublishAlias"] == "live", name
+        # Each function registers its hooks when imported (tests/test_snapstart.py runs them).
+        source = (ROOT / properties["CodeUri"] / "app.py").read_text()
+        assert "snapstart.register_hooks(" in source, name
+
+
+@pytest.mark.parametrize("environment_name", ["default", "prod"])
+def test_reserved_concurrency_fits_the_proxy_connection_budget(
+    template: dict[str, Any], environment_name: str
+) -> None:
+    """sum(reserved concurrency) x DB_POOL_SIZE stays under what RDS Proxy may open, so even
+    fully pinned sessions never queue. max_connections on RDS PostgreSQL is
+    LEAST(DBInstanceClassMemory / 9531392, 5000); DBInstanceClassMemory is taken as 80% of the
+    class's memory (the rest is reserved by RDS)."""
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides: dict[str, str] = {}
+    section = config[environment_name].get("deploy", {}).get("parameters", {})
+    for item in section.get("parameter_overrides", []):
+        key, _, setting = item.partition("=")
+        overrides[key] = setting
+    for key in overrides:
+        assert key in template["Parameters"], f"{environment_name}: unknown parameter {key}"
+
+    def parameter(name: str) -> Any:
+        return overrides.get(name, default(template, name))
+
+    memory = INSTANCE_MEMORY_GIB[parameter("DatabaseInstanceClass")] * 2**30
+    max_connections = min(math.floor(memory * 0.8 / 9531392), 5000)
+    budget = math.floor(max_connections * int(parameter("ProxyMaxConnectionsPercent")) / 100)
+    pool_size = int(environment(template, "AuthFunction")["DB_POOL_SIZE"])
+    reserved = int(parameter("AuthReservedConcurrency")) + int(
+        parameter("TasksReservedConcurrency")
+    )
+    if reserved == 0:
+        # Nothing reserved (the default, which new accounts need): the account's concurrency
+        # bounds the functions instead; RDS Proxy queues what exceeds its budget.
+        assert environment_name == "default"
+        return
+    assert (reserved + OTHER_DATABASE_CLIENTS) * pool_size <= budget
+
+
+def test_api_functions_wait_for_the_migrations(resources: dict[str, Any]) -> None:
+    from taskline.migrate import code_head
+
+    migrations = resources["DatabaseMigrations"]
+    assert migrations["Type"].startswith("Custom::")
+    properties = migrations["Properties"]
+    assert getatt(properties["ServiceToken"]) == ("MigrationFunction", "Arn")
+    assert properties["MigrationHead"] == code_head()  # bump it with every new migration
+    assert properties["LayerVersion"] == {"Ref": "TasklineLayer"}
+    for name in (*DATABASE_FUNCTIONS, *SCHEDULED_FUNCTIONS):
+        assert "DatabaseMigrations" in resources[name]["DependsOn"], name
+
+
+# --- Deadline checks ---------------------------------------------------------------------------
+
+
+def test_deadline_checks_run_on_a_schedule_with_retries_and_a_dead_letter_queue(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    function = resources["DeadlineCheckFunction"]["Properties"]
+    [event] = function["Events"].values()
+    assert event["Type"] == "ScheduleV2"
+    schedule = event["Properties"]
+    assert value(template, schedule["ScheduleExpression"]) == "rate(15 minutes)"
+    assert schedule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    dead_letters = ("DeadlineCheckDeadLetterQueue", "Arn")
+    assert getatt(schedule["DeadLetterConfig"]["Arn"]) == dead_letters
+    invoke = function["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] >= 1
+    assert getatt(invoke["DestinationConfig"]["OnFailure"]["Destination"]) == dead_letters
+    queue = resources["DeadlineCheckDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    topic = resources["DeadlineNotificationsTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == "alias/aws/sns"  # messages carry owners' emails
+    env = environment(template, "DeadlineCheckFunction")
+    assert env["NOTIFICATIONS_TOPIC_ARN"] == {"Ref": "DeadlineNotificationsTopic"}
+    # Batches stop DEADLINE_RESERVE_SECONDS before the function's timeout.
+    assert int(env["DEADLINE_RESERVE_SECONDS"]) < function["Timeout"]
+
+
+def test_deadline_emails_only_from_the_configured_sender_through_an_ses_endpoint(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    [conditional] = [
+        p for p in resources["DeadlineCheckFunction"]["Properties"]["Policies"] if "Fn::If" in p
+    ]
+    condition, policy, otherwise = conditional["Fn::If"]
+    assert condition == "HasEmailSender"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    [statement] = policy["Statement"]
+    assert statement["Action"] == "ses:SendEmail"
+    assert statement["Condition"] == {
+        "StringEquals": {"ses:FromAddress": {"Ref": "NotificationEmailSender"}}
+    }
+    assert default(template, "NotificationEmailSender") == ""
+    rule = template["Rules"]["EmailSenderNeedsSesApiEndpoint"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "SesVpcEndpoint"}, "api"]}
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+
+def test_cors_allows_no_origin_unless_configured_and_never_a_wildcard(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert default(template, "CorsAllowedOrigins") == ""
+    cors = resources["HttpApi"]["Properties"]["CorsConfiguration"]["Fn::If"]
+    assert cors[0] == "HasCors"
+    assert cors[2] == {"Ref": "AWS::NoValue"}
+    assert cors[1]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
+    assert "*" not in str(cors[1])
+    assert template["Conditions"]["HasCors"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "CorsAllowedOrigins"}]}, ""]}]
+    }
+
+
+def test_api_throttles_and_logs_every_request(resources: dict[str, Any]) -> None:
+    api = resources["HttpApi"]["Properties"]
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    assert getatt(api["AccessLogSettings"]["DestinationArn"]) == ("ApiAccessLogGroup", "Arn")
+    for name in ("ApiDomainName", "ApiDomainMapping"):
+        assert resources[name]["Condition"] == "HasCustomDomain"
+
+
+# --- Alarms and outputs --------------------------------------------------------------------------
+
+
+def test_alarms_cover_the_api_functions_database_and_queues(
+    resources: dict[str, Any],
+) -> None:
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm")
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    watched = {
+        (
+            a["Properties"]["Namespace"],
+            a["Properties"]["MetricName"],
+            str(a["Properties"]["Dimensions"][0]["Value"]),
+        )
+        for a in alarms.values()
+    }
+    api = str({"Ref": "HttpApi"})
+    database = str({"Ref": "Database"})
+    assert ("AWS/ApiGateway", "5xx", api) in watched
+    assert ("AWS/ApiGateway", "Latency", api) in watched
+    for function in (*API_FUNCTIONS, *SCHEDULED_FUNCTIONS):
+        for metric in ("Errors", "Throttles"):
+            assert ("AWS/Lambda", metric, str({"Ref": function})) in watched, (function, metric)
+    for metric in ("CPUUtilization", "FreeStorageSpace", "DatabaseConnections"):
+        assert ("AWS/RDS", metric, database) in watched, metric
+    # Publishes that keep failing are retried run after run without failing the invocation.
+    assert ("Taskline", "NotificationsFailed", "taskline") in watched
+    # Every dead-letter queue (the deadline schedule's) has a depth alarm.
+    for queue in of_type(resources, "AWS::SQS::Queue"):
+        if "DeadLetter" in queue:
+            depth = ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+            dimension = str({"Fn::GetAtt": f"{queue}.QueueName"})
+            assert (*depth, dimension) in watched, queue
+
+
+def test_outputs_name_the_api_and_the_topics(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert "ApiUrl" in outputs
+    assert outputs["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+    assert getatt(outputs["DatabaseRevision"]["Value"]) == ("DatabaseMigrations", "Revision")
+
+
+def test_samconfig_has_default_and_prod_environments() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    for environment_name in ("default", "prod"):
+        deploy = config[environment_name]["deploy"]["parameters"]
+        assert "CAPABILITY_AUTO_EXPAND" in deploy["capabilities"]  # LanguageExtensions
+        assert config[environment_name]["global"]["parameters"]["stack_name"]
+    assert config["prod"]["global"]["parameters"]["stack_name"] != "taskline"
