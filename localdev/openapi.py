@@ -102,6 +102,27 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
+def _link_created_resources(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """OpenAPI links from each create (`POST /things` answering 201 with an `id`) to every
+    operation on `/things/{thing_id}`, so clients and the fuzzer's stateful phase can follow them.
+    """
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201", {})
+        body = created.get("content", {}).get("application/json", {}).get("schema", {})
+        component = schemas.get(str(body.get("$ref", "")).rpartition("/")[2], {})
+        if "id" not in component.get("properties", {}):
+            continue
+        for item_path, item_operations in paths.items():
+            parent, _, last = item_path.rpartition("/")
+            if parent != path or not (last.startswith("{") and last.endswith("}")):
+                continue
+            for operation in item_operations.values():
+                created.setdefault("links", {})[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": {last[1:-1]: "$response.body#/id"},
+                }
+
+
 def build() -> dict[str, Any]:
     template = load()
     loader.add_layers(template)
@@ -123,6 +144,8 @@ def build() -> dict[str, Any]:
     for path, operations in paths.items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
+            if "204" in responses:  # Powertools documents `-> Response[None]` as a JSON null
+                responses["204"] = {"description": "Done; no body."}
             responses["422"] = _problem("The input is invalid; `errors` says where.")
             if operation.get("security"):
                 responses["401"] = _problem("Missing, malformed, expired or untrusted token.")
@@ -135,11 +158,17 @@ def build() -> dict[str, Any]:
             responses["503"] = _problem("The database is unavailable.")
             responses["500"] = _problem("Unexpected failure (with a correlation id).")
 
+    _link_created_resources(paths, schemas)
+
     token = paths["/token"]["post"]
     token["requestBody"] = TOKEN_REQUEST_BODY
     token["responses"]["400"] = {
-        "description": "Bad credentials or malformed grant (RFC 6749 section 5.2).",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}},
+        "description": "Bad credentials or malformed grant (RFC 6749 section 5.2); a body that "
+        "is not UTF-8 text is refused before the grant is read, as problem+json.",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}},
+            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
+        },
     }
     token["responses"].pop("422", None)
     paths["/users"]["post"]["responses"]["409"] = _problem("The email is already registered.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -57,7 +58,10 @@ def _password_grant() -> PasswordGrant:
             raise InvalidTokenRequest("Each parameter may be sent only once.")
         fields = {name: values[0] for name, values in parsed.items()}
     else:
-        document = event.json_body if body else None
+        try:
+            document = event.json_body if body else None
+        except json.JSONDecodeError as error:
+            raise InvalidTokenRequest("The body is not valid JSON.") from error
         if not isinstance(document, dict):
             raise InvalidTokenRequest("Send a JSON object with email and password.")
         fields = {"username": document.get("email"), **document}

@@ -14,6 +14,7 @@ from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
 from taskline.models import TaskStatus
 from taskline.schemas import (
+    MAX_JSON_SAFE_INTEGER,
     Category,
     TaskCreate,
     TaskFilters,
@@ -28,7 +29,9 @@ logger = Logger()
 metrics = Metrics()
 app = TasklineResolver()
 
-TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The task's id.")]
+# Ids stay within 2**53 - 1, the largest integer every JSON client (JavaScript's included) and
+# every JSON Schema validator (which compare numbers as doubles) reads exactly.
+TaskId = Annotated[int, Path(ge=1, le=MAX_JSON_SAFE_INTEGER, description="The task's id.")]
 
 
 @app.post(
