@@ -10,6 +10,7 @@ Powertools cannot express (the token endpoint's form/JSON body, the security sch
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -102,9 +103,19 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
-def _link_created_resources(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """OpenAPI links from each create (`POST /things` answering 201 with an `id`) to every
-    operation on `/things/{thing_id}`, so clients and the fuzzer's stateful phase can follow them.
+def _accepts_header(operation: dict[str, Any], name: str) -> bool:
+    return any(
+        p.get("in") == "header" and p.get("name", "").lower() == name.lower()
+        for p in operation.get("parameters", [])
+    )
+
+
+def _add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """OpenAPI links, so clients and the fuzzer's stateful phase can chain operations:
+    - a create (`POST /things` answering 201 with an `id`) links to every operation on
+      `/things/{thing_id}`;
+    - a response carrying an `ETag` links to the operations on the same item that take
+      `If-Match`, passing the tag along.
     """
     for path, operations in paths.items():
         created = operations.get("post", {}).get("responses", {}).get("201", {})
@@ -117,10 +128,34 @@ def _link_created_resources(paths: dict[str, Any], schemas: dict[str, Any]) -> N
             if parent != path or not (last.startswith("{") and last.endswith("}")):
                 continue
             for operation in item_operations.values():
+                parameters = {last[1:-1]: "$response.body#/id"}
+                if "ETag" in created.get("headers", {}) and _accepts_header(operation, "If-Match"):
+                    parameters["header.If-Match"] = "$response.header.ETag"
                 created.setdefault("links", {})[operation["operationId"]] = {
                     "operationId": operation["operationId"],
-                    "parameters": {last[1:-1]: "$response.body#/id"},
+                    "parameters": parameters,
                 }
+    for path, operations in paths.items():
+        variables = re.findall(r"\{([^}]+)\}", path)
+        for operation in operations.values():
+            read = operation.get("responses", {}).get("200", {})
+            if not variables or "ETag" not in read.get("headers", {}):
+                continue
+            for target in operations.values():
+                if _accepts_header(target, "If-Match"):
+                    parameters = {name: f"$request.path.{name}" for name in variables}
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                    read.setdefault("links", {})[target["operationId"]] = {
+                        "operationId": target["operationId"],
+                        "parameters": parameters,
+                    }
+
+
+def _canonical_header_names(operation: dict[str, Any]) -> None:
+    """Powertools lower-cases declared header names; the document shows them as usually written."""
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "header":
+            parameter["name"] = "-".join(part.capitalize() for part in parameter["name"].split("-"))
 
 
 def build() -> dict[str, Any]:
@@ -155,10 +190,13 @@ def build() -> dict[str, Any]:
                 responses["400"] = _problem("The body is not valid JSON.")
                 responses["413"] = _problem("The body is larger than 64 KiB.")
                 responses["415"] = _problem("Unsupported Content-Type.")
+            _canonical_header_names(operation)
+            if _accepts_header(operation, "If-Match"):
+                responses["412"] = _problem("If-Match names none of the task's current ETags.")
             responses["503"] = _problem("The database is unavailable.")
             responses["500"] = _problem("Unexpected failure (with a correlation id).")
 
-    _link_created_resources(paths, schemas)
+    _add_links(paths, schemas)
 
     token = paths["/token"]["post"]
     token["requestBody"] = TOKEN_REQUEST_BODY

@@ -6,10 +6,17 @@ from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from taskline.api.auth import BEARER_SECURITY, current_user_id
+from taskline.api.etags import (
+    CREATED_HEADERS,
+    ETAG_HEADER,
+    MAX_IF_MATCH_CHARS,
+    etag_for,
+    versions_matching,
+)
 from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
 from taskline.models import TaskStatus
@@ -32,10 +39,24 @@ app = TasklineResolver()
 # Ids stay within 2**53 - 1, the largest integer every JSON client (JavaScript's included) and
 # every JSON Schema validator (which compare numbers as doubles) reads exactly.
 TaskId = Annotated[int, Path(ge=1, le=MAX_JSON_SAFE_INTEGER, description="The task's id.")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=MAX_IF_MATCH_CHARS,
+        description="Optional. The ETag from your last read (or `*`): the change is made only "
+        "if the task is still at that version, else 412. Without it the write is unconditional.",
+    ),
+]
 
 
 @app.post(
-    "/tasks", status_code=201, tags=["Tasks"], summary="Create a task", security=BEARER_SECURITY
+    "/tasks",
+    status_code=201,
+    tags=["Tasks"],
+    summary="Create a task",
+    security=BEARER_SECURITY,
+    responses={201: {"description": "The task was created.", "headers": CREATED_HEADERS}},
 )
 def create_task(task: Annotated[TaskCreate, Body()]) -> Response[TaskOut]:
     created = tasks.create(current_user_id(app), task)
@@ -44,7 +65,7 @@ def create_task(task: Annotated[TaskCreate, Body()]) -> Response[TaskOut]:
         status_code=201,
         content_type=JSON,
         body=created,
-        headers={"Location": f"/tasks/{created.id}"},
+        headers={"Location": f"/tasks/{created.id}", "ETag": etag_for(created)},
     )
 
 
@@ -69,21 +90,43 @@ def list_tasks(
     return Response(status_code=200, content_type=JSON, body=page.items, headers=headers)
 
 
-@app.get("/tasks/<task_id>", tags=["Tasks"], summary="Get a task", security=BEARER_SECURITY)
-def get_task(task_id: TaskId) -> TaskOut:
-    return tasks.get(current_user_id(app), task_id)
+@app.get(
+    "/tasks/<task_id>",
+    tags=["Tasks"],
+    summary="Get a task",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "The task.", "headers": ETAG_HEADER}},
+)
+def get_task(task_id: TaskId) -> Response[TaskOut]:
+    return _with_etag(tasks.get(current_user_id(app), task_id))
 
 
 @app.patch(
-    "/tasks/<task_id>", tags=["Tasks"], summary="Change some fields", security=BEARER_SECURITY
+    "/tasks/<task_id>",
+    tags=["Tasks"],
+    summary="Change some fields",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "The changed task.", "headers": ETAG_HEADER}},
 )
-def patch_task(task_id: TaskId, changes: Annotated[TaskPatch, Body()]) -> TaskOut:
-    return tasks.update(current_user_id(app), task_id, changes)
+def patch_task(
+    task_id: TaskId, changes: Annotated[TaskPatch, Body()], if_match: IfMatch = None
+) -> Response[TaskOut]:
+    versions = versions_matching(if_match, task_id)
+    return _with_etag(tasks.update(current_user_id(app), task_id, changes, versions))
 
 
-@app.put("/tasks/<task_id>", tags=["Tasks"], summary="Replace a task", security=BEARER_SECURITY)
-def replace_task(task_id: TaskId, task: Annotated[TaskReplace, Body()]) -> TaskOut:
-    return tasks.update(current_user_id(app), task_id, task)
+@app.put(
+    "/tasks/<task_id>",
+    tags=["Tasks"],
+    summary="Replace a task",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "The replaced task.", "headers": ETAG_HEADER}},
+)
+def replace_task(
+    task_id: TaskId, task: Annotated[TaskReplace, Body()], if_match: IfMatch = None
+) -> Response[TaskOut]:
+    versions = versions_matching(if_match, task_id)
+    return _with_etag(tasks.update(current_user_id(app), task_id, task, versions))
 
 
 @app.delete(
@@ -93,9 +136,13 @@ def replace_task(task_id: TaskId, task: Annotated[TaskReplace, Body()]) -> TaskO
     summary="Delete a task",
     security=BEARER_SECURITY,
 )
-def delete_task(task_id: TaskId) -> Response[None]:
-    tasks.delete(current_user_id(app), task_id)
+def delete_task(task_id: TaskId, if_match: IfMatch = None) -> Response[None]:
+    tasks.delete(current_user_id(app), task_id, versions_matching(if_match, task_id))
     return Response(status_code=204, content_type=None, body=None)
+
+
+def _with_etag(task: TaskOut) -> Response[TaskOut]:
+    return Response(status_code=200, content_type=JSON, body=task, headers={"ETag": etag_for(task)})
 
 
 lambda_handler = lambda_entry_point(app, logger, metrics)

@@ -47,6 +47,15 @@ def _bearer_challenge(error: errors.AuthenticationRequired) -> dict[str, str]:
 
 PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.TaskNotFound: Problem(404, "task-not-found", "Not Found", lambda _: "No such task."),
+    errors.PreconditionFailed: Problem(
+        412,
+        "precondition-failed",
+        "Precondition Failed",
+        lambda _: (
+            "The task has changed since you read it: If-Match names none of its current "
+            "entity tags. Fetch it again (GET returns the current ETag) and retry on that version."
+        ),
+    ),
     errors.EmailAlreadyRegistered: Problem(
         409, "email-taken", "Conflict", lambda _: "An account with this email already exists."
     ),

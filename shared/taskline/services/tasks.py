@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from taskline.db import sqlstate, transaction
-from taskline.errors import AuthenticationRequired, InvalidQuery, TaskNotFound
+from taskline.errors import (
+    AuthenticationRequired,
+    InvalidQuery,
+    PreconditionFailed,
+    TaskNotFound,
+)
 from taskline.pagination import decode_cursor, encode_cursor
 from taskline.repositories import tasks
 from taskline.schemas import TaskCreate, TaskFilters, TaskOut, TaskPage, TaskPatch, TaskReplace
@@ -49,22 +56,40 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
     return TaskPage(items=items, next_cursor=next_cursor)
 
 
-def update(user_id: int, task_id: int, request: TaskPatch | TaskReplace) -> TaskOut:
+def update(
+    user_id: int,
+    task_id: int,
+    request: TaskPatch | TaskReplace,
+    versions: frozenset[datetime] | None = None,
+) -> TaskOut:
+    """Apply the change; with `versions` (from If-Match), only if the task is still at one of
+    them, checked and written in one statement so no other write can slip in between."""
     changes = request.changes() if isinstance(request, TaskPatch) else request.model_dump()
     with transaction() as session:
         if changes:
-            task = tasks.update_for_owner(session, user_id, task_id, _columns(changes))
+            task = tasks.update_for_owner(session, user_id, task_id, _columns(changes), versions)
         else:
             task = tasks.get_for_owner(session, user_id, task_id)
+            if task is not None and versions is not None and task.updated_at not in versions:
+                task = None
         if task is None:
-            raise TaskNotFound
+            raise _missing_or_changed(session, user_id, task_id, versions)
         return TaskOut.model_validate(task)
 
 
-def delete(user_id: int, task_id: int) -> None:
+def delete(user_id: int, task_id: int, versions: frozenset[datetime] | None = None) -> None:
     with transaction() as session:
-        if not tasks.delete_for_owner(session, user_id, task_id):
-            raise TaskNotFound
+        if not tasks.delete_for_owner(session, user_id, task_id, versions):
+            raise _missing_or_changed(session, user_id, task_id, versions)
+
+
+def _missing_or_changed(
+    session: Session, user_id: int, task_id: int, versions: frozenset[datetime] | None
+) -> TaskNotFound | PreconditionFailed:
+    """Why a conditional write touched nothing: no such task (of this owner), or a newer one."""
+    if versions is not None and tasks.get_for_owner(session, user_id, task_id) is not None:
+        return PreconditionFailed()
+    return TaskNotFound()
 
 
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
