@@ -151,9 +151,15 @@ def _add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
                     }
 
 
-def _canonical_header_names(operation: dict[str, Any]) -> None:
-    """Powertools lower-cases declared header names; the document shows them as usually written."""
+def _tidy_parameters(operation: dict[str, Any]) -> None:
+    """Optional parameters are simply left out, never null (`T | None` in Python says only
+    that), and header names appear as usually written (Powertools lower-cases them)."""
     for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        variants = [v for v in schema.get("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            del schema["anyOf"]
+            schema.update(variants[0])
         if parameter.get("in") == "header":
             parameter["name"] = "-".join(part.capitalize() for part in parameter["name"].split("-"))
 
@@ -190,7 +196,7 @@ def build() -> dict[str, Any]:
                 responses["400"] = _problem("The body is not valid JSON.")
                 responses["413"] = _problem("The body is larger than 64 KiB.")
                 responses["415"] = _problem("Unsupported Content-Type.")
-            _canonical_header_names(operation)
+            _tidy_parameters(operation)
             if _accepts_header(operation, "If-Match"):
                 responses["412"] = _problem("If-Match names none of the task's current ETags.")
             responses["503"] = _problem("The database is unavailable.")

@@ -7,6 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
 
 from taskline.api.auth import BEARER_SECURITY, current_user_id
@@ -23,6 +24,7 @@ from taskline.models import TaskStatus
 from taskline.schemas import (
     MAX_JSON_SAFE_INTEGER,
     Category,
+    IdempotencyKeyValue,
     TaskCreate,
     TaskFilters,
     TaskOut,
@@ -49,6 +51,22 @@ IfMatch = Annotated[
     ),
 ]
 
+PAGE_HEADERS: dict[str, OpenAPIResponseHeader] = {
+    "Link": {
+        "description": 'The next page, as `<url>; rel="next"` (RFC 8288), when more remain.',
+        "schema": {"type": "string"},
+    }
+}
+IdempotencyKey = Annotated[
+    IdempotencyKeyValue | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Optional, up to 255 visible ASCII characters (a UUID is ideal). A retry "
+        "with the same key and body returns the first result (same status, body and Location) "
+        "and creates nothing; the same key with another body is 422. Kept 24 hours, per user.",
+    ),
+]
+
 
 @app.post(
     "/tasks",
@@ -58,18 +76,25 @@ IfMatch = Annotated[
     security=BEARER_SECURITY,
     responses={201: {"description": "The task was created.", "headers": CREATED_HEADERS}},
 )
-def create_task(task: Annotated[TaskCreate, Body()]) -> Response[TaskOut]:
-    created = tasks.create(current_user_id(app), task)
-    metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
-    return Response(
-        status_code=201,
-        content_type=JSON,
-        body=created,
-        headers={"Location": f"/tasks/{created.id}", "ETag": etag_for(created)},
-    )
+def create_task(
+    task: Annotated[TaskCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[TaskOut]:
+    created, replayed = tasks.create_once(current_user_id(app), task, idempotency_key)
+    headers = {"Location": f"/tasks/{created.id}", "ETag": etag_for(created)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    else:
+        metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type=JSON, body=created, headers=headers)
 
 
-@app.get("/tasks", tags=["Tasks"], summary="List my tasks", security=BEARER_SECURITY)
+@app.get(
+    "/tasks",
+    tags=["Tasks"],
+    summary="List my tasks",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "One page of tasks.", "headers": PAGE_HEADERS}},
+)
 def list_tasks(
     status: Annotated[TaskStatus | None, Query()] = None,
     category: Annotated[Category | None, Query()] = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Deterministic constraint names, so Alembic migrations can refer to them.
@@ -73,4 +75,27 @@ class Task(Base):
         ),
         # Serves "my tasks ordered by deadline, then id", the list endpoint's keyset order.
         Index("ix_tasks_user_id_deadline_id", "user_id", "deadline", "id"),
+    )
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key for POST /tasks and the first result it produced.
+
+    The row is inserted (claiming the key) in the same transaction that creates the task and
+    stores the response, so other transactions only ever see a key with its result.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the validated request
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        # Serves the purge of expired keys.
+        Index("ix_idempotency_keys_created_at", "created_at"),
     )

@@ -27,6 +27,7 @@ MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything beyond 72 bytes; we refuse in
 MAX_DESCRIPTION_CHARS = 4000
 MAX_CATEGORY_CHARS = 255
 MAX_JSON_SAFE_INTEGER = 2**53 - 1
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
 class WithJsonSchemaExtra:
@@ -108,6 +109,12 @@ Category = Annotated[
     StringConstraints(min_length=1, max_length=MAX_CATEGORY_CHARS),
     WithJsonSchemaExtra(pattern=TEXT_PATTERN),
     AfterValidator(_text),
+]
+IdempotencyKeyValue = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS, pattern=r"^[!-~](?:[ -~]*[!-~])?$"
+    ),
 ]
 NewPassword = Annotated[
     str,

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=60)
 
+    # Idempotency-Key on POST /tasks: how long a key (and the first result) is kept.
+    idempotency_key_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+
     # Passwords: bcrypt work factor (2**rounds iterations).
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
 

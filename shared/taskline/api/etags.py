@@ -32,6 +32,11 @@ ETAG_HEADER: dict[str, OpenAPIResponseHeader] = {
 CREATED_HEADERS: dict[str, OpenAPIResponseHeader] = {
     "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
     **ETAG_HEADER,
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored result of an earlier request with the "
+        "same Idempotency-Key (nothing was created this time).",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
 }
 
 

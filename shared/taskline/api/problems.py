@@ -56,6 +56,24 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
             "entity tags. Fetch it again (GET returns the current ETag) and retry on that version."
         ),
     ),
+    errors.IdempotencyKeyReused: Problem(
+        422,
+        "idempotency-key-reused",
+        "Unprocessable Content",
+        lambda _: (
+            "This Idempotency-Key was already used with a different request; "
+            "send a new key for a new task."
+        ),
+        extra=lambda _: {
+            "errors": [
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "already used with a different request",
+                    "type": "idempotency_key_reused",
+                }
+            ]
+        },
+    ),
     errors.EmailAlreadyRegistered: Problem(
         409, "email-taken", "Conflict", lambda _: "An account with this email already exists."
     ),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -11,13 +13,15 @@ from sqlalchemy.orm import Session
 from taskline.db import sqlstate, transaction
 from taskline.errors import (
     AuthenticationRequired,
+    IdempotencyKeyReused,
     InvalidQuery,
     PreconditionFailed,
     TaskNotFound,
 )
 from taskline.pagination import decode_cursor, encode_cursor
-from taskline.repositories import tasks
+from taskline.repositories import idempotency, tasks
 from taskline.schemas import TaskCreate, TaskFilters, TaskOut, TaskPage, TaskPatch, TaskReplace
+from taskline.settings import get_settings
 
 _FOREIGN_KEY_VIOLATION = "23503"
 
@@ -29,11 +33,65 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
                 tasks.add(session, user_id, _columns(request.model_dump()))
             )
     except IntegrityError as error:
-        if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the token outlived its account
-            raise AuthenticationRequired(
-                "The account behind this token no longer exists."
-            ) from error
+        _raise_if_orphaned(error)
         raise
+
+
+def _raise_if_orphaned(error: IntegrityError) -> None:
+    if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the token outlived its account
+        raise AuthenticationRequired("The account behind this token no longer exists.") from error
+
+
+def _fingerprint(request: TaskCreate) -> str:
+    """What a retry must repeat: the operation and the request as validated (so key order,
+    whitespace around text and the offset of an equal instant make no difference)."""
+    canonical = json.dumps(
+        ["POST /tasks", request.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Creation(NamedTuple):
+    task: TaskOut
+    replayed: bool  # True when this is the stored result of an earlier request with the key
+
+
+# Expired keys are purged a batch at a time by the creates that bring new keys.
+_PURGE_BATCH = 100
+
+
+def create_once(user_id: int, request: TaskCreate, idempotency_key: str | None) -> Creation:
+    """Create the task, or with an Idempotency-Key return what the first request with that key
+    created: exactly one task per key and owner, however many retries, concurrent or not.
+
+    The key is claimed, the task inserted and the response stored in one transaction, so a
+    failure leaves no trace and the key can be retried; a concurrent request with the same key
+    waits for the first one and then gets its result.
+    """
+    if idempotency_key is None:
+        return Creation(create(user_id, request), replayed=False)
+    ttl = timedelta(seconds=get_settings().idempotency_key_ttl_seconds)
+    fingerprint = _fingerprint(request)
+    try:
+        with transaction() as session:
+            if idempotency.claim(session, user_id, idempotency_key, fingerprint, ttl):
+                created = TaskOut.model_validate(
+                    tasks.add(session, user_id, _columns(request.model_dump()))
+                )
+                idempotency.record(
+                    session, user_id, idempotency_key, created.model_dump(mode="json")
+                )
+                idempotency.purge_expired(session, ttl, _PURGE_BATCH)
+                return Creation(created, replayed=False)
+            stored = idempotency.get(session, user_id, idempotency_key)
+    except IntegrityError as error:
+        _raise_if_orphaned(error)
+        raise
+    if stored is None or stored.response is None:  # claim() returns False only for a live key
+        raise RuntimeError("an idempotency key was claimed without its result")
+    if stored.request_hash != fingerprint:
+        raise IdempotencyKeyReused
+    return Creation(TaskOut.model_validate(stored.response), replayed=True)
 
 
 def get(user_id: int, task_id: int) -> TaskOut:
