@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
-.PHONY: help install run test lint fmt openapi invoke sam-install sam-validate sam-build bench ci clean
+.PHONY: help install run test fuzz load lint fmt openapi invoke sam-install sam-validate sam-build bench ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQ
 
 test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server (FUZZ_* knobs)
+	$(BIN)/python -m localdev.fuzz
+
+load: $(STAMP) ## Bounded load test: several local servers, concurrent clients, nothing lost
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .

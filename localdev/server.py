@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from localdev import database
@@ -87,6 +88,13 @@ def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(response.body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (TRACE, QUERY, ...) goes to the gateway too, whose catch-all
+            # route answers 405 with Allow, instead of the standard library's bare 501.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
             log.info("%s %s", self.address_string(), format % args)

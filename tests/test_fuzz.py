@@ -32,7 +32,7 @@ from tests.conftest import ApiClient
 
 OPENAPI = ROOT / "shared" / "taskline" / "api" / "openapi.json"
 CONFIG = SchemathesisConfig.from_path(ROOT / "tests" / "schemathesis.toml")
-BASE_URL = os.environ.get("FUZZ_BASE_URL")  # e.g. http://127.0.0.1:3105 for a live server
+BASE_URL = os.environ.get("FUZZ_BASE_URL") or None  # e.g. http://127.0.0.1:3105 for a live server
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261126"))
 PASSWORD = "correct horse battery"
