@@ -61,6 +61,10 @@ def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "taskline-local"
+        # Headers and body go out in two writes; with Nagle's algorithm the body would wait for
+        # the client's delayed ACK of the headers (about 40 ms on Linux) on every keep-alive
+        # response. The load test (bench/load.py) showed it.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
