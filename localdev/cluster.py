@@ -1,7 +1,8 @@
 """Run copies of `make run`'s server (localdev.server) as separate processes, for the load test
 and the live fuzzing run. Each process is one "warm container" per function, as in Lambda.
 
-    with local_servers(count=4, first_port=3105, database="taskline_load") as urls: ...
+    with local_servers(count=4, first_port=3105, database_name="taskline_load") as servers:
+        servers.urls  # ["http://127.0.0.1:3105", ...]; servers.database_url for direct checks
 
 Every server gets the same signing key (a token from one is good at all), the same database
 (created and migrated once, here), and its own log file in .local/servers/. They are stopped,
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from localdev import database
@@ -25,6 +27,12 @@ from localdev.template import ROOT
 
 LOG_DIR = ROOT / ".local" / "servers"
 STARTUP_SECONDS = 90
+
+
+@dataclass(frozen=True)
+class Servers:
+    urls: list[str]
+    database_url: str
 
 
 def fresh_database(name: str) -> str:
@@ -69,8 +77,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def local_servers(
     count: int, first_port: int, database_name: str, extra_env: dict[str, str] | None = None
-) -> Iterator[list[str]]:
-    """Start `count` servers on ports first_port.. against a fresh database; yield their URLs."""
+) -> Iterator[Servers]:
+    """Start `count` servers on ports first_port.. against a fresh database."""
     url = fresh_database(database_name)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     env = {
@@ -96,7 +104,7 @@ def local_servers(
                 )
             processes.append(process)
             _wait_until_listening(port, process, log)
-        yield [f"http://127.0.0.1:{first_port + index}" for index in range(count)]
+        yield Servers([f"http://127.0.0.1:{first_port + i}" for i in range(count)], url)
     finally:
         for process in processes:
             _stop(process)

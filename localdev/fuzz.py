@@ -41,7 +41,8 @@ def main() -> int:
         live = _pytest(settings)
     else:
         port = int(os.environ.get("FUZZ_PORT", "3105"))
-        with local_servers(1, port, "taskline_fuzz", {"BCRYPT_ROUNDS": "4"}) as (url,):
+        with local_servers(1, port, "taskline_fuzz", {"BCRYPT_ROUNDS": "4"}) as servers:
+            url = servers.urls[0]
             print(f"== fuzzing the local server at {url}", flush=True)
             live = _pytest({**settings, "FUZZ_BASE_URL": url})
     print(f"== seed {settings['FUZZ_SEED']}: in process rc={in_process}, live rc={live}")
