@@ -203,3 +203,15 @@ def _wait_for_lock_waiters(admin_engine: Engine, expected: int) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"fewer than {expected} requests ever waited on a lock")
+
+
+@pytest.mark.parametrize("key", [KEY, None])
+def test_a_create_by_a_deleted_account_is_401(
+    user: ApiClient, admin_engine: Engine, key: str | None
+) -> None:
+    """The token outlived its account: the foreign key says so, and that is a 401, not a 500."""
+    with admin_engine.begin() as connection:
+        connection.execute(text("DELETE FROM users"))
+    response = _post(user, task_body(), key=key)
+    assert response.status == 401
+    assert _count(admin_engine, "tasks") == 0

@@ -7,6 +7,7 @@ import http.client
 import re
 import threading
 from http.server import ThreadingHTTPServer
+from urllib.parse import urlencode
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -119,3 +120,18 @@ def test_the_local_server_answers_any_method_through_the_gateway(
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("username", ["a\x00b@example.com", "tab\t@example.com"])
+def test_token_with_control_characters_in_the_username_is_invalid_request(
+    client: ApiClient, username: str
+) -> None:
+    json_grant = client.post("/token", json_body={"email": username, "password": "whatever1"})
+    form_grant = client.post(
+        "/token",
+        body=urlencode({"username": username, "password": "whatever1"}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    for response in (json_grant, form_grant):
+        assert response.status == 400
+        assert response.json()["error"] == "invalid_request"

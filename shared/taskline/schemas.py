@@ -164,6 +164,14 @@ class PasswordGrant(BaseModel):
     username: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 
+    @field_validator("username")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        # No address holds one, and PostgreSQL cannot even compare text containing NUL.
+        if any(ord(char) < 32 for char in value):
+            raise ValueError("must not contain control characters")
+        return value
+
 
 class TokenOut(BaseModel):
     access_token: str

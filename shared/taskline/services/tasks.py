@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from taskline.db import sqlstate, transaction
@@ -32,12 +32,13 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
             return TaskOut.model_validate(
                 tasks.add(session, user_id, _columns(request.model_dump()))
             )
-    except IntegrityError as error:
+    except DBAPIError as error:
         _raise_if_orphaned(error)
         raise
 
 
-def _raise_if_orphaned(error: IntegrityError) -> None:
+def _raise_if_orphaned(error: DBAPIError) -> None:
+    # pg8000 reports foreign-key violations as ProgrammingError, so match the SQLSTATE.
     if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the token outlived its account
         raise AuthenticationRequired("The account behind this token no longer exists.") from error
 
@@ -84,7 +85,7 @@ def create_once(user_id: int, request: TaskCreate, idempotency_key: str | None) 
                 idempotency.purge_expired(session, ttl, _PURGE_BATCH)
                 return Creation(created, replayed=False)
             stored = idempotency.get(session, user_id, idempotency_key)
-    except IntegrityError as error:
+    except DBAPIError as error:
         _raise_if_orphaned(error)
         raise
     if stored is None or stored.response is None:  # claim() returns False only for a live key
