@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -57,6 +58,18 @@ schemathesis.openapi.format(
 # Sign-up refuses special-use domains (.test, .local, ...), as the document says in prose; JSON
 # Schema's `email` format allows them, so valid addresses come from Hypothesis' public-TLD ones.
 schemathesis.openapi.format("email", st.emails())
+
+# Timestamps must fall within the years 1-9999 in UTC (Python's range; everything is stored in
+# UTC), which the document says in prose: 0001-01-01T00:19:01+22:04 is in the year 0 in UTC.
+# JSON Schema's `date-time` format cannot say so, so valid timestamps are generated a day inside.
+schemathesis.openapi.format(
+    "date-time",
+    st.builds(
+        lambda moment, minutes: moment.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+        st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+        st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+    ).map(lambda moment: moment.isoformat().replace("+00:00", "Z")),
+)
 
 schema = schemathesis.openapi.from_path(OPENAPI, config=CONFIG)
 if BASE_URL is None:

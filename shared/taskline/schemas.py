@@ -95,7 +95,15 @@ def _password_fits_bcrypt(value: str) -> str:
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp_text_only), AfterValidator(_as_utc)]
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_timestamp_text_only),
+    AfterValidator(_as_utc),
+    WithJsonSchemaExtra(
+        description="RFC 3339; without an offset the time is UTC. The instant must fall within "
+        "the years 1 to 9999 in UTC."
+    ),
+]
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 # Lengths count the text as sent, before surrounding whitespace is dropped.
 Description = Annotated[
