@@ -6,7 +6,8 @@ local API Gateway to the real handlers, or over loopback to `make run`'s server 
 FUZZ_BASE_URL is set (`make fuzz` does both). Every default check runs on every response: no
 5xx, status code, content type, headers and body as documented, valid input accepted, invalid
 input rejected, 405 with `Allow` for undeclared methods, 401 when credentials are left out or
-broken. Narrowed checks are listed, with their reasons, in tests/schemathesis.toml.
+broken. Where a check is narrowed, the reason is written next to it: in tests/schemathesis.toml,
+and below for the rules the document states in prose (the generators of valid values).
 
 FUZZ_MAX_EXAMPLES (default 25) and FUZZ_SEED (default fixed) bound the run.
 """
@@ -71,16 +72,17 @@ schemathesis.openapi.format(
     ).map(lambda moment: moment.isoformat().replace("+00:00", "Z")),
 )
 
+GATEWAY = LocalGateway(load())
 schema = schemathesis.openapi.from_path(OPENAPI, config=CONFIG)
 if BASE_URL is None:
-    schema.app = wsgi_app(LocalGateway(load()))
+    schema.app = wsgi_app(GATEWAY)
 
 
 def fresh_token() -> str:
     """A bearer token of a brand-new account, so every generated request is judged on its own."""
     email = f"fuzz-{uuid.uuid4().hex}@example.com"
     if BASE_URL is None:
-        client = ApiClient(LocalGateway(load()))
+        client = ApiClient(GATEWAY)
         return client.login(client.sign_up(email, PASSWORD), PASSWORD)
     signed_up = requests.post(
         f"{BASE_URL}/users", json={"email": email, "password": PASSWORD}, timeout=30

@@ -63,7 +63,8 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         description="Optional, up to 255 visible ASCII characters (a UUID is ideal). A retry "
         "with the same key and body returns the first result (same status, body and Location) "
-        "and creates nothing; the same key with another body is 422. Kept 24 hours, per user.",
+        "and creates nothing; the same key with another body is 422. Keys are per user and kept "
+        "24 hours.",
     ),
 ]
 
