@@ -69,7 +69,7 @@ def test_the_same_key_with_another_body_is_422_and_changes_nothing(
     assert reused.header("Content-Type") == "application/problem+json"
     problem = reused.json()
     assert problem["type"] == "urn:taskline:problem:idempotency-key-reused"
-    assert problem["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert problem["errors"][0]["loc"] == ["header", "idempotency-key"]
     assert user.get("/tasks").json() == [first.json()]
     assert _count(admin_engine, "tasks") == 1
 

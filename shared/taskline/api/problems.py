@@ -67,7 +67,7 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
         extra=lambda _: {
             "errors": [
                 {
-                    "loc": ["header", "Idempotency-Key"],
+                    "loc": ["header", "idempotency-key"],  # as validation errors name it
                     "msg": "already used with a different request",
                     "type": "idempotency_key_reused",
                 }
