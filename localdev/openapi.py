@@ -10,6 +10,7 @@ Powertools cannot express (the token endpoint's form/JSON body, the security sch
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -174,6 +175,67 @@ def _password_confirmed(operation: dict[str, Any]) -> None:
     responses["429"]["headers"] = RETRY_AFTER
 
 
+def _accepts_header(operation: dict[str, Any], name: str) -> bool:
+    return any(
+        p.get("in") == "header" and p.get("name", "").lower() == name.lower()
+        for p in operation.get("parameters", [])
+    )
+
+
+def _add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """OpenAPI links, so clients and the fuzzer's stateful phase can chain operations:
+    - a create (`POST /things` answering 201 with an `id`) links to every operation on
+      `/things/{thing_id}`;
+    - a response carrying an `ETag` links to the operations on the same item that take
+      `If-Match`, passing the tag along.
+    """
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201", {})
+        body = created.get("content", {}).get("application/json", {}).get("schema", {})
+        component = schemas.get(str(body.get("$ref", "")).rpartition("/")[2], {})
+        if "id" not in component.get("properties", {}):
+            continue
+        for item_path, item_operations in paths.items():
+            parent, _, last = item_path.rpartition("/")
+            if parent != path or not (last.startswith("{") and last.endswith("}")):
+                continue
+            for operation in item_operations.values():
+                parameters = {last[1:-1]: "$response.body#/id"}
+                if "ETag" in created.get("headers", {}) and _accepts_header(operation, "If-Match"):
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                created.setdefault("links", {})[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                }
+    for path, operations in paths.items():
+        variables = re.findall(r"\{([^}]+)\}", path)
+        for operation in operations.values():
+            read = operation.get("responses", {}).get("200", {})
+            if not variables or "ETag" not in read.get("headers", {}):
+                continue
+            for target in operations.values():
+                if _accepts_header(target, "If-Match"):
+                    parameters = {name: f"$request.path.{name}" for name in variables}
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                    read.setdefault("links", {})[target["operationId"]] = {
+                        "operationId": target["operationId"],
+                        "parameters": parameters,
+                    }
+
+
+def _tidy_parameters(operation: dict[str, Any]) -> None:
+    """Optional parameters are simply left out, never null (`T | None` in Python says only
+    that), and header names appear as usually written (Powertools lower-cases them)."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        variants = [v for v in schema.get("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            del schema["anyOf"]
+            schema.update(variants[0])
+        if parameter.get("in") == "header":
+            parameter["name"] = "-".join(part.capitalize() for part in parameter["name"].split("-"))
+
+
 def build() -> dict[str, Any]:
     template = load()
     loader.add_layers(template)
@@ -198,7 +260,7 @@ def build() -> dict[str, Any]:
     for path, operations in paths.items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            if "204" in responses:
+            if "204" in responses:  # Powertools documents `-> Response[None]` as a JSON null
                 responses["204"] = {"description": "Done; no content."}
             if operation.get("parameters") or "requestBody" in operation:
                 responses["422"] = _problem("The input is invalid; `errors` says where.")
@@ -212,8 +274,13 @@ def build() -> dict[str, Any]:
                 responses["400"] = _problem("The body is not valid JSON.")
                 responses["413"] = _problem("The body is larger than 64 KiB.")
                 responses["415"] = _problem("Unsupported Content-Type.")
+            _tidy_parameters(operation)
+            if _accepts_header(operation, "If-Match"):
+                responses["412"] = _problem("If-Match names none of the task's current ETags.")
             responses["503"] = _problem("The database is unavailable.")
             responses["500"] = _problem("Unexpected failure (with a correlation id).")
+
+    _add_links(paths, schemas)
 
     token = paths["/token"]["post"]
     token["description"] = (
