@@ -9,6 +9,7 @@ Powertools cannot express (the token endpoint's form/JSON body, the security sch
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sys
@@ -21,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     OAuthFlows,
     SecurityScheme,
 )
+from pydantic import BaseModel
 
 from localdev import loader
 from localdev.template import ROOT, load
@@ -115,10 +117,12 @@ REVOCATION: dict[str, Any] = {
     "required": ["token"],
     "properties": {
         "token": {"type": "string", "description": "A refresh token or an access token."},
+        # No type and no enum: the hint is ignored, whatever its value (RFC 7009 section 2.1
+        # has the server search every token type anyway), so any JSON value is accepted.
         "token_type_hint": {
-            "type": "string",
-            "enum": ["refresh_token", "access_token"],
-            "description": "Optional and not needed: the kind of token is told by its shape.",
+            "examples": ["refresh_token", "access_token"],
+            "description": "Optional and ignored, whatever its value: the kind of token is "
+            "told by its shape.",
         },
     },
 }
@@ -138,6 +142,33 @@ RETRY_AFTER = {
 NO_STORE = {
     "Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}},
 }
+
+
+def _with_model_lengths(body: dict[str, Any]) -> dict[str, Any]:
+    """The token endpoints' hand-written bodies, with each field's minLength/maxLength taken from
+    the pydantic model that parses it, so the document promises exactly what the code accepts."""
+    # Imported here: the layer is on sys.path only once loader.add_layers() has run.
+    from taskline.schemas import PasswordGrant, RefreshGrant, TokenRevocation
+
+    models: dict[str, tuple[type[BaseModel], str]] = {
+        "username": (PasswordGrant, "username"),
+        "email": (PasswordGrant, "username"),
+        "password": (PasswordGrant, "password"),
+        "refresh_token": (RefreshGrant, "refresh_token"),
+        "token": (TokenRevocation, "token"),
+    }
+    body = copy.deepcopy(body)
+    for media in body["content"].values():
+        schema = media["schema"]
+        for variant in schema.get("oneOf", [schema]):
+            for name, field_schema in variant["properties"].items():
+                if name in models:
+                    model, field = models[name]
+                    rules = model.model_json_schema()["properties"][field]
+                    field_schema.update(
+                        {k: rules[k] for k in ("minLength", "maxLength") if k in rules}
+                    )
+    return body
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -292,7 +323,7 @@ def build() -> dict[str, Any]:
     )
     _token_endpoint(
         token,
-        TOKEN_REQUEST_BODY,
+        _with_model_lengths(TOKEN_REQUEST_BODY),
         "Bad credentials, an invalid, used or expired refresh token, or a malformed grant "
         "(RFC 6749 section 5.2; a body that is not JSON at all is problem+json).",
     )
@@ -310,7 +341,11 @@ def build() -> dict[str, Any]:
         "issued keep working on the task routes until they expire (at most "
         "ACCESS_TOKEN_TTL_SECONDS); the account routes refuse them at once."
     )
-    _token_endpoint(revoke, REVOKE_REQUEST_BODY, "No `token` (invalid_request).")
+    _token_endpoint(
+        revoke,
+        _with_model_lengths(REVOKE_REQUEST_BODY),
+        "No `token`, or one longer than any token we issue (invalid_request).",
+    )
     revoke["responses"]["200"] = {
         "description": "Revoked, or nothing to revoke; empty body.",
         "headers": NO_STORE,
