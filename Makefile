@@ -14,8 +14,8 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
-.PHONY: help install run test lint fmt openapi ca-bundle invoke sam-install sam-validate sam-build \
-	cfn-lint security-scan bench bench-deadlines ci clean
+.PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
+	sam-build cfn-lint security-scan bench bench-deadlines ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQ
 
 test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server (FUZZ_* knobs)
+	$(BIN)/python -m localdev.fuzz
+
+load: $(STAMP) ## Bounded load test: several local servers, concurrent clients, nothing lost
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .

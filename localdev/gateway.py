@@ -53,19 +53,27 @@ class GatewayResponse:
         return json.loads(self.body)
 
 
+# Powertools keeps the event being resolved in a class attribute (BaseRouter.current_event)
+# shared by every resolver in the process. In Lambda each function has its own process and
+# serves one request at a time, so that is safe; here all functions share one process, and two
+# running at once would read each other's request (path, headers, even the bearer token). So a
+# process serves one invocation at a time, whatever the function: run several processes for
+# parallel requests (bench/load.py does).
+_INVOCATION_LOCK = threading.Lock()
+
+
 class LocalGateway:
-    """Routes requests to the functions of template.yaml, one request per function at a time (as
-    one warm Lambda container would serve them)."""
+    """Routes requests to the functions of template.yaml, one invocation at a time per process
+    (as one warm Lambda container serves one request at a time)."""
 
     def __init__(self, template: Template) -> None:
         self.template = template
         loader.add_layers(template)
-        self._locks = {name: threading.Lock() for name in template.functions}
 
     def invoke(self, function: Function, event: dict[str, Any]) -> dict[str, Any]:
         handler = loader.load_handler(function)
         context = LambdaContext(function.logical_id, function.timeout)
-        with self._locks[function.logical_id]:
+        with _INVOCATION_LOCK:
             result: dict[str, Any] = handler(event, context)
         return result
 

@@ -9,7 +9,9 @@ Powertools cannot express (the token endpoint's form/JSON body, the security sch
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import sys
 from typing import Any
 
@@ -20,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     OAuthFlows,
     SecurityScheme,
 )
+from pydantic import BaseModel
 
 from localdev import loader
 from localdev.template import ROOT, load
@@ -114,10 +117,12 @@ REVOCATION: dict[str, Any] = {
     "required": ["token"],
     "properties": {
         "token": {"type": "string", "description": "A refresh token or an access token."},
+        # No type and no enum: the hint is ignored, whatever its value (RFC 7009 section 2.1
+        # has the server search every token type anyway), so any JSON value is accepted.
         "token_type_hint": {
-            "type": "string",
-            "enum": ["refresh_token", "access_token"],
-            "description": "Optional and not needed: the kind of token is told by its shape.",
+            "examples": ["refresh_token", "access_token"],
+            "description": "Optional and ignored, whatever its value: the kind of token is "
+            "told by its shape.",
         },
     },
 }
@@ -137,6 +142,33 @@ RETRY_AFTER = {
 NO_STORE = {
     "Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}},
 }
+
+
+def _with_model_lengths(body: dict[str, Any]) -> dict[str, Any]:
+    """The token endpoints' hand-written bodies, with each field's minLength/maxLength taken from
+    the pydantic model that parses it, so the document promises exactly what the code accepts."""
+    # Imported here: the layer is on sys.path only once loader.add_layers() has run.
+    from taskline.schemas import PasswordGrant, RefreshGrant, TokenRevocation
+
+    models: dict[str, tuple[type[BaseModel], str]] = {
+        "username": (PasswordGrant, "username"),
+        "email": (PasswordGrant, "username"),
+        "password": (PasswordGrant, "password"),
+        "refresh_token": (RefreshGrant, "refresh_token"),
+        "token": (TokenRevocation, "token"),
+    }
+    body = copy.deepcopy(body)
+    for media in body["content"].values():
+        schema = media["schema"]
+        for variant in schema.get("oneOf", [schema]):
+            for name, field_schema in variant["properties"].items():
+                if name in models:
+                    model, field = models[name]
+                    rules = model.model_json_schema()["properties"][field]
+                    field_schema.update(
+                        {k: rules[k] for k in ("minLength", "maxLength") if k in rules}
+                    )
+    return body
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -174,6 +206,67 @@ def _password_confirmed(operation: dict[str, Any]) -> None:
     responses["429"]["headers"] = RETRY_AFTER
 
 
+def _accepts_header(operation: dict[str, Any], name: str) -> bool:
+    return any(
+        p.get("in") == "header" and p.get("name", "").lower() == name.lower()
+        for p in operation.get("parameters", [])
+    )
+
+
+def _add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """OpenAPI links, so clients and the fuzzer's stateful phase can chain operations:
+    - a create (`POST /things` answering 201 with an `id`) links to every operation on
+      `/things/{thing_id}`;
+    - a response carrying an `ETag` links to the operations on the same item that take
+      `If-Match`, passing the tag along.
+    """
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201", {})
+        body = created.get("content", {}).get("application/json", {}).get("schema", {})
+        component = schemas.get(str(body.get("$ref", "")).rpartition("/")[2], {})
+        if "id" not in component.get("properties", {}):
+            continue
+        for item_path, item_operations in paths.items():
+            parent, _, last = item_path.rpartition("/")
+            if parent != path or not (last.startswith("{") and last.endswith("}")):
+                continue
+            for operation in item_operations.values():
+                parameters = {last[1:-1]: "$response.body#/id"}
+                if "ETag" in created.get("headers", {}) and _accepts_header(operation, "If-Match"):
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                created.setdefault("links", {})[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                }
+    for path, operations in paths.items():
+        variables = re.findall(r"\{([^}]+)\}", path)
+        for operation in operations.values():
+            read = operation.get("responses", {}).get("200", {})
+            if not variables or "ETag" not in read.get("headers", {}):
+                continue
+            for target in operations.values():
+                if _accepts_header(target, "If-Match"):
+                    parameters = {name: f"$request.path.{name}" for name in variables}
+                    parameters["header.If-Match"] = "$response.header.ETag"
+                    read.setdefault("links", {})[target["operationId"]] = {
+                        "operationId": target["operationId"],
+                        "parameters": parameters,
+                    }
+
+
+def _tidy_parameters(operation: dict[str, Any]) -> None:
+    """Optional parameters are simply left out, never null (`T | None` in Python says only
+    that), and header names appear as usually written (Powertools lower-cases them)."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        variants = [v for v in schema.get("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            del schema["anyOf"]
+            schema.update(variants[0])
+        if parameter.get("in") == "header":
+            parameter["name"] = "-".join(part.capitalize() for part in parameter["name"].split("-"))
+
+
 def build() -> dict[str, Any]:
     template = load()
     loader.add_layers(template)
@@ -198,7 +291,7 @@ def build() -> dict[str, Any]:
     for path, operations in paths.items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            if "204" in responses:
+            if "204" in responses:  # Powertools documents `-> Response[None]` as a JSON null
                 responses["204"] = {"description": "Done; no content."}
             if operation.get("parameters") or "requestBody" in operation:
                 responses["422"] = _problem("The input is invalid; `errors` says where.")
@@ -212,8 +305,13 @@ def build() -> dict[str, Any]:
                 responses["400"] = _problem("The body is not valid JSON.")
                 responses["413"] = _problem("The body is larger than 64 KiB.")
                 responses["415"] = _problem("Unsupported Content-Type.")
+            _tidy_parameters(operation)
+            if _accepts_header(operation, "If-Match"):
+                responses["412"] = _problem("If-Match names none of the task's current ETags.")
             responses["503"] = _problem("The database is unavailable.")
             responses["500"] = _problem("Unexpected failure (with a correlation id).")
+
+    _add_links(paths, schemas)
 
     token = paths["/token"]["post"]
     token["description"] = (
@@ -225,7 +323,7 @@ def build() -> dict[str, Any]:
     )
     _token_endpoint(
         token,
-        TOKEN_REQUEST_BODY,
+        _with_model_lengths(TOKEN_REQUEST_BODY),
         "Bad credentials, an invalid, used or expired refresh token, or a malformed grant "
         "(RFC 6749 section 5.2; a body that is not JSON at all is problem+json).",
     )
@@ -243,7 +341,11 @@ def build() -> dict[str, Any]:
         "issued keep working on the task routes until they expire (at most "
         "ACCESS_TOKEN_TTL_SECONDS); the account routes refuse them at once."
     )
-    _token_endpoint(revoke, REVOKE_REQUEST_BODY, "No `token` (invalid_request).")
+    _token_endpoint(
+        revoke,
+        _with_model_lengths(REVOKE_REQUEST_BODY),
+        "No `token`, or one longer than any token we issue (invalid_request).",
+    )
     revoke["responses"]["200"] = {
         "description": "Revoked, or nothing to revoke; empty body.",
         "headers": NO_STORE,

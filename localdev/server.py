@@ -11,7 +11,7 @@ import os
 import secrets
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from localdev import database
@@ -62,6 +62,10 @@ def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "taskline-local"
+        # Headers and body go out in two writes; with Nagle's algorithm the body would wait for
+        # the client's delayed ACK of the headers (about 40 ms on Linux) on every keep-alive
+        # response. The load test (bench/load.py) showed it.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -101,6 +105,13 @@ def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(response.body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (TRACE, QUERY, ...) goes to the gateway too, whose catch-all
+            # route answers 405 with Allow, instead of the standard library's bare 501.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
             log.info("%s %s", self.address_string(), format % args)

@@ -1,4 +1,5 @@
-"""DELETE /users/me: with the password, removes the account, its tasks and its tokens at once."""
+"""DELETE /users/me: with the password, removes the account, its tasks, tokens and idempotency
+keys at once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def _counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {
             table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
-            for table in ("users", "tasks", "auth_sessions", "refresh_tokens")
+            for table in ("users", "tasks", "auth_sessions", "refresh_tokens", "idempotency_keys")
         }
 
 
@@ -23,10 +24,20 @@ def test_delete_account_removes_user_tasks_and_tokens(
     email = client.sign_up()
     pair, second = client.login_pair(email), client.login_pair(email)
     client.refresh(second["refresh_token"])
-    for _ in range(2):
-        client.post("/tasks", json_body=task_body(), token=pair["access_token"])
+    for key in ("first", "second"):
+        client.post(
+            "/tasks",
+            json_body=task_body(),
+            token=pair["access_token"],
+            headers={"Idempotency-Key": key},
+        )
     bystander = client.login_pair(client.sign_up())
-    client.post("/tasks", json_body=task_body(), token=bystander["access_token"])
+    client.post(
+        "/tasks",
+        json_body=task_body(),
+        token=bystander["access_token"],
+        headers={"Idempotency-Key": "first"},
+    )
     before = _counts(admin_engine)
 
     response = client.delete(
@@ -36,7 +47,13 @@ def test_delete_account_removes_user_tasks_and_tokens(
     assert response.body == b""
 
     after = _counts(admin_engine)
-    assert after == {"users": 1, "tasks": 1, "auth_sessions": 1, "refresh_tokens": 1}
+    assert after == {
+        "users": 1,
+        "tasks": 1,
+        "auth_sessions": 1,
+        "refresh_tokens": 1,
+        "idempotency_keys": 1,
+    }
     assert before["refresh_tokens"] == 4  # two sessions of the user (one refreshed) + bystander
     assert client.post("/token", json_body={"email": email, "password": PASSWORD}).status == 400
     assert client.refresh(second["refresh_token"]).status == 400

@@ -536,6 +536,45 @@ def test_changing_the_deadline_or_reopening_rearms(aws: Aws, user: ApiClient) ->
     assert deadlines_seen == [rfc3339(first), rfc3339(moved), rfc3339(moved), rfc3339(first)]
 
 
+def test_a_conditional_deadline_change_rearms_and_a_stale_one_changes_nothing(
+    aws: Aws, user: ApiClient
+) -> None:
+    """If-Match and re-arming together: the write that passes its precondition re-arms in the
+    same transaction; one refused with 412 neither moves the deadline nor re-arms."""
+    task_id = add_task(user, NOW + timedelta(hours=6))
+    deadlines.check_deadlines(now=NOW)
+    stale = user.get(f"/tasks/{task_id}").header("ETag")
+    assert stale is not None
+
+    moved = NOW + timedelta(hours=8)
+    changed = user.patch(
+        f"/tasks/{task_id}", json_body={"deadline": rfc3339(moved)}, headers={"If-Match": stale}
+    )
+    assert changed.status == 200
+    refused = user.patch(
+        f"/tasks/{task_id}",
+        json_body={"deadline": rfc3339(NOW + timedelta(hours=10))},
+        headers={"If-Match": stale},
+    )
+    assert refused.status == 412
+    assert user.get(f"/tasks/{task_id}").json()["deadline"] == rfc3339(moved)
+    assert deadlines.check_deadlines(now=NOW).due_soon == 1  # re-armed once, for `moved`
+    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+
+    current = user.get(f"/tasks/{task_id}").header("ETag")
+    assert current is not None
+    done = user.patch(
+        f"/tasks/{task_id}", json_body={"status": "Done"}, headers={"If-Match": current}
+    )
+    assert done.status == 200
+    assert user.delete(f"/tasks/{task_id}", headers={"If-Match": current}).status == 412
+    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert [n["task"]["deadline"] for n in aws.notices()] == [
+        rfc3339(NOW + timedelta(hours=6)),
+        rfc3339(moved),
+    ]
+
+
 # What subscribers receive
 
 

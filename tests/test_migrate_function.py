@@ -374,8 +374,8 @@ def test_tables_of_later_migrations_are_granted_to_the_app_role(
     fresh_database: Engine,
 ) -> None:
     """A role provisioned at 0001 can use the tables later migrations create (sessions, refresh
-    tokens, login throttles, task notifications) through default privileges, before the
-    migration function provisions it again."""
+    tokens, login throttles, task notifications, idempotency keys) through default privileges,
+    before the migration function provisions it again."""
     from taskline.migrate import code_head, provision_app_role, upgrade
     from taskline.models import Base
 
@@ -393,6 +393,7 @@ def test_tables_of_later_migrations_are_granted_to_the_app_role(
             "refresh_tokens",
             "login_throttles",
             "task_notifications",
+            "idempotency_keys",
         } <= tables
         assert _missing_rights(fresh_database, role) == []
         with fresh_database.connect() as connection:

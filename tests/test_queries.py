@@ -135,6 +135,91 @@ def shape(statement: str) -> str:
     return f"{verb.split()[0]} {table.group(1)}"
 
 
+# An Idempotency-Key create is one transaction of a fixed set of statements (docs/robustness.md).
+KEYED_CREATE = [
+    "INSERT idempotency_keys",  # claim the key (or take over an expired one) ...
+    "INSERT tasks",
+    "UPDATE idempotency_keys",  # ... store the response with it ...
+    "DELETE idempotency_keys",  # ... and purge a bounded batch of expired keys
+]
+# A retry finds the key live (the claim inserts nothing) and reads the stored result.
+KEYED_REPLAY = ["INSERT idempotency_keys", "SELECT idempotency_keys"]
+
+
+def test_a_keyed_create_and_its_replay_cost_a_fixed_set_of_statements(
+    user: ApiClient, statements: list[str]
+) -> None:
+    headers = {"Idempotency-Key": "queries-1"}
+    statements.clear()
+    assert user.post("/tasks", json_body=task_body(), headers=headers).status == 201
+    assert [shape(s) for s in statements] == KEYED_CREATE
+    statements.clear()
+    replay = user.post("/tasks", json_body=task_body(), headers=headers)
+    assert replay.status == 201
+    assert replay.header("Idempotent-Replayed") == "true"
+    assert [shape(s) for s in statements] == KEYED_REPLAY
+    statements.clear()
+    reused = user.post("/tasks", json_body=task_body(category="other"), headers=headers)
+    assert reused.status == 422
+    assert [shape(s) for s in statements] == KEYED_REPLAY
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        # The If-Match check and the write are one statement ...
+        ("PATCH", {"description": "Renamed"}, ["UPDATE tasks"]),
+        ("DELETE", None, ["DELETE tasks"]),
+        # ... and re-arming notifications stays in the same transaction.
+        ("PATCH", {"status": "Done"}, ["UPDATE tasks", "DELETE task_notifications"]),
+        ("PUT", task_body(status="Done"), ["UPDATE tasks", "DELETE task_notifications"]),
+        ("PATCH", {}, ["SELECT tasks"]),  # nothing to change: the version is only compared
+    ],
+)
+def test_a_conditional_write_checks_the_version_in_the_write_itself(
+    user: ApiClient,
+    admin_engine: Engine,
+    statements: list[str],
+    method: str,
+    body: Any,
+    expected: list[str],
+) -> None:
+    add_tasks(admin_engine, user_id_of(user), 1)
+    etag = user.get("/tasks/1").header("ETag")
+    assert etag is not None
+    statements.clear()
+    response = user.request(method, "/tasks/1", json_body=body, headers={"If-Match": etag})
+    assert response.status < 300, response.body
+    assert [shape(s) for s in statements] == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        # The write touches nothing; one read tells a changed task (412) from a missing one.
+        ("PATCH", {"description": "Renamed"}, ["UPDATE tasks", "SELECT tasks"]),
+        ("DELETE", None, ["DELETE tasks", "SELECT tasks"]),
+    ],
+)
+def test_a_stale_if_match_costs_one_more_read_and_writes_nothing(
+    user: ApiClient,
+    admin_engine: Engine,
+    statements: list[str],
+    method: str,
+    body: Any,
+    expected: list[str],
+) -> None:
+    add_tasks(admin_engine, user_id_of(user), 1)
+    stale = user.get("/tasks/1").header("ETag")
+    assert stale is not None
+    assert user.patch("/tasks/1", json_body={"category": "moved"}).status == 200
+    statements.clear()
+    response = user.request(method, "/tasks/1", json_body=body, headers={"If-Match": stale})
+    assert response.status == 412, response.body
+    assert [shape(s) for s in statements] == expected
+    assert user.get("/tasks/1").json()["category"] == "moved"
+
+
 # A password login is a fixed set of statements in two transactions (docs/security.md):
 # throttling counts the attempt before bcrypt runs, so the count and the lookup commit first;
 # then the count is taken back and the session starts. No statement depends on data size.

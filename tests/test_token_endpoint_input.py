@@ -42,12 +42,32 @@ def test_odd_json_grants(client: ApiClient, body: dict[str, Any], error: str) ->
         ("grant_type=refresh_token&refresh_token=%00", "invalid_grant"),
         ("username=a&password=b&grant_type=", "unsupported_grant_type"),
         ("username=a&username=b&password=c", "invalid_request"),
+        ("username=a&password=b&grant_type=password&grant_type=password", "invalid_request"),
+        # Unrecognized parameters are ignored, repeated or not (RFC 6749 section 3.2).
+        ("username=a&password=b&scope=x&scope=y&=1&=2", "invalid_grant"),
     ],
 )
 def test_odd_form_grants(client: ApiClient, raw: str, error: str) -> None:
     response = client.post("/token", body=raw, headers=FORM)
     assert response.status == 400
     assert response.json()["error"] == error
+
+
+def test_repeated_unrecognized_form_parameters_are_ignored(client: ApiClient) -> None:
+    email = client.sign_up()
+    login = client.post(
+        "/token",
+        body=f"username={email}&password=correct+horse+battery&client_id=a&client_id=b",
+        headers=FORM,
+    )
+    assert login.status == 200, login.body
+    revoke = client.post(
+        "/token/revoke",
+        body=f"token={login.json()['refresh_token']}&token_type_hint=x&token_type_hint=y",
+        headers=FORM,
+    )
+    assert revoke.status == 200
+    assert client.refresh(login.json()["refresh_token"]).status == 400  # it was revoked
 
 
 def test_unreadable_bodies_are_problem_json_400(client: ApiClient) -> None:

@@ -36,6 +36,10 @@ app.accepts("POST", "/token", FORM, JSON)
 app.accepts("POST", "/token/revoke", FORM, JSON)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# The parameters the token endpoints read from a form; every other one is ignored.
+FORM_PARAMETERS = frozenset(
+    (*PasswordGrant.model_fields, *RefreshGrant.model_fields, *TokenRevocation.model_fields)
+)
 
 
 @app.post("/users", status_code=201, tags=["Accounts"], summary="Sign up")
@@ -126,9 +130,11 @@ def _fields() -> dict[str, Any]:
     body = event.decoded_body or ""
     if _is_form():
         parsed = parse_qs(body, keep_blank_values=True)
-        if any(len(values) > 1 for values in parsed.values()):
+        # RFC 6749 section 3.2: the parameters defined here must not be repeated, and any
+        # other (scope, client_id, ...) is ignored, repeated or not.
+        if any(len(parsed.get(name, ())) > 1 for name in FORM_PARAMETERS):
             raise InvalidTokenRequest("Each parameter may be sent only once.")
-        return {name: values[0] for name, values in parsed.items()}
+        return {name: values[0] for name, values in parsed.items() if name in FORM_PARAMETERS}
     try:
         document = event.json_body if body else None
     except ValueError as error:  # the body cannot be read at all: as for every route, problem+json

@@ -6,16 +6,26 @@ from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
 
 from taskline import snapstart
 from taskline.api.auth import BEARER_SECURITY, current_user_id
+from taskline.api.etags import (
+    CREATED_HEADERS,
+    ETAG_HEADER,
+    MAX_IF_MATCH_CHARS,
+    etag_for,
+    versions_matching,
+)
 from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
 from taskline.models import TaskStatus
 from taskline.schemas import (
+    MAX_JSON_SAFE_INTEGER,
     Category,
+    IdempotencyKeyValue,
     TaskCreate,
     TaskFilters,
     TaskOut,
@@ -31,24 +41,64 @@ metrics = Metrics()
 snapstart.register_hooks()
 app = TasklineResolver()
 
-TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The task's id.")]
+# Ids stay within 2**53 - 1, the largest integer every JSON client (JavaScript's included) and
+# every JSON Schema validator (which compare numbers as doubles) reads exactly.
+TaskId = Annotated[int, Path(ge=1, le=MAX_JSON_SAFE_INTEGER, description="The task's id.")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=MAX_IF_MATCH_CHARS,
+        description="Optional. The ETag from your last read (or `*`): the change is made only "
+        "if the task is still at that version, else 412. Without it the write is unconditional.",
+    ),
+]
+
+PAGE_HEADERS: dict[str, OpenAPIResponseHeader] = {
+    "Link": {
+        "description": 'The next page, as `<url>; rel="next"` (RFC 8288), when more remain.',
+        "schema": {"type": "string"},
+    }
+}
+IdempotencyKey = Annotated[
+    IdempotencyKeyValue | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Optional, up to 255 visible ASCII characters (a UUID is ideal). A retry "
+        "with the same key and body returns the first result (same status, body and Location) "
+        "and creates nothing; the same key with another body is 422. Keys are per user and kept "
+        "24 hours.",
+    ),
+]
 
 
 @app.post(
-    "/tasks", status_code=201, tags=["Tasks"], summary="Create a task", security=BEARER_SECURITY
+    "/tasks",
+    status_code=201,
+    tags=["Tasks"],
+    summary="Create a task",
+    security=BEARER_SECURITY,
+    responses={201: {"description": "The task was created.", "headers": CREATED_HEADERS}},
 )
-def create_task(task: Annotated[TaskCreate, Body()]) -> Response[TaskOut]:
-    created = tasks.create(current_user_id(app), task)
-    metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
-    return Response(
-        status_code=201,
-        content_type=JSON,
-        body=created,
-        headers={"Location": f"/tasks/{created.id}"},
-    )
+def create_task(
+    task: Annotated[TaskCreate, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[TaskOut]:
+    created, replayed = tasks.create_once(current_user_id(app), task, idempotency_key)
+    headers = {"Location": f"/tasks/{created.id}", "ETag": etag_for(created)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    else:
+        metrics.add_metric(name="TaskCreated", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type=JSON, body=created, headers=headers)
 
 
-@app.get("/tasks", tags=["Tasks"], summary="List my tasks", security=BEARER_SECURITY)
+@app.get(
+    "/tasks",
+    tags=["Tasks"],
+    summary="List my tasks",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "One page of tasks.", "headers": PAGE_HEADERS}},
+)
 def list_tasks(
     status: Annotated[TaskStatus | None, Query()] = None,
     category: Annotated[Category | None, Query()] = None,
@@ -69,21 +119,43 @@ def list_tasks(
     return Response(status_code=200, content_type=JSON, body=page.items, headers=headers)
 
 
-@app.get("/tasks/<task_id>", tags=["Tasks"], summary="Get a task", security=BEARER_SECURITY)
-def get_task(task_id: TaskId) -> TaskOut:
-    return tasks.get(current_user_id(app), task_id)
+@app.get(
+    "/tasks/<task_id>",
+    tags=["Tasks"],
+    summary="Get a task",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "The task.", "headers": ETAG_HEADER}},
+)
+def get_task(task_id: TaskId) -> Response[TaskOut]:
+    return _with_etag(tasks.get(current_user_id(app), task_id))
 
 
 @app.patch(
-    "/tasks/<task_id>", tags=["Tasks"], summary="Change some fields", security=BEARER_SECURITY
+    "/tasks/<task_id>",
+    tags=["Tasks"],
+    summary="Change some fields",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "The changed task.", "headers": ETAG_HEADER}},
 )
-def patch_task(task_id: TaskId, changes: Annotated[TaskPatch, Body()]) -> TaskOut:
-    return tasks.update(current_user_id(app), task_id, changes)
+def patch_task(
+    task_id: TaskId, changes: Annotated[TaskPatch, Body()], if_match: IfMatch = None
+) -> Response[TaskOut]:
+    versions = versions_matching(if_match, task_id)
+    return _with_etag(tasks.update(current_user_id(app), task_id, changes, versions))
 
 
-@app.put("/tasks/<task_id>", tags=["Tasks"], summary="Replace a task", security=BEARER_SECURITY)
-def replace_task(task_id: TaskId, task: Annotated[TaskReplace, Body()]) -> TaskOut:
-    return tasks.update(current_user_id(app), task_id, task)
+@app.put(
+    "/tasks/<task_id>",
+    tags=["Tasks"],
+    summary="Replace a task",
+    security=BEARER_SECURITY,
+    responses={200: {"description": "The replaced task.", "headers": ETAG_HEADER}},
+)
+def replace_task(
+    task_id: TaskId, task: Annotated[TaskReplace, Body()], if_match: IfMatch = None
+) -> Response[TaskOut]:
+    versions = versions_matching(if_match, task_id)
+    return _with_etag(tasks.update(current_user_id(app), task_id, task, versions))
 
 
 @app.delete(
@@ -93,9 +165,13 @@ def replace_task(task_id: TaskId, task: Annotated[TaskReplace, Body()]) -> TaskO
     summary="Delete a task",
     security=BEARER_SECURITY,
 )
-def delete_task(task_id: TaskId) -> Response[None]:
-    tasks.delete(current_user_id(app), task_id)
+def delete_task(task_id: TaskId, if_match: IfMatch = None) -> Response[None]:
+    tasks.delete(current_user_id(app), task_id, versions_matching(if_match, task_id))
     return Response(status_code=204, content_type=None, body=None)
+
+
+def _with_etag(task: TaskOut) -> Response[TaskOut]:
+    return Response(status_code=200, content_type=JSON, body=task, headers={"ETag": etag_for(task)})
 
 
 lambda_handler = lambda_entry_point(app, logger, metrics)

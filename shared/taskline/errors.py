@@ -16,6 +16,14 @@ class TaskNotFound(TasklineError):
     """No task with that id belongs to the caller (missing and foreign tasks look the same)."""
 
 
+class PreconditionFailed(TasklineError):
+    """A conditional write (If-Match) found the task changed since the client last read it."""
+
+
+class IdempotencyKeyReused(TasklineError):
+    """The Idempotency-Key was already used by this client for a different request."""
+
+
 class EmailAlreadyRegistered(TasklineError):
     """Another account already uses this email (compared case-insensitively)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Deterministic constraint names, so Alembic migrations can refer to them.
@@ -176,4 +178,27 @@ class LoginThrottle(Base):
 
     __table_args__ = (
         CheckConstraint(scope.in_([member.value for member in ThrottleScope]), name="scope_valid"),
+    )
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key for POST /tasks and the first result it produced.
+
+    The row is inserted (claiming the key) in the same transaction that creates the task and
+    stores the response, so other transactions only ever see a key with its result.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the validated request
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        # Serves the purge of expired keys.
+        Index("ix_idempotency_keys_created_at", "created_at"),
     )

@@ -13,10 +13,13 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from taskline.models import TaskStatus
 
@@ -24,10 +27,37 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything beyond 72 bytes; we refuse instead of truncating
 MAX_DESCRIPTION_CHARS = 4000
 MAX_CATEGORY_CHARS = 255
+MAX_JSON_SAFE_INTEGER = 2**53 - 1
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
-# Date and time of day, as RFC 3339 (and ISO 8601) write them; the rest is left to pydantic.
-_DATE_TIME_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+class WithJsonSchemaExtra:
+    """Adds keywords to a type's JSON schema, for rules its validators enforce in code."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+# Text fields hold no C0 control character but tab, newline and carriage return (PostgreSQL text
+# cannot hold NUL, and the others are never wanted), and at least one character that is not
+# whitespace as str.strip() sees it. The pattern is what the OpenAPI document publishes; the
+# validators below enforce the same rule with clearer messages (tests/test_schemas.py checks that
+# the two agree). It uses only \xHH and \uHHHH escapes, which ECMA-262, Python and Rust all read.
+_TEXT_CHAR = r"[^\x00-\x08\x0B\x0C\x0E-\x1F]"
+_VISIBLE_CHAR = r"[^\x00-\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+TEXT_PATTERN = f"^{_TEXT_CHAR}*{_VISIBLE_CHAR}{_TEXT_CHAR}*$"
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_FORBIDDEN_CONTROLS = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r"}
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -36,25 +66,28 @@ def _as_utc(value: datetime) -> datetime:
         return value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
-    except OverflowError as error:  # e.g. 9999-12-31T23:30:00-01:00 is past year 9999 in UTC
-        raise ValueError("is out of range") from error
+    except OverflowError as error:  # e.g. 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise ValueError("must fall between the years 1 and 9999 in UTC") from error
 
 
 def _timestamp_text_only(value: Any) -> Any:
-    # Pydantic would take 1700000000 (or "1700000000") as a Unix time and "2030-01-15" as
-    # midnight; the contract only speaks RFC 3339 date-times.
+    # Pydantic would also take 1700000000, "0.5" or "2030-01-01" (Unix times, a bare date); the
+    # contract only speaks RFC 3339, with the offset optional (then UTC).
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _DATE_TIME_PREFIX.match(value):
-        raise ValueError("must be an RFC 3339 timestamp such as 2030-01-15T09:00:00Z")
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z")
     return value
 
 
-def _printable(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, and other control characters are never wanted here.
-    if any(ord(char) < 32 and char not in "\t\n\r" for char in value):
+def _text(value: str) -> str:
+    """Check the text as sent (TEXT_PATTERN's rule), then drop surrounding whitespace."""
+    if not _FORBIDDEN_CONTROLS.isdisjoint(value):
         raise ValueError("must not contain control characters")
-    return value
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
 
 
 def _encodable(value: str) -> str:
@@ -69,26 +102,50 @@ def _encodable(value: str) -> str:
 
 def _password_fits_bcrypt(value: str) -> str:
     _encodable(value)
-    if len(value) < MIN_PASSWORD_CHARS:
-        raise ValueError(f"must be at least {MIN_PASSWORD_CHARS} characters")
     if len(value.encode()) > MAX_PASSWORD_BYTES:
         raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8")
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp_text_only), AfterValidator(_as_utc)]
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_timestamp_text_only),
+    AfterValidator(_as_utc),
+    WithJsonSchemaExtra(
+        description="RFC 3339; without an offset the time is UTC. The instant must fall within "
+        "the years 1 to 9999 in UTC."
+    ),
+]
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+# Lengths count the text as sent, before surrounding whitespace is dropped.
 Description = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_DESCRIPTION_CHARS),
-    AfterValidator(_printable),
+    StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS),
+    WithJsonSchemaExtra(pattern=TEXT_PATTERN),
+    AfterValidator(_text),
 ]
 Category = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CATEGORY_CHARS),
-    AfterValidator(_printable),
+    StringConstraints(min_length=1, max_length=MAX_CATEGORY_CHARS),
+    WithJsonSchemaExtra(pattern=TEXT_PATTERN),
+    AfterValidator(_text),
 ]
-NewPassword = Annotated[str, AfterValidator(_password_fits_bcrypt)]
+IdempotencyKeyValue = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS, pattern=r"^[!-~](?:[ -~]*[!-~])?$"
+    ),
+]
+NewPassword = Annotated[
+    str,
+    StringConstraints(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_BYTES),
+    WithJsonSchemaExtra(
+        format="password",
+        description=f"At least {MIN_PASSWORD_CHARS} characters and at most "
+        f"{MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit).",
+    ),
+    AfterValidator(_password_fits_bcrypt),
+]
 EncodableText = Annotated[str, AfterValidator(_encodable)]
 # A login email is looked up, never stored: one with NUL or other control characters is just
 # an email no account has (invalid_grant after one bcrypt check); repositories keep NUL,
@@ -108,7 +165,11 @@ class ResponseModel(BaseModel):
 
 
 class UserCreate(RequestModel):
-    email: EmailStr = Field(max_length=320)
+    email: EmailStr = Field(
+        max_length=320,
+        description="Compared case-insensitively. Special-use domains (RFC 6761: .test, .local, "
+        ".localhost, .invalid, .onion, .arpa) cannot receive mail and are refused.",
+    )
     password: NewPassword
 
 
@@ -195,8 +256,21 @@ class TaskReplace(RequestModel):
     status: TaskStatus
 
 
+def _omit_nulls(schema: dict[str, Any]) -> None:
+    """Document PATCH fields as optional but never null, as `TaskPatch._not_null` enforces."""
+    for field_schema in schema.get("properties", {}).values():
+        variants = [v for v in field_schema.pop("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            field_schema.update(variants[0])
+        elif variants:
+            field_schema["anyOf"] = variants
+        field_schema.pop("default", None)
+
+
 class TaskPatch(RequestModel):
     """PATCH: any subset of the writable fields; none of them may be null."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_omit_nulls)
 
     description: Description | None = None
     category: Category | None = None

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=900, ge=1, le=86400)
     login_lockout_seconds: int = Field(default=900, ge=1, le=86400)
 
+    # Idempotency-Key on POST /tasks: how long a key (and the first result) is kept.
+    idempotency_key_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+
     # Passwords: bcrypt work factor (2**rounds iterations).
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
 

@@ -57,6 +57,33 @@ def _too_many_attempts(error: errors.TooManyAttempts) -> str:
 
 PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.TaskNotFound: Problem(404, "task-not-found", "Not Found", lambda _: "No such task."),
+    errors.PreconditionFailed: Problem(
+        412,
+        "precondition-failed",
+        "Precondition Failed",
+        lambda _: (
+            "The task has changed since you read it: If-Match names none of its current "
+            "entity tags. Fetch it again (GET returns the current ETag) and retry on that version."
+        ),
+    ),
+    errors.IdempotencyKeyReused: Problem(
+        422,
+        "idempotency-key-reused",
+        "Unprocessable Content",
+        lambda _: (
+            "This Idempotency-Key was already used with a different request; "
+            "send a new key for a new task."
+        ),
+        extra=lambda _: {
+            "errors": [
+                {
+                    "loc": ["header", "idempotency-key"],  # as validation errors name it
+                    "msg": "already used with a different request",
+                    "type": "idempotency_key_reused",
+                }
+            ]
+        },
+    ),
     errors.EmailAlreadyRegistered: Problem(
         409, "email-taken", "Conflict", lambda _: "An account with this email already exists."
     ),

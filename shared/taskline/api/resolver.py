@@ -103,10 +103,18 @@ class TasklineResolver(APIGatewayHttpResolver):
         return problems.response_for(errors.RouteNotFound())
 
     def _guard_request(self) -> None:
+        route = self.context["_route"]
+        if not self._is_declared(route):
+            # Powertools sends unmatched requests through the middleware chain on a stand-in
+            # route; those get 404/405 whatever their body, so nothing is checked for them.
+            return
         # Anonymous callers learn nothing about a protected route's input rules.
-        if self.context["_route"].security:
+        if route.security:
             self.context["token"] = authenticated_token(self)
         self._guard_body()
+
+    def _is_declared(self, route: object) -> bool:
+        return any(route is declared for declared in self._static_routes + self._dynamic_routes)
 
     def _guard_body(self) -> None:
         event = self.current_event

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
@@ -46,17 +46,29 @@ def list_for_owner(
 
 
 def update_for_owner(
-    session: Session, user_id: int, task_id: int, values: dict[str, Any]
+    session: Session,
+    user_id: int,
+    task_id: int,
+    values: dict[str, Any],
+    versions: frozenset[datetime] | None = None,
 ) -> Task | None:
-    statement = (
-        update(Task)
-        .where(Task.id == task_id, Task.user_id == user_id)
-        .values(**values, updated_at=func.now())
-        .returning(Task)
-    )
+    """Change the task if it is the owner's and, when `versions` is given, still at one of them.
+
+    `updated_at` is the task's version (its ETag is made from it), so it moves strictly forward
+    on every write, even when two land within the same microsecond or the clock steps back.
+    """
+    statement = update(Task).where(Task.id == task_id, Task.user_id == user_id)
+    if versions is not None:
+        statement = statement.where(Task.updated_at.in_(versions))
+    next_version = func.greatest(func.now(), Task.updated_at + timedelta(microseconds=1))
+    statement = statement.values(**values, updated_at=next_version).returning(Task)
     return session.scalars(statement).one_or_none()
 
 
-def delete_for_owner(session: Session, user_id: int, task_id: int) -> bool:
-    statement = delete(Task).where(Task.id == task_id, Task.user_id == user_id).returning(Task.id)
-    return session.scalars(statement).one_or_none() is not None
+def delete_for_owner(
+    session: Session, user_id: int, task_id: int, versions: frozenset[datetime] | None = None
+) -> bool:
+    statement = delete(Task).where(Task.id == task_id, Task.user_id == user_id)
+    if versions is not None:
+        statement = statement.where(Task.updated_at.in_(versions))
+    return session.scalars(statement.returning(Task.id)).one_or_none() is not None

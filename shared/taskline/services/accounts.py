@@ -50,8 +50,8 @@ def change_password(token: VerifiedToken, request: PasswordChange, source_ip: st
 
 
 def delete_account(token: VerifiedToken, request: AccountDeletion, source_ip: str) -> None:
-    """Delete the account, given its password: its tasks, sessions and refresh tokens go in the
-    same statement (foreign keys cascade), so all of it happens or none of it."""
+    """Delete the account, given its password: its tasks, sessions, refresh tokens and idempotency
+    keys go in the same statement (foreign keys cascade), so all of it happens or none of it."""
     source_ip = throttling.source_key(source_ip)
     user = _confirm_password(token, request.password, source_ip)
     with transaction() as session:

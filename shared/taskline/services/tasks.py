@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from taskline.db import sqlstate, transaction
-from taskline.errors import AuthenticationRequired, InvalidQuery, TaskNotFound
+from taskline.errors import (
+    AuthenticationRequired,
+    IdempotencyKeyReused,
+    InvalidQuery,
+    PreconditionFailed,
+    TaskNotFound,
+)
 from taskline.models import TaskStatus
 from taskline.pagination import decode_cursor, encode_cursor
-from taskline.repositories import deadline_notifications, tasks
+from taskline.repositories import deadline_notifications, idempotency, tasks
 from taskline.schemas import TaskCreate, TaskFilters, TaskOut, TaskPage, TaskPatch, TaskReplace
+from taskline.settings import get_settings
 
 _FOREIGN_KEY_VIOLATION = "23503"
 
@@ -22,12 +33,67 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
             return TaskOut.model_validate(
                 tasks.add(session, user_id, _columns(request.model_dump()))
             )
-    except DBAPIError as error:  # pg8000 reports foreign key violations as ProgrammingError
-        if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the token outlived its account
-            raise AuthenticationRequired(
-                "The account behind this token no longer exists."
-            ) from error
+    except DBAPIError as error:
+        _raise_if_orphaned(error)
         raise
+
+
+def _raise_if_orphaned(error: DBAPIError) -> None:
+    # pg8000 reports foreign-key violations as ProgrammingError, so match the SQLSTATE.
+    if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the token outlived its account
+        raise AuthenticationRequired("The account behind this token no longer exists.") from error
+
+
+def _fingerprint(request: TaskCreate) -> str:
+    """What a retry must repeat: the operation and the request as validated (so key order,
+    whitespace around text and the offset of an equal instant make no difference)."""
+    canonical = json.dumps(
+        ["POST /tasks", request.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Creation(NamedTuple):
+    task: TaskOut
+    replayed: bool  # True when this is the stored result of an earlier request with the key
+
+
+# Expired keys are purged a batch at a time by the creates that bring new keys.
+_PURGE_BATCH = 100
+
+
+def create_once(user_id: int, request: TaskCreate, idempotency_key: str | None) -> Creation:
+    """Create the task, or with an Idempotency-Key return what the first request with that key
+    created: exactly one task per key and owner, however many retries, concurrent or not.
+
+    The key is claimed, the task inserted and the response stored in one transaction, so a
+    failure leaves no trace and the key can be retried; a concurrent request with the same key
+    waits for the first one and then gets its result.
+    """
+    if idempotency_key is None:
+        return Creation(create(user_id, request), replayed=False)
+    ttl = timedelta(seconds=get_settings().idempotency_key_ttl_seconds)
+    fingerprint = _fingerprint(request)
+    try:
+        with transaction() as session:
+            if idempotency.claim(session, user_id, idempotency_key, fingerprint, ttl):
+                created = TaskOut.model_validate(
+                    tasks.add(session, user_id, _columns(request.model_dump()))
+                )
+                idempotency.record(
+                    session, user_id, idempotency_key, created.model_dump(mode="json")
+                )
+                idempotency.purge_expired(session, ttl, _PURGE_BATCH)
+                return Creation(created, replayed=False)
+            stored = idempotency.get(session, user_id, idempotency_key)
+    except DBAPIError as error:
+        _raise_if_orphaned(error)
+        raise
+    if stored is None or stored.response is None:  # claim() returns False only for a live key
+        raise RuntimeError("an idempotency key was claimed without its result")
+    if stored.request_hash != fingerprint:
+        raise IdempotencyKeyReused
+    return Creation(TaskOut.model_validate(stored.response), replayed=True)
 
 
 def get(user_id: int, task_id: int) -> TaskOut:
@@ -50,18 +116,27 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
     return TaskPage(items=items, next_cursor=next_cursor)
 
 
-def update(user_id: int, task_id: int, request: TaskPatch | TaskReplace) -> TaskOut:
+def update(
+    user_id: int,
+    task_id: int,
+    request: TaskPatch | TaskReplace,
+    versions: frozenset[datetime] | None = None,
+) -> TaskOut:
+    """Apply the change; with `versions` (from If-Match), only if the task is still at one of
+    them, checked and written in one statement so no other write can slip in between."""
     changes = request.changes() if isinstance(request, TaskPatch) else request.model_dump()
     with transaction() as session:
         if changes:
-            task = tasks.update_for_owner(session, user_id, task_id, _columns(changes))
+            task = tasks.update_for_owner(session, user_id, task_id, _columns(changes), versions)
         else:
             task = tasks.get_for_owner(session, user_id, task_id)
+            if task is not None and versions is not None and task.updated_at not in versions:
+                task = None
         if task is None:
-            raise TaskNotFound
+            raise _missing_or_changed(session, user_id, task_id, versions)
         if "deadline" in changes or "status" in changes:
             # A new deadline re-arms the deadline notifications; a Done task forgets them all,
-            # so reopening it re-arms them too.
+            # so reopening it re-arms them too. Same transaction as the write.
             done = task.status == TaskStatus.DONE.value
             deadline_notifications.forget_for_task(
                 session, task.id, None if done else task.deadline
@@ -69,10 +144,19 @@ def update(user_id: int, task_id: int, request: TaskPatch | TaskReplace) -> Task
         return TaskOut.model_validate(task)
 
 
-def delete(user_id: int, task_id: int) -> None:
+def delete(user_id: int, task_id: int, versions: frozenset[datetime] | None = None) -> None:
     with transaction() as session:
-        if not tasks.delete_for_owner(session, user_id, task_id):
-            raise TaskNotFound
+        if not tasks.delete_for_owner(session, user_id, task_id, versions):
+            raise _missing_or_changed(session, user_id, task_id, versions)
+
+
+def _missing_or_changed(
+    session: Session, user_id: int, task_id: int, versions: frozenset[datetime] | None
+) -> TaskNotFound | PreconditionFailed:
+    """Why a conditional write touched nothing: no such task (of this owner), or a newer one."""
+    if versions is not None and tasks.get_for_owner(session, user_id, task_id) is not None:
+        return PreconditionFailed()
+    return TaskNotFound()
 
 
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
