@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from taskline import pgwire
 from taskline.errors import DatabaseUnavailable
 from taskline.settings import Settings, get_settings
 
@@ -57,7 +58,7 @@ def build_engine(settings: Settings) -> Engine:
     ssl_context = _ssl_context(settings)
     if ssl_context is not None:
         connect_args["ssl_context"] = ssl_context
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(settings.database_url.get_secret_value()),
         connect_args=connect_args,
         pool_size=settings.db_pool_size,
@@ -65,6 +66,12 @@ def build_engine(settings: Settings) -> Engine:
         pool_timeout=settings.db_connect_timeout_seconds,
         pool_pre_ping=True,
     )
+
+    @event.listens_for(engine, "do_connect")
+    def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> pgwire.Connection:
+        return pgwire.connect(*cargs, **cparams)  # one round trip per statement
+
+    return engine
 
 
 @lru_cache(maxsize=1)
