@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskline.db import transaction
+from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import AuthenticationRequired, EmailAlreadyRegistered, InvalidCredentials
 from taskline.repositories import users
 from taskline.schemas import PasswordGrant, TokenOut, UserCreate, UserOut
@@ -19,12 +19,13 @@ def register(request: UserCreate) -> UserOut:
         return UserOut.model_validate(user)
 
 
+@retry_if_disconnected
 def issue_token(grant: PasswordGrant) -> TokenOut:
     """Exchange email and password for an access token.
 
     Every failure looks and costs the same: one bcrypt check, one InvalidCredentials.
     """
-    with transaction() as session:
+    with read_only() as session:
         user = users.get_by_email(session, grant.username)
     if not verify_password(grant.password, user.password_hash if user else None) or user is None:
         raise InvalidCredentials
@@ -32,8 +33,9 @@ def issue_token(grant: PasswordGrant) -> TokenOut:
     return TokenOut(access_token=token.token, expires_in=token.expires_in)
 
 
+@retry_if_disconnected
 def profile(user_id: int) -> UserOut:
-    with transaction() as session:
+    with read_only() as session:
         user = users.get(session, user_id)
         if user is None:
             raise AuthenticationRequired("The account behind this token no longer exists.")

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from taskline.db import sqlstate, transaction
+from taskline.db import read_only, retry_if_disconnected, sqlstate, transaction
 from taskline.errors import AuthenticationRequired, InvalidQuery, TaskNotFound
 from taskline.pagination import decode_cursor, encode_cursor
 from taskline.repositories import tasks
@@ -29,19 +29,21 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
         raise
 
 
+@retry_if_disconnected
 def get(user_id: int, task_id: int) -> TaskOut:
-    with transaction() as session:
+    with read_only() as session:
         task = tasks.get_for_owner(session, user_id, task_id)
         if task is None:
             raise TaskNotFound
         return TaskOut.model_validate(task)
 
 
+@retry_if_disconnected
 def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None) -> TaskPage:
     if filters.due_before and filters.due_after and filters.due_after >= filters.due_before:
         raise InvalidQuery("due_after", "due_after must be earlier than due_before.")
     after = decode_cursor(cursor) if cursor else None
-    with transaction() as session:
+    with read_only() as session:
         # One row more than asked tells whether another page exists, without a COUNT.
         rows = tasks.list_for_owner(session, user_id, filters, after, limit + 1)
     items = [TaskOut.model_validate(row) for row in rows[:limit]]
