@@ -80,6 +80,9 @@ class ResponseModel(BaseModel):
 
 
 class UserCreate(RequestModel):
+    # Built on first use: its EmailStr imports email-validator, which only the auth function needs.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
     email: EmailStr = Field(max_length=320)
     password: NewPassword
 
