@@ -73,8 +73,9 @@ def build_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_connect_timeout_seconds,
+        module=pgwire,  # the DB-API module: pg8000, with pgwire's connections
     )
-    _use_pgwire(engine, settings.db_ping_after_idle_seconds)
+    _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
     return engine
 
 
@@ -88,11 +89,7 @@ def _idle_seconds(last_used: tuple[float, float]) -> float:
     return max(time.monotonic() - monotonic, time.time() - wall)
 
 
-def _use_pgwire(engine: Engine, ping_after_idle: float) -> None:
-    @event.listens_for(engine, "do_connect")
-    def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> pgwire.Connection:
-        return pgwire.connect(*cargs, **cparams)
-
+def _ping_when_idle(engine: Engine, ping_after_idle: float) -> None:
     @event.listens_for(engine, "checkout")
     def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         last_used = record.info.get(_LAST_USED)  # none yet on a connection just made

@@ -23,6 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import pg8000
 from pg8000 import converters, core, legacy
 from pg8000.dbapi import convert_paramstyle
 from pg8000.exceptions import DatabaseError, InterfaceError
@@ -148,3 +149,9 @@ class Connection(legacy.Connection):  # type: ignore[misc]  # pg8000 is untyped
 def connect(*args: Any, **kwargs: Any) -> Connection:
     """Like `pg8000.connect`, with this module's connection."""
     return Connection(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    """The rest of the DB-API module (errors, types, paramstyle...) is pg8000's: SQLAlchemy uses
+    this module in pg8000's place (`create_engine(..., module=pgwire)`)."""
+    return getattr(pg8000, name)
