@@ -115,6 +115,22 @@ def test_sessions_cut_between_requests_are_replaced(user: ApiClient, proxy: TcpP
     assert proxy.connections_accepted == accepted + 1  # one fresh connection, no error
 
 
+@pytest.mark.timeout(60)  # a hang guard only: the request is bounded by the socket timeout
+def test_an_answer_arriving_after_the_timeout_is_never_taken_for_the_next_one(
+    user: ApiClient, other_user: ApiClient, proxy: TcpProxy
+) -> None:
+    """After a socket timeout the timed-out statement's answer may still come; the connection
+    is discarded, so no later request (here another user's) reads that answer as its own."""
+    assert user.post("/tasks", json_body=task_body(description="not yours")).status == 201
+    proxy.set_mode("stall")
+    _assert_unavailable(user.get("/tasks"))
+    proxy.set_mode("up")  # the late answer to that SELECT is delivered now
+    listed = other_user.get("/tasks")
+    assert listed.status == 200, listed.body
+    assert listed.json() == []
+    assert [task["description"] for task in user.get("/tasks").json()] == ["not yours"]
+
+
 @pytest.fixture
 def short_statement_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "300")

@@ -2,72 +2,27 @@
 
 A round trip is a turn of the conversation with PostgreSQL: the function sends, then waits for
 the answer. Reads cost one (no BEGIN/COMMIT, no ping), writes three (BEGIN, the statement,
-COMMIT). A pooled connection the server dropped is replaced without the caller noticing for
-reads, and for writes once it sat idle longer than DB_PING_AFTER_IDLE_SECONDS.
+COMMIT). A pooled connection the server dropped is replaced without the caller noticing: a
+read runs once more on a new one, a write begins again on a new one when BEGIN finds it dead,
+and a connection idle longer than DB_PING_AFTER_IDLE_SECONDS is pinged before use.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import ApiClient, task_body
-
-
-@dataclass
-class Wire:
-    round_trips: int = 0
-    statements: list[str] = field(default_factory=list)
-    _last: dict[int, str] = field(default_factory=dict)
-    _pending: dict[int, bytes] = field(default_factory=dict)
-
-    def clear(self) -> None:
-        self.round_trips = 0
-        self.statements.clear()
-
-    def sent(self, stream: int, data: bytes) -> None:
-        if self._last.get(stream) != "write":
-            self.round_trips += 1
-        self._last[stream] = "write"
-        buffer = self._pending.get(stream, b"") + data
-        while len(buffer) >= 5:  # typed messages: 1 byte type, 4 bytes length
-            kind, (length,) = buffer[:1], struct.unpack("!i", buffer[1:5])
-            if len(buffer) < 1 + length:
-                break
-            payload, buffer = buffer[5 : 1 + length], buffer[1 + length :]
-            if kind == b"Q":
-                self.statements.append(payload[:-1].decode())
-            elif kind == b"P":
-                self.statements.append(payload.split(b"\0")[1].decode())
-        self._pending[stream] = buffer
-
-    def received(self, stream: int) -> None:
-        self._last[stream] = "read"
+from tests.wire import Wire, listen
 
 
 @pytest.fixture
 def wire(user: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Wire:
     """What the functions send to PostgreSQL from now on (the `user` fixture's are done)."""
     assert user.get("/users/me").status == 200  # the pooled connection exists
-    counted = Wire()
-    write, readinto = socket.SocketIO.write, socket.SocketIO.readinto
-
-    def counting_write(io: socket.SocketIO, data: Any) -> int | None:
-        counted.sent(id(io), bytes(data))
-        return write(io, data)
-
-    def counting_readinto(io: socket.SocketIO, buffer: Any) -> int | None:
-        counted.received(id(io))
-        return readinto(io, buffer)
-
-    monkeypatch.setattr(socket.SocketIO, "write", counting_write)
-    monkeypatch.setattr(socket.SocketIO, "readinto", counting_readinto)
-    return counted
+    return listen(monkeypatch)
 
 
 def _task_id(user: ApiClient) -> int:
@@ -137,20 +92,40 @@ def test_login_survives_a_dropped_connection(client: ApiClient, admin_engine: En
     assert client.login(email)
 
 
-def test_a_write_on_a_just_dropped_connection_is_503_then_recovers(
+def test_a_write_on_a_just_dropped_connection_begins_again_on_a_new_one(
     user: ApiClient, admin_engine: Engine
 ) -> None:
     """Within DB_PING_AFTER_IDLE_SECONDS of its last use nothing pings the connection, so a
-    write finds it dead: 503 with Retry-After, nothing written; the next request reconnects."""
+    write finds it dead at BEGIN, before anything of the write was sent: it begins once more
+    on a fresh connection, and the task is written exactly once."""
     _task_id(user)
     _drop_the_functions_connections(admin_engine)
-    failed = user.post("/tasks", json_body=task_body(description="lost"))
-    assert failed.status == 503
-    assert failed.header("Retry-After") == "2"
-    assert user.post("/tasks", json_body=task_body(description="kept")).status == 201
+    created = user.post("/tasks", json_body=task_body(description="kept"))
+    assert created.status == 201, created.body
     descriptions = [task["description"] for task in user.get("/tasks").json()]
-    assert "lost" not in descriptions
-    assert "kept" in descriptions
+    assert descriptions.count("kept") == 1
+
+
+def test_a_write_whose_connection_dies_after_begin_is_503_and_writes_nothing(
+    user: ApiClient, admin_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the write's own statement was sent the unit of work is not repeated: 503 with
+    Retry-After, nothing written, and the next request works on a new connection."""
+    from taskline.repositories import tasks
+
+    add = tasks.add
+
+    def add_after_the_connection_dies(*args: Any) -> Any:
+        _drop_the_functions_connections(admin_engine)
+        return add(*args)
+
+    monkeypatch.setattr(tasks, "add", add_after_the_connection_dies)
+    failed = user.post("/tasks", json_body=task_body(description="lost"))
+    assert failed.status == 503, failed.body
+    assert failed.header("Retry-After") == "2"
+    monkeypatch.setattr(tasks, "add", add)
+    assert user.post("/tasks", json_body=task_body(description="kept")).status == 201
+    assert [task["description"] for task in user.get("/tasks").json()] == ["kept"]
 
 
 @pytest.fixture

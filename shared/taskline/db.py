@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 
@@ -151,7 +152,18 @@ def build_engine(settings: Settings) -> Engine:
     if settings.database_url is None:
         event.listen(engine, "do_connect", _connect_with_stored_credentials)
     _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
+    event.listen(engine, "handle_error", _discard_after_timeout)
     return engine
+
+
+def _discard_after_timeout(context: ExceptionContext) -> None:
+    """A socket timeout leaves the conversation mid-way: the timed-out statement's answer may
+    still arrive, and must never be read as the next statement's. Python's socket refuses any
+    read after a timeout, so the connection could only fail on its next use; it is discarded
+    now instead, like a lost one, which spares the next request that failed round trip. The
+    TimeoutError itself goes on (503, and no retry: the time is already spent)."""
+    if isinstance(context.original_exception, TimeoutError):
+        context.is_disconnect = True
 
 
 _LAST_USED = "taskline_last_used"
@@ -239,14 +251,36 @@ def _unavailable_as_503() -> Iterator[None]:
 def transaction() -> Iterator[Session]:
     """A session inside one transaction: committed when the block ends, rolled back on error.
 
-    Repositories only flush; this is the one place that commits.
+    Repositories only flush; this is the one place that commits. The transaction is opened
+    before the block runs (`_begin`), on a connection that answered.
     """
-    with (
-        _unavailable_as_503(),
-        Session(get_engine(), expire_on_commit=False) as session,
-        session.begin(),
-    ):
-        yield session
+    with _unavailable_as_503(), Session(get_engine(), expire_on_commit=False) as session:
+        _begin(session)
+        yield session  # an exception here leaves the block: closing the session rolls back
+        session.commit()
+
+
+def _begin(session: Session) -> None:
+    """Send BEGIN now, the round trip pg8000 would otherwise send before the first statement.
+
+    It is also the liveness check writes get for free: if the pooled connection turns out to be
+    dead (the server restarted or dropped it since the last request, within
+    DB_PING_AFTER_IDLE_SECONDS), nothing of this unit of work has been sent yet, so the session
+    lets go of it and begins once more on a fresh connection.
+    """
+    for attempt in (1, 2):
+        connection = session.connection()
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        dbapi_connection.autocommit = True  # or pg8000 would send its own BEGIN first
+        try:
+            connection.exec_driver_sql("BEGIN")
+            return
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+            session.rollback()  # releases the dead connection; the pool opens a new one
+        finally:
+            dbapi_connection.autocommit = False
 
 
 @contextmanager
