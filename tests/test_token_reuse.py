@@ -37,11 +37,11 @@ def test_a_remembered_token_is_refused_once_its_key_is_retired(
     assert user.get("/users/me").status == 200
     monkeypatch.setenv("JWT_SECRET", "a-brand-new-signing-key-" + "n" * 32)
     monkeypatch.setenv("JWT_PREVIOUS_SECRETS", f'["{TEST_JWT_SECRET}"]')
-    tokens.signing_keys.cache_clear()
+    tokens._keyring.cache_clear()
     get_settings.cache_clear()
     assert user.get("/users/me").status == 200  # the old key still verifies while listed
     monkeypatch.setenv("JWT_PREVIOUS_SECRETS", "[]")
-    tokens.signing_keys.cache_clear()
+    tokens._keyring.cache_clear()
     get_settings.cache_clear()
     assert user.get("/users/me").status == 401
 
@@ -53,3 +53,16 @@ def test_a_remembered_token_is_refused_for_another_audience(
     monkeypatch.setenv("JWT_AUDIENCE", "another-api")
     get_settings.cache_clear()
     assert user.get("/users/me").status == 401
+
+
+def test_a_remembered_token_of_an_ended_session_is_refused_on_the_account_routes(
+    client: ApiClient,
+) -> None:
+    """The cache only spares re-checking the signature: the account routes still check the
+    token's session in the database on every request."""
+    pair = client.login_pair(client.sign_up())
+    token = pair["access_token"]
+    assert client.get("/users/me", token=token).status == 200  # verified and remembered
+    assert client.post("/users/me/logout-all", token=token).status == 204
+    assert client.get("/users/me", token=token).status == 401
+    assert client.post("/users/me/logout-all", token=token).status == 401
