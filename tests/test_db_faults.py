@@ -97,8 +97,8 @@ def test_database_unreachable_gives_503_within_the_timeouts_then_recovers(
 ) -> None:
     assert user.get("/tasks").status == 200  # a pooled connection now exists
     proxy.set_mode("hang")
-    # The pooled connection's liveness check waits out its read timeout, the reconnect its
-    # connect timeout: a bounded wait, then 503, never a hang.
+    # The pooled connection's first read waits out its read timeout (the connection is then
+    # discarded), the reconnect its connect timeout: a bounded wait, then 503, never a hang.
     _assert_unavailable(user.get("/tasks"))
     _assert_unavailable(user.post("/tasks", json_body=task_body()))
     proxy.set_mode("up")
