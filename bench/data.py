@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ class Data:
     big_tasks: int
     page_1000_after: tuple[Any, int]  # (deadline, id) of the last task of page 999
     password_hash: str  # every bench account's, bcrypt at the bench's cost
+    sessions: dict[int, uuid.UUID]  # a live sign-in session of big_user and writer (`sid`)
 
 
 def prepare(big_tasks: int, other_users: int, tasks_each: int, bcrypt_rounds: int) -> Data:
@@ -93,8 +95,18 @@ def prepare(big_tasks: int, other_users: int, tasks_each: int, bcrypt_rounds: in
             ),
             {"u": big_user, "k": (DEEP_PAGE - 1) * PAGE_SIZE - 1},
         ).one()
+        # Access tokens name a sign-in session (`sid`); GET /users/me checks it is live.
+        sessions = {user: uuid.uuid4() for user in (big_user, writer)}
+        for user, session_id in sessions.items():
+            connection.execute(
+                text(
+                    "INSERT INTO auth_sessions (id, user_id, created_at, expires_at) "
+                    "VALUES (:id, :user, now(), now() + interval '1 day')"
+                ),
+                {"id": session_id, "user": user},
+            )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE users, tasks")
+        connection.exec_driver_sql("VACUUM ANALYZE users, tasks, auth_sessions")
     pg_url = sqlalchemy_url(url)
     engine.dispose()
     query = dict(pg_url.query)
@@ -115,6 +127,7 @@ def prepare(big_tasks: int, other_users: int, tasks_each: int, bcrypt_rounds: in
         big_tasks=big_tasks,
         page_1000_after=(deadline, last_id),
         password_hash=password_hash,
+        sessions=sessions,
     )
 
 
@@ -124,10 +137,12 @@ def admin_engine(data: Data) -> Engine:
     return create_engine(sqlalchemy_url(data.url))
 
 
-def token_for(user_id: int) -> str:
+def token_for(data: Data, user_id: int) -> str:
+    """An access token of the user's bench session, valid for the whole run (the caller sets
+    ACCESS_TOKEN_TTL_SECONDS: the default 15 minutes could run out during `make bench`)."""
     from taskline.security.tokens import issue_access_token
 
-    return issue_access_token(user_id).token
+    return issue_access_token(user_id, data.sessions[user_id]).token
 
 
 def events(template: Template, data: Data) -> dict[str, dict[str, Any]]:
@@ -135,8 +150,8 @@ def events(template: Template, data: Data) -> dict[str, dict[str, Any]]:
     from taskline.pagination import encode_cursor
 
     routes = {route.route_key: route for route, _ in template.routes()}
-    reader = [("Authorization", f"Bearer {token_for(data.big_user)}")]
-    writer = [("Authorization", f"Bearer {token_for(data.writer)}")]
+    reader = [("Authorization", f"Bearer {token_for(data, data.big_user)}")]
+    writer = [("Authorization", f"Bearer {token_for(data, data.writer)}")]
     json_type = [("Content-Type", "application/json")]
     body = (
         b'{"description": "Benchmark task", "category": "bench",'

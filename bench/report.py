@@ -192,6 +192,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"| GET /users/me | {auth['routes']['me']['round_trips']}: {sent(auth['routes']['me'])}"
         " | - |"
     )
+    token = auth["routes"]["token"]
+    lines.append(f"| POST /token (password grant) | {token['round_trips']}: {sent(token)} | - |")
     lines.append(
         f"| First request of a new process (connect + query) | {tasks['first_round_trips']} | "
         f"{peer['first_round_trips']} |"
@@ -218,13 +220,16 @@ def _short(sql: str) -> str:
     words = sql.replace(";", " ").split()
     if not words:
         return "ping"
+    if words[0].upper() == "WITH" and len(words) > 3:  # WITH name AS (INSERT ...) ...: the CTE's
+        words = [words[3].lstrip("("), *words[4:]]
     verb = words[0].upper()
     lowered = [w.lower() for w in words]
     table = ""
-    for keyword in ("from", "into", "update"):
-        if keyword in lowered[:-1]:
-            table = " " + words[lowered.index(keyword) + 1]
-            break
+    keyword = {"SELECT": "from", "DELETE": "from", "INSERT": "into"}.get(verb)
+    if verb == "UPDATE" and len(words) > 1:
+        table = " " + words[1]
+    elif keyword in lowered[:-1]:
+        table = " " + words[lowered.index(keyword) + 1]
     if verb == "SELECT" and not table:
         return "SELECT"
     return verb + table
