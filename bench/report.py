@@ -269,6 +269,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     )  # fmt: skip
     ax.set_title("Cold start: process start to first response (median)")
     ax.set_ylabel("ms")
+    ax.set_ylim(top=max(cold[n]["wall_ms"] for n in names) * 1.35)  # room for the legend
     ax.legend(loc="upper left", fontsize=8)
 
     ax = axes[0][1]
