@@ -91,7 +91,27 @@ security-scan: $(SCAN_VENV)/.installed ## checkov on template.yaml (accepted fin
 	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation \
 	  --skip-download --compact --quiet
 
+BENCH_BUILD := bench/.build
+
+$(VENV)/.bench-installed: $(STAMP) bench/requirements.txt
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	@touch $@
+
+# What each side ships, installed apart so each benchmarked process imports only that.
+$(BENCH_BUILD)/layer/.installed: $(STAMP) shared/requirements.txt
+	rm -rf $(BENCH_BUILD)/layer
+	$(BIN)/python -m pip install --quiet --target $(BENCH_BUILD)/layer -r shared/requirements.txt
+	@touch $@
+
+$(BENCH_BUILD)/peer/.installed: $(STAMP) bench/peers/fastapi/requirements.txt
+	rm -rf $(BENCH_BUILD)/peer
+	$(BIN)/python -m pip install --quiet --target $(BENCH_BUILD)/peer -r bench/peers/fastapi/requirements.txt
+	@touch $@
+
+bench: $(VENV)/.bench-installed $(BENCH_BUILD)/layer/.installed $(BENCH_BUILD)/peer/.installed $(SAM_VENV)/.installed ## Benchmarks vs the FastAPI peer (writes bench/results/)
+	$(BIN)/python -m bench.run
+
 ci: lint test sam-validate cfn-lint security-scan sam-build ## Everything CI runs
 
 clean: ## Remove build output (keeps .local, the dev database)
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache bench/.build

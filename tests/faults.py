@@ -5,6 +5,8 @@ It stands in for the database going away without touching the shared test server
   connections are refused, open ones see the socket close);
 - "hang": connections are accepted but nothing is forwarded either way, as when the database
   host is unreachable or frozen (clients wait until their own timeouts fire);
+- "stall": open sessions stay open but their traffic is held, not dropped: when the proxy is
+  "up" again it is delivered late, as over a congested network;
 - "up": traffic flows again, on the same port, so the app recovers without a restart.
 
 One thread owns every socket; `set_mode` hands it the change and waits until it is applied.
@@ -22,7 +24,7 @@ from typing import Literal
 
 from sqlalchemy import make_url
 
-Mode = Literal["up", "down", "hang"]
+Mode = Literal["up", "down", "hang", "stall"]
 _TICK_SECONDS = 0.02
 
 

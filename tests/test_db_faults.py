@@ -97,8 +97,8 @@ def test_database_unreachable_gives_503_within_the_timeouts_then_recovers(
 ) -> None:
     assert user.get("/tasks").status == 200  # a pooled connection now exists
     proxy.set_mode("hang")
-    # The pooled connection's liveness check waits out its read timeout, the reconnect its
-    # connect timeout: a bounded wait, then 503, never a hang.
+    # The pooled connection's first read waits out its read timeout (the connection is then
+    # discarded), the reconnect its connect timeout: a bounded wait, then 503, never a hang.
     _assert_unavailable(user.get("/tasks"))
     _assert_unavailable(user.post("/tasks", json_body=task_body()))
     proxy.set_mode("up")
@@ -113,6 +113,22 @@ def test_sessions_cut_between_requests_are_replaced(user: ApiClient, proxy: TcpP
     proxy.set_mode("up")
     assert user.post("/tasks", json_body=task_body()).status == 201
     assert proxy.connections_accepted == accepted + 1  # one fresh connection, no error
+
+
+@pytest.mark.timeout(60)  # a hang guard only: the request is bounded by the socket timeout
+def test_an_answer_arriving_after_the_timeout_is_never_taken_for_the_next_one(
+    user: ApiClient, other_user: ApiClient, proxy: TcpProxy
+) -> None:
+    """After a socket timeout the timed-out statement's answer may still come; the connection
+    is discarded, so no later request (here another user's) reads that answer as its own."""
+    assert user.post("/tasks", json_body=task_body(description="not yours")).status == 201
+    proxy.set_mode("stall")
+    _assert_unavailable(user.get("/tasks"))
+    proxy.set_mode("up")  # the late answer to that SELECT is delivered now
+    listed = other_user.get("/tasks")
+    assert listed.status == 200, listed.body
+    assert listed.json() == []
+    assert [task["description"] for task in user.get("/tasks").json()] == ["not yours"]
 
 
 @pytest.fixture

@@ -67,3 +67,52 @@ def test_auth_and_tasks_do_not_import_boto3(database_url: str) -> None:
     # a millisecond) to register a user-agent hook for SDK sessions that may be created later.
     assert "boto3" not in report["aws_sdk_modules"]
     assert [name for name in report["aws_sdk_modules"] if name != "botocore"] == []
+
+
+TASKS_ONLY = textwrap.dedent(
+    """
+    import json
+    import sys
+    import uuid
+
+    from localdev.gateway import LocalGateway
+    from localdev.template import load
+    from taskline.security.tokens import issue_access_token
+
+    gateway = LocalGateway(load())
+    token = issue_access_token(1, uuid.uuid4()).token
+    bearer = [("Authorization", "Bearer " + token), ("Content-Type", "application/json")]
+    statuses = [
+        gateway.request("GET", "/tasks", "", bearer).status,
+        gateway.request("GET", "/tasks/1", "", bearer).status,
+        gateway.request("PATCH", "/tasks/1", "", bearer, b'{"status": "Done"}').status,
+    ]
+    loaded = sorted(
+        name for name in sys.modules if name.split(".")[0] == "email_validator"
+    )
+    print(json.dumps({"statuses": statuses, "loaded": loaded}))
+    """
+)
+
+
+def test_the_tasks_function_does_not_load_email_validator(database_url: str) -> None:
+    """Only the auth function checks emails (UserCreate builds its schema on first use), so the
+    tasks function's cold start does not pay for email-validator's import."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", TASKS_ONLY],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["statuses"] == [200, 404, 404]
+    assert report["loaded"] == []

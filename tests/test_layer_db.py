@@ -6,7 +6,8 @@ import datetime as dt
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -166,12 +167,55 @@ def test_one_ssl_context_is_reused_for_every_connection() -> None:
 # The engine
 
 
-def test_engine_holds_one_pre_pinged_connection() -> None:
+def test_engine_holds_one_connection_without_a_ping_before_every_use() -> None:
     engine = build_engine(_settings())
     assert engine.pool.size() == 1  # type: ignore[attr-defined]
     assert engine.pool._max_overflow == 0  # type: ignore[attr-defined]
-    assert engine.pool._pre_ping is True
+    assert engine.pool._pre_ping is False  # pinged only after DB_PING_AFTER_IDLE_SECONDS
     engine.dispose()
+
+
+class KilledConnection(NamedTuple):
+    engine: Engine
+    pid: int  # the backend the server terminated while the connection sat in the pool
+
+
+@pytest.fixture
+def killed(admin_engine: Engine) -> Iterator[KilledConnection]:
+    """An engine whose one pooled connection the server has just killed."""
+    engine = build_engine(_settings(db_ping_after_idle_seconds=30))
+    pid = _backend_pid(engine)
+    with admin_engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    yield KilledConnection(engine, pid)
+    engine.dispose()
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_a_connection_idle_past_the_threshold_is_pinged_and_replaced_before_use(
+    killed: KilledConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from taskline import db
+
+    # 31 s later, as after a Lambda container was frozen (both clocks move on).
+    later = SimpleNamespace(monotonic=lambda: time.monotonic() + 31, time=lambda: time.time() + 31)
+    monkeypatch.setattr(db, "time", later)
+    assert _backend_pid(killed.engine) != killed.pid  # no error: replaced before the statement
+
+
+def test_a_connection_used_within_the_threshold_is_not_pinged(killed: KilledConnection) -> None:
+    """Recently used, the connection is trusted without a round trip: the dead one is met by the
+    statement itself (which the unit of work then retries or answers 503 for)."""
+    with pytest.raises(DBAPIError) as raised:
+        _backend_pid(killed.engine)
+    assert raised.value.connection_invalidated
+    assert _backend_pid(killed.engine) != killed.pid
 
 
 def test_engine_is_created_once_per_container(reload_settings: None) -> None:

@@ -1,30 +1,30 @@
-"""SQL statements per request: constant for lists (no N+1), none for verifying a token."""
+"""SQL statements per request, as sent on the socket (BEGIN and COMMIT included): constant for
+lists (no N+1), none for verifying a token. Reads are one SELECT outside any transaction;
+writes are one transaction: BEGIN, their statements, COMMIT."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 
-from taskline.db import get_engine
 from tests.conftest import ApiClient, task_body, user_id_of
+from tests.wire import listen
+
+READ = "SELECT tasks"
+
+
+def transaction(*statements: str) -> list[str]:
+    return ["BEGIN", *statements, "COMMIT"]
 
 
 @pytest.fixture
-def statements(user: ApiClient) -> Iterator[list[str]]:
+def statements(user: ApiClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every statement the functions send from now on (the `user` fixture's own are done)."""
-    engine = get_engine()
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])  # (connection, cursor, statement, parameters, context, many)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
+    assert user.get("/users/me").status == 200  # the pooled connection exists
+    return listen(monkeypatch).statements
 
 
 def add_tasks(admin_engine: Engine, user_id: int, count: int) -> None:
@@ -56,6 +56,7 @@ def test_listing_costs_one_statement_whatever_the_size(
     fifty = statements_for_list(user, statements, "limit=50")
     hundred = statements_for_list(user, statements, "limit=100")
     assert one == fifty == hundred == 1
+    assert [shape(statement) for statement in statements] == [READ]
     assert "OFFSET" not in statements[0].upper()
     assert "LIMIT" in statements[0].upper()
 
@@ -70,18 +71,19 @@ def test_next_pages_cost_one_statement_too(
     target = link[link.index("/tasks") : link.index(">")]
     statements.clear()
     assert user.get(target).status == 200
-    assert len(statements) == 1
+    assert [shape(statement) for statement in statements] == [READ]
     assert "OFFSET" not in statements[0].upper()
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body"),
+    ("method", "path", "body", "expected"),
     [
-        ("GET", "/tasks/1", None),
-        ("PATCH", "/tasks/1", {"description": "Renamed"}),
-        ("DELETE", "/tasks/1", None),
-        ("POST", "/tasks", task_body()),
-        ("GET", "/users/me", None),
+        ("GET", "/tasks/1", None, [READ]),
+        ("PATCH", "/tasks/1", {"description": "Renamed"}, transaction("UPDATE tasks")),
+        ("DELETE", "/tasks/1", None, transaction("DELETE tasks")),
+        ("POST", "/tasks", task_body(), transaction("INSERT tasks")),
+        # The account, read together with the check that the token's session is live.
+        ("GET", "/users/me", None, ["SELECT users"]),
     ],
 )
 def test_each_use_case_is_one_statement(
@@ -91,12 +93,14 @@ def test_each_use_case_is_one_statement(
     method: str,
     path: str,
     body: Any,
+    expected: list[str],
 ) -> None:
+    """Reads: the SELECT alone. Writes: the statement inside BEGIN ... COMMIT."""
     add_tasks(admin_engine, user_id_of(user), 1)
     statements.clear()
     response = user.request(method, path, json_body=body)
     assert response.status < 300, response.body
-    assert len(statements) == 1, statements
+    assert [shape(statement) for statement in statements] == expected
 
 
 @pytest.mark.parametrize(
@@ -118,11 +122,16 @@ def test_a_new_deadline_or_status_also_rearms_notifications(
     statements.clear()
     response = user.request(method, "/tasks/1", json_body=body)
     assert response.status == 200, response.body
-    assert [shape(s) for s in statements] == ["UPDATE tasks", "DELETE task_notifications"]
+    assert [shape(s) for s in statements] == transaction(
+        "UPDATE tasks", "DELETE task_notifications"
+    )
 
 
 def shape(statement: str) -> str:
-    """A statement's verb and the table it starts on: "SELECT users", "DELETE login_throttles"."""
+    """A statement's verb and the table it starts on: "SELECT users", "DELETE login_throttles";
+    transaction control as itself: "BEGIN", "COMMIT", "ROLLBACK"."""
+    if statement.strip().upper() in ("BEGIN", "COMMIT", "ROLLBACK"):
+        return statement.strip().upper()
     match = re.match(
         r"\s*(?:WITH \w+ AS \s*\(\s*)?(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s(.*)",
         statement,
@@ -136,14 +145,15 @@ def shape(statement: str) -> str:
 
 
 # An Idempotency-Key create is one transaction of a fixed set of statements (docs/robustness.md).
-KEYED_CREATE = [
+KEYED_CREATE = transaction(
     "INSERT idempotency_keys",  # claim the key (or take over an expired one) ...
     "INSERT tasks",
     "UPDATE idempotency_keys",  # ... store the response with it ...
     "DELETE idempotency_keys",  # ... and purge a bounded batch of expired keys
-]
-# A retry finds the key live (the claim inserts nothing) and reads the stored result.
-KEYED_REPLAY = ["INSERT idempotency_keys", "SELECT idempotency_keys"]
+)
+# A retry finds the key live (the claim inserts nothing) and reads the stored result, in the
+# same transaction: a concurrent first request holding the key is waited for.
+KEYED_REPLAY = transaction("INSERT idempotency_keys", "SELECT idempotency_keys")
 
 
 def test_a_keyed_create_and_its_replay_cost_a_fixed_set_of_statements(
@@ -168,12 +178,17 @@ def test_a_keyed_create_and_its_replay_cost_a_fixed_set_of_statements(
     ("method", "body", "expected"),
     [
         # The If-Match check and the write are one statement ...
-        ("PATCH", {"description": "Renamed"}, ["UPDATE tasks"]),
-        ("DELETE", None, ["DELETE tasks"]),
+        ("PATCH", {"description": "Renamed"}, transaction("UPDATE tasks")),
+        ("DELETE", None, transaction("DELETE tasks")),
         # ... and re-arming notifications stays in the same transaction.
-        ("PATCH", {"status": "Done"}, ["UPDATE tasks", "DELETE task_notifications"]),
-        ("PUT", task_body(status="Done"), ["UPDATE tasks", "DELETE task_notifications"]),
-        ("PATCH", {}, ["SELECT tasks"]),  # nothing to change: the version is only compared
+        ("PATCH", {"status": "Done"}, transaction("UPDATE tasks", "DELETE task_notifications")),
+        (
+            "PUT",
+            task_body(status="Done"),
+            transaction("UPDATE tasks", "DELETE task_notifications"),
+        ),
+        # Nothing to change: the version is only compared (still in a write's transaction).
+        ("PATCH", {}, transaction("SELECT tasks")),
     ],
 )
 def test_a_conditional_write_checks_the_version_in_the_write_itself(
@@ -196,9 +211,14 @@ def test_a_conditional_write_checks_the_version_in_the_write_itself(
 @pytest.mark.parametrize(
     ("method", "body", "expected"),
     [
-        # The write touches nothing; one read tells a changed task (412) from a missing one.
-        ("PATCH", {"description": "Renamed"}, ["UPDATE tasks", "SELECT tasks"]),
-        ("DELETE", None, ["DELETE tasks", "SELECT tasks"]),
+        # The write touches nothing; one read tells a changed task (412) from a missing one,
+        # and the refusal rolls the transaction back.
+        (
+            "PATCH",
+            {"description": "Renamed"},
+            ["BEGIN", "UPDATE tasks", "SELECT tasks", "ROLLBACK"],
+        ),
+        ("DELETE", None, ["BEGIN", "DELETE tasks", "SELECT tasks", "ROLLBACK"]),
     ],
 )
 def test_a_stale_if_match_costs_one_more_read_and_writes_nothing(
@@ -223,14 +243,14 @@ def test_a_stale_if_match_costs_one_more_read_and_writes_nothing(
 # A password login is a fixed set of statements in two transactions (docs/security.md):
 # throttling counts the attempt before bcrypt runs, so the count and the lookup commit first;
 # then the count is taken back and the session starts. No statement depends on data size.
-CHECK_PASSWORD = ["DELETE login_throttles", "INSERT login_throttles", "SELECT users"]
-START_SESSION = [
+CHECK_PASSWORD = transaction("DELETE login_throttles", "INSERT login_throttles", "SELECT users")
+START_SESSION = transaction(
     "DELETE login_throttles",  # the account's failures are forgiven ...
     "UPDATE login_throttles",  # ... and the source IP's count taken back
     "DELETE auth_sessions",  # the account's expired sessions ...
     "DELETE refresh_tokens",  # ... and expired refresh tokens are pruned
     "INSERT auth_sessions",  # the session and its first refresh token, in one statement
-]
+)
 
 
 def test_sign_up_login_and_refresh_cost_a_fixed_set_of_statements(
@@ -238,13 +258,13 @@ def test_sign_up_login_and_refresh_cost_a_fixed_set_of_statements(
 ) -> None:
     statements.clear()
     client.sign_up("queries@example.com")
-    assert [shape(s) for s in statements] == ["INSERT users"]
+    assert [shape(s) for s in statements] == transaction("INSERT users")
     statements.clear()
     pair = client.login_pair("queries@example.com")
     assert [shape(s) for s in statements] == CHECK_PASSWORD + START_SESSION
     statements.clear()
     assert client.refresh(pair["refresh_token"]).status == 200
-    assert [shape(s) for s in statements] == ["UPDATE refresh_tokens"]
+    assert [shape(s) for s in statements] == transaction("UPDATE refresh_tokens")
 
 
 def test_a_failed_login_checks_the_password_and_stops(

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from sqlalchemy import URL, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 
+from taskline import pgwire
 from taskline.errors import DatabaseUnavailable
 from taskline.settings import Settings, get_settings
 
@@ -115,6 +118,13 @@ def build_engine(settings: Settings) -> Engine:
 
     With DB_HOST (AWS), the credentials are not part of the URL: they are fetched from
     Secrets Manager when a connection is opened, so a rotated password is picked up.
+
+    Connections are `taskline.pgwire`'s (one round trip per statement). Instead of a ping before
+    every checkout (SQLAlchemy's pool_pre_ping, one more round trip per request), a connection
+    is pinged only after it sat idle for DB_PING_AFTER_IDLE_SECONDS, which is when a Lambda
+    container was frozen long enough for the server or the network to drop it; a dead one is
+    replaced before use. Reads that meet a connection dropped sooner are retried once
+    (`retry_if_disconnected`); writes answer 503 once and the next request reconnects.
     """
     connect_args: dict[str, Any] = {
         # The socket timeout bounds connecting and every read, so it must outlast a statement.
@@ -135,13 +145,51 @@ def build_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_connect_timeout_seconds,
-        pool_pre_ping=True,
         # Errors are logged; their SQL parameters can hold emails and password hashes.
         hide_parameters=True,
+        module=pgwire,  # the DB-API module: pg8000, with pgwire's connections
     )
     if settings.database_url is None:
         event.listen(engine, "do_connect", _connect_with_stored_credentials)
+    _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
+    event.listen(engine, "handle_error", _discard_after_timeout)
     return engine
+
+
+def _discard_after_timeout(context: ExceptionContext) -> None:
+    """A socket timeout leaves the conversation mid-way: the timed-out statement's answer may
+    still arrive, and must never be read as the next statement's. Python's socket refuses any
+    read after a timeout, so the connection could only fail on its next use; it is discarded
+    now instead, like a lost one, which spares the next request that failed round trip. The
+    TimeoutError itself goes on (503, and no retry: the time is already spent)."""
+    if isinstance(context.original_exception, TimeoutError):
+        context.is_disconnect = True
+
+
+_LAST_USED = "taskline_last_used"
+
+
+def _idle_seconds(last_used: tuple[float, float]) -> float:
+    # The wall clock keeps counting while a Lambda sandbox is frozen, the monotonic one may not;
+    # the monotonic one never jumps back. The longer of the two is the safer answer.
+    monotonic, wall = last_used
+    return max(time.monotonic() - monotonic, time.time() - wall)
+
+
+def _ping_when_idle(engine: Engine, ping_after_idle: float) -> None:
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last_used = record.info.get(_LAST_USED)  # none yet on a connection just made
+        if last_used is None or _idle_seconds(last_used) < ping_after_idle:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:  # dead in any way: the pool replaces it and checks out again
+            raise DisconnectionError from error
+
+    @event.listens_for(engine, "checkin")
+    def stamp(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = (time.monotonic(), time.time())
 
 
 @lru_cache(maxsize=1)
@@ -183,14 +231,9 @@ def is_unavailable(error: DBAPIError) -> bool:
 
 
 @contextmanager
-def transaction() -> Iterator[Session]:
-    """A session inside one transaction: committed when the block ends, rolled back on error.
-
-    Repositories only flush; this is the one place that commits.
-    """
+def _unavailable_as_503() -> Iterator[None]:
     try:
-        with Session(get_engine(), expire_on_commit=False) as session, session.begin():
-            yield session
+        yield
     except DBAPIError as error:
         if is_unavailable(error):
             raise DatabaseUnavailable from error
@@ -202,3 +245,76 @@ def transaction() -> Iterator[Session]:
         # host name) or no protocol was acceptable. Unreachable for us, and worth a log line.
         logger.error("TLS to the database failed", extra={"error": str(error)})
         raise DatabaseUnavailable from error
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session inside one transaction: committed when the block ends, rolled back on error.
+
+    Repositories only flush; this is the one place that commits. The transaction is opened
+    before the block runs (`_begin`), on a connection that answered.
+    """
+    with _unavailable_as_503(), Session(get_engine(), expire_on_commit=False) as session:
+        _begin(session)
+        yield session  # an exception here leaves the block: closing the session rolls back
+        session.commit()
+
+
+def _begin(session: Session) -> None:
+    """Send BEGIN now, the round trip pg8000 would otherwise send before the first statement.
+
+    It is also the liveness check writes get for free: if the pooled connection turns out to be
+    dead (the server restarted or dropped it since the last request, within
+    DB_PING_AFTER_IDLE_SECONDS), nothing of this unit of work has been sent yet, so the session
+    lets go of it and begins once more on a fresh connection.
+    """
+    for attempt in (1, 2):
+        connection = session.connection()
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        dbapi_connection.autocommit = True  # or pg8000 would send its own BEGIN first
+        try:
+            connection.exec_driver_sql("BEGIN")
+            return
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+            session.rollback()  # releases the dead connection; the pool opens a new one
+        finally:
+            dbapi_connection.autocommit = False
+
+
+@contextmanager
+def read_only() -> Iterator[Session]:
+    """A session for use cases that only read, outside any transaction (autocommit).
+
+    A single SELECT sees one consistent snapshot on its own, so BEGIN and COMMIT around it are
+    two round trips for nothing: a read by key here is one round trip. Use `transaction()` for
+    anything that writes, or that needs several statements to see the same snapshot.
+    """
+    with _unavailable_as_503(), Session(get_engine()) as session:
+        dbapi_connection: Any = session.connection().connection.dbapi_connection
+        dbapi_connection.autocommit = True  # pg8000: no implicit BEGIN before the statement
+        try:
+            yield session
+        finally:
+            dbapi_connection.autocommit = False  # back to the pool as the pool expects it
+
+
+def retry_if_disconnected[**P, R](use_case: Callable[P, R]) -> Callable[P, R]:
+    """Run a read-only use case once more if its pooled connection turned out to be dead.
+
+    Only for use cases that change nothing (running them twice is harmless); the second run
+    gets a fresh connection, as the pool has discarded the dead one.
+    """
+
+    @wraps(use_case)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return use_case(*args, **kwargs)
+        except DatabaseUnavailable as error:
+            cause = error.__cause__
+            if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+                return use_case(*args, **kwargs)
+            raise
+
+    return run

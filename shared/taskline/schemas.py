@@ -165,6 +165,9 @@ class ResponseModel(BaseModel):
 
 
 class UserCreate(RequestModel):
+    # Built on first use: its EmailStr imports email-validator, which only the auth function needs.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
     email: EmailStr = Field(
         max_length=320,
         description="Compared case-insensitively. Special-use domains (RFC 6761: .test, .local, "

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     db_ssl_mode: Literal["disable", "require", "verify-full"] = "disable"
     db_ssl_root_cert: str | None = None
     db_pool_size: int = Field(default=1, ge=1, le=50)
+    # A pooled connection idle this long (e.g. in a frozen Lambda container) is pinged before
+    # use; 0 pings before every use. Reads that still find their connection dead retry once.
+    db_ping_after_idle_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     # Deploy-time migrations (the MigrationFunction): their own, longer statement timeout, and
     # the secret of the least-privileged role the API functions log in as (created if missing).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from taskline.models import Task
@@ -17,9 +17,15 @@ def add(session: Session, user_id: int, values: dict[str, Any]) -> Task:
     return session.scalars(statement).one()
 
 
+# Built once: a constant statement skips rebuilding the expression and its cache key per call.
+_OWNED_TASK = select(Task).where(
+    Task.id == bindparam("task_id"), Task.user_id == bindparam("user_id")
+)
+
+
 def get_for_owner(session: Session, user_id: int, task_id: int) -> Task | None:
-    statement = select(Task).where(Task.id == task_id, Task.user_id == user_id)
-    return session.scalars(statement).one_or_none()
+    parameters = {"task_id": task_id, "user_id": user_id}
+    return session.scalars(_OWNED_TASK, parameters).one_or_none()
 
 
 def list_for_owner(

@@ -89,20 +89,42 @@ def issue_access_token(user_id: int, session_id: uuid.UUID) -> AccessToken:
 
 
 def verify_access_token(token: str) -> VerifiedToken:
-    """The token's user, or AuthenticationRequired whatever is wrong with it."""
+    """The token's user, or AuthenticationRequired whatever is wrong with it.
+
+    A client sends the same token with every request until it expires, so a container checks
+    each token's signature and claims once: what is left to check on later requests is its
+    expiry. Only tokens that passed are remembered, and the keys and the expected issuer,
+    audience and leeway are part of what they are remembered by.
+    """
     settings = get_settings()
+    verified = _verified(
+        token,
+        signing_keys(),
+        settings.jwt_audience,
+        settings.jwt_issuer,
+        settings.jwt_leeway_seconds,
+    )
+    if verified.expires_at <= time.time() - settings.jwt_leeway_seconds:  # as PyJWT decides
+        raise AuthenticationRequired("The token has expired.")
+    return verified
+
+
+@lru_cache(maxsize=1024)
+def _verified(
+    token: str, keys: tuple[SigningKey, ...], audience: str, issuer: str, leeway: int
+) -> VerifiedToken:
     try:
         header = jwt.get_unverified_header(token)
-        key = next((k for k in signing_keys() if k.kid == header.get("kid")), None)
+        key = next((k for k in keys if k.kid == header.get("kid")), None)
         if key is None:
             raise AuthenticationRequired("The token was signed with an unknown key.")
         claims = jwt.decode(
             token,
             key.secret,
             algorithms=[ALGORITHM],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway_seconds,
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
             options={"require": REQUIRED_CLAIMS},
         )
     except jwt.ExpiredSignatureError as error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from taskline import clock
-from taskline.db import transaction
+from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import EmailAlreadyRegistered, SessionEnded, TooManyAttempts, WrongPassword
 from taskline.models import User
 from taskline.repositories import sessions, users
@@ -22,8 +22,10 @@ def register(request: UserCreate) -> UserOut:
         return UserOut.model_validate(user)
 
 
+@retry_if_disconnected
 def profile(token: VerifiedToken) -> UserOut:
-    with transaction() as session:
+    """The caller's account, if the token's session is live: one SELECT, outside a transaction."""
+    with read_only() as session:
         user = sessions.user_in_live_session(
             session, token.user_id, token.session_id, clock.utcnow()
         )

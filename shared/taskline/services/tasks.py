@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from taskline.db import sqlstate, transaction
+from taskline.db import read_only, retry_if_disconnected, sqlstate, transaction
 from taskline.errors import (
     AuthenticationRequired,
     IdempotencyKeyReused,
@@ -96,19 +96,21 @@ def create_once(user_id: int, request: TaskCreate, idempotency_key: str | None) 
     return Creation(TaskOut.model_validate(stored.response), replayed=True)
 
 
+@retry_if_disconnected
 def get(user_id: int, task_id: int) -> TaskOut:
-    with transaction() as session:
+    with read_only() as session:
         task = tasks.get_for_owner(session, user_id, task_id)
         if task is None:
             raise TaskNotFound
         return TaskOut.model_validate(task)
 
 
+@retry_if_disconnected
 def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None) -> TaskPage:
     if filters.due_before and filters.due_after and filters.due_after >= filters.due_before:
         raise InvalidQuery("due_after", "due_after must be earlier than due_before.")
     after = decode_cursor(cursor) if cursor else None
-    with transaction() as session:
+    with read_only() as session:
         # One row more than asked tells whether another page exists, without a COUNT.
         rows = tasks.list_for_owner(session, user_id, filters, after, limit + 1)
     items = [TaskOut.model_validate(row) for row in rows[:limit]]

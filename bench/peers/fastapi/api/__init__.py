@@ -1,0 +1,1 @@
+"""The reference peer: the seed's FastAPI design, written the way its users would write it."""

@@ -1,0 +1,345 @@
+"""The bench's table (Markdown, printed and saved) and chart (PNG), from one run's results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "cold": 0.5,  # Taskline cold start <= 0.5x the peer's
+    "warm_vs_peer": 0.4,  # warm GET /tasks/{id} p50 <= 0.4x the peer's
+    "warm_vs_floor": 2.0,  # ... and <= 2x the raw pg8000 floor
+    "memory": 0.75,  # peak memory <= 0.75x the peer's
+    "round_trips": 1,  # database round trips for a read by id
+    "deep_page": 1.5,  # page 1,000 p50 <= 1.5x page 1 p50
+}
+ROUTES = [
+    ("get", "GET /tasks/{id}"),
+    ("list_p1", "GET /tasks, page 1"),
+    ("list_p1000", "GET /tasks, page 1,000"),
+    ("create", "POST /tasks"),
+]
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def _mb(kilobytes: float) -> str:
+    return f"{kilobytes / 1024:.1f} MB"
+
+
+def _size(megabytes: float) -> str:
+    return f"{megabytes:.1f} MB" if megabytes >= 1 else f"{megabytes * 1000:.1f} kB"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    cold, warm = results["cold"], results["warm"]
+    tasks, peer = warm["tasks"], warm["peer"]
+    get_p50 = tasks["routes"]["get"]["p50_ms"]
+    floor = tasks["floor"]["get"]["run"]["p50_ms"]
+    cold_ratio = cold["tasks"]["wall_ms"] / cold["peer"]["wall_ms"]
+    warm_ratio = get_p50 / peer["routes"]["get"]["p50_ms"]
+    floor_ratio = get_p50 / floor
+    memory_ratio = cold["tasks"]["peak_rss_kb"] / cold["peer"]["peak_rss_kb"]
+    trips = tasks["routes"]["get"]["round_trips"]
+    deep_ratio = tasks["routes"]["list_p1000"]["p50_ms"] / tasks["routes"]["list_p1"]["p50_ms"]
+    return [
+        {
+            "figure": "Cold start, TasksFunction vs peer (median wall time)",
+            "target": f"<= {TARGETS['cold']}x",
+            "measured": f"{cold_ratio:.2f}x ({_ms(cold['tasks']['wall_ms'])} vs "
+            f"{_ms(cold['peer']['wall_ms'])})",
+            "met": cold_ratio <= TARGETS["cold"],
+        },
+        {
+            "figure": "Warm GET /tasks/{id} p50 vs peer",
+            "target": f"<= {TARGETS['warm_vs_peer']}x",
+            "measured": f"{warm_ratio:.2f}x ({_ms(get_p50)} vs "
+            f"{_ms(peer['routes']['get']['p50_ms'])})",
+            "met": warm_ratio <= TARGETS["warm_vs_peer"],
+        },
+        {
+            "figure": "Warm GET /tasks/{id} p50 vs raw pg8000 floor (Connection.run)",
+            "target": f"<= {TARGETS['warm_vs_floor']}x",
+            "measured": f"{floor_ratio:.2f}x ({_ms(get_p50)} vs {_ms(floor)})",
+            "met": floor_ratio <= TARGETS["warm_vs_floor"],
+        },
+        {
+            "figure": "Peak memory (VmHWM after the first request) vs peer",
+            "target": f"<= {TARGETS['memory']}x",
+            "measured": f"{memory_ratio:.2f}x ({_mb(cold['tasks']['peak_rss_kb'])} vs "
+            f"{_mb(cold['peer']['peak_rss_kb'])})",
+            "met": memory_ratio <= TARGETS["memory"],
+        },
+        {
+            "figure": "Database round trips, GET /tasks/{id} (counted on the socket)",
+            "target": f"{TARGETS['round_trips']}",
+            "measured": f"{trips}",
+            "met": trips <= TARGETS["round_trips"],
+        },
+        {
+            "figure": "GET /tasks page 1,000 p50 vs page 1 p50",
+            "target": f"<= {TARGETS['deep_page']}x",
+            "measured": f"{deep_ratio:.2f}x ({_ms(tasks['routes']['list_p1000']['p50_ms'])} vs "
+            f"{_ms(tasks['routes']['list_p1']['p50_ms'])})",
+            "met": deep_ratio <= TARGETS["deep_page"],
+        },
+    ]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    cold, warm = results["cold"], results["warm"]
+    tasks, peer, auth = warm["tasks"], warm["peer"], warm["auth"]
+    setup = results["setup"]
+    lines = [
+        f"Run {results['when']} on {results['machine']['platform']}, Python "
+        f"{results['machine']['python']}, {results['machine']['cpus']} CPUs "
+        f"(load average {results['machine']['load_average'][0]:.2f} at the end); "
+        f"{results['duration_s']:.0f} s in all.",
+        "",
+        "### Targets",
+        "",
+        "| Figure | Target | Measured | |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {t['figure']} | {t['target']} | {t['measured']} | {_verdict(t['met'])} |"
+        for t in targets(results)
+    ]
+    source = results["cold_from_source"]
+    shared = cold["shared"]
+    lines += [
+        "",
+        f"Lower bound on this stack: a process that only imports what both sides need "
+        f"({', '.join(f'`{m}`' for m in setup['shared_imports'])}) takes "
+        f"{_ms(shared['wall_ms'])}, {shared['wall_ms'] / cold['peer']['wall_ms']:.2f}x the peer's "
+        f"cold start, and peaks at {_mb(shared['peak_rss_kb'])}, "
+        f"{shared['peak_rss_kb'] / cold['peer']['peak_rss_kb']:.2f}x the peer's memory.",
+        "",
+        f"### Cold start (median of {setup['cold_runs']} fresh processes each, interleaved)",
+        "",
+        "| Function | Process start to first response | of which imports | first request "
+        "| peak RSS (VmHWM) after it | modules loaded | without bytecode cache "
+        f"(median of {setup['source_runs']}) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (
+        ("tasks", "Taskline TasksFunction, GET /tasks/{id}"),
+        ("auth", "Taskline AuthFunction, GET /users/me"),
+        ("peer", "FastAPI peer, GET /tasks/{id}"),
+        ("shared", "Shared libraries only (imports, no request)"),
+    ):
+        figures = cold[name]
+        from_source = _ms(source[name]["wall_ms"]) if name in source else "-"
+        lines.append(
+            f"| {label} | {_ms(figures['wall_ms'])} | {_ms(figures['import_ms'])} | "
+            f"{_ms(figures['first_request_ms'])} | {_mb(figures['peak_rss_kb'])} | "
+            f"{figures['modules']:.0f} | {from_source} |"
+        )
+    lines += [
+        "",
+        f"### Warm latency (one process; median over {setup['rounds']} rounds of each "
+        "round's p50 and p99)",
+        "",
+        "| Route | Taskline p50 / p99 | FastAPI peer p50 / p99 | raw pg8000 `run` p50 "
+        "| raw pg8000 prepared p50 | Taskline / peer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for route, label in ROUTES:
+        mine, theirs = tasks["routes"][route], peer["routes"][route]
+        floor = tasks["floor"][route]
+        lines.append(
+            f"| {label} | {_ms(mine['p50_ms'])} / {_ms(mine['p99_ms'])} | "
+            f"{_ms(theirs['p50_ms'])} / {_ms(theirs['p99_ms'])} | "
+            f"{_ms(floor['run']['p50_ms'])} | {_ms(floor['prepared']['p50_ms'])} | "
+            f"{mine['p50_ms'] / theirs['p50_ms']:.2f}x |"
+        )
+    lines += [
+        f"| GET /users/me (AuthFunction) | {_ms(auth['routes']['me']['p50_ms'])} / "
+        f"{_ms(auth['routes']['me']['p99_ms'])} | - | - | - | - |",
+        f"| POST /token, bcrypt cost {results['bcrypt']['rounds']} | "
+        f"{_ms(auth['routes']['token']['p50_ms'])} / {_ms(auth['routes']['token']['p99_ms'])} "
+        f"| - | bcrypt check alone: {_ms(results['bcrypt']['check_ms'])} | - | - |",
+        "",
+        "Both sides get the very same event for every row but one: page 1,000 is asked the way"
+        " each side pages, `?cursor=` (keyset) for Taskline and `?skip=49950` (the FastAPI"
+        " tutorial's skip/limit, i.e. OFFSET) for the peer. The floor replays the SQL Taskline"
+        " sent, minus BEGIN/COMMIT, in the same process, in blocks of 250 that take turns with"
+        " the function's invocations.",
+        "",
+        "### Database round trips per request (counted on the socket) and statements sent",
+        "",
+        "| Request | Taskline | FastAPI peer |",
+        "|---|---|---|",
+    ]
+
+    def sent(figures: dict[str, Any]) -> str:
+        return "; ".join(_short(sql) for sql, _ in figures["statements"])
+
+    for route, label in ROUTES:
+        mine, theirs = tasks["routes"][route], peer["routes"][route]
+        lines.append(
+            f"| {label} | {mine['round_trips']}: {sent(mine)} | "
+            f"{theirs['round_trips']}: {sent(theirs)} |"
+        )
+    lines.append(
+        f"| GET /users/me | {auth['routes']['me']['round_trips']}: {sent(auth['routes']['me'])}"
+        " | - |"
+    )
+    token = auth["routes"]["token"]
+    lines.append(f"| POST /token (password grant) | {token['round_trips']}: {sent(token)} | - |")
+    lines.append(
+        f"| First request of a new process (connect + query) | {tasks['first_round_trips']} | "
+        f"{peer['first_round_trips']} |"
+    )
+    lines += ["", "### `sam build` artifacts (.aws-sam/build)", ""]
+    artifacts = results["artifacts"]
+    if "error" in artifacts:
+        lines.append(f"Not measured: {artifacts['error']}.")
+    else:
+        lines += ["| Artifact | Unzipped | Zipped (deflate) | Files |", "|---|---|---|---|"]
+        for name, size in artifacts.items():
+            if "error" in size:
+                lines.append(f"| {name} | {size['error']} | | |")
+                continue
+            lines.append(
+                f"| {name} | {_size(size['unzipped_mb'])} | {_size(size['zipped_mb'])} | "
+                f"{size['files']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _short(sql: str) -> str:
+    """A statement as one word: BEGIN, ping, SELECT tasks, INSERT tasks, COMMIT..."""
+    words = sql.replace(";", " ").split()
+    if not words:
+        return "ping"
+    if words[0].upper() == "WITH" and len(words) > 3:  # WITH name AS (INSERT ...) ...: the CTE's
+        words = [words[3].lstrip("("), *words[4:]]
+    verb = words[0].upper()
+    lowered = [w.lower() for w in words]
+    table = ""
+    keyword = {"SELECT": "from", "DELETE": "from", "INSERT": "into"}.get(verb)
+    if verb == "UPDATE" and len(words) > 1:
+        table = " " + words[1]
+    elif keyword in lowered[:-1]:
+        table = " " + words[lowered.index(keyword) + 1]
+    if verb == "SELECT" and not table:
+        return "SELECT"
+    return verb + table
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cold, warm = results["cold"], results["warm"]
+    taskline, peer, floor = "#2b7bba", "#d95f02", "#7f7f7f"
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    figure.suptitle("Taskline vs the FastAPI + Mangum peer (same database, data and events)")
+
+    ax = axes[0][0]
+    names = ["tasks", "auth", "peer", "shared"]
+    labels = [
+        "Taskline\nTasksFunction",
+        "Taskline\nAuthFunction",
+        "FastAPI peer",
+        "shared libs\nonly",
+    ]
+    imports = [cold[n]["import_ms"] for n in names]
+    rest = [cold[n]["wall_ms"] - cold[n]["import_ms"] for n in names]
+    colors = [taskline, taskline, peer, floor]
+    ax.bar(labels, imports, color=colors, label="imports")
+    ax.bar(
+        labels, rest, bottom=imports, color=colors, alpha=0.45, label="interpreter + first request"
+    )
+    for i, n in enumerate(names):
+        ax.text(i, cold[n]["wall_ms"], f"{cold[n]['wall_ms']:.0f} ms", ha="center", va="bottom")
+    ax.axhline(
+        cold["peer"]["wall_ms"] * TARGETS["cold"], color=peer, linestyle="--", linewidth=1,
+        label=f"target: {TARGETS['cold']}x the peer",
+    )  # fmt: skip
+    ax.set_title("Cold start: process start to first response (median)")
+    ax.set_ylabel("ms")
+    ax.set_ylim(top=max(cold[n]["wall_ms"] for n in names) * 1.35)  # room for the legend
+    ax.legend(loc="upper left", fontsize=8)
+
+    ax = axes[0][1]
+    width = 0.2
+    for offset, (label, color, values) in enumerate(
+        [
+            ("Taskline", taskline, [warm["tasks"]["routes"][r]["p50_ms"] for r, _ in ROUTES]),
+            ("FastAPI peer", peer, [warm["peer"]["routes"][r]["p50_ms"] for r, _ in ROUTES]),
+            (
+                "raw pg8000 run",
+                floor,
+                [warm["tasks"]["floor"][r]["run"]["p50_ms"] for r, _ in ROUTES],
+            ),
+            (
+                "raw pg8000 prepared",
+                "#bbbbbb",
+                [warm["tasks"]["floor"][r]["prepared"]["p50_ms"] for r, _ in ROUTES],
+            ),
+        ]
+    ):
+        positions = [i + (offset - 1.5) * width for i in range(len(ROUTES))]
+        ax.bar(positions, values, width, label=label, color=color)
+    ax.set_xticks(range(len(ROUTES)), [label.replace(", ", "\n") for _, label in ROUTES])
+    ax.set_title("Warm latency, p50 per invocation")
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=8)
+
+    ax = axes[1][0]
+    values = [cold[n]["peak_rss_kb"] / 1024 for n in names]
+    ax.bar(labels, values, color=colors)
+    for i, value in enumerate(values):
+        ax.text(i, value, f"{value:.0f} MB", ha="center", va="bottom")
+    ax.axhline(
+        cold["peer"]["peak_rss_kb"] / 1024 * TARGETS["memory"], color=peer, linestyle="--",
+        linewidth=1, label=f"target: {TARGETS['memory']}x the peer",
+    )  # fmt: skip
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Peak memory after the first request (VmHWM)")
+    ax.set_ylabel("MB")
+
+    ax = axes[1][1]
+    width = 0.35
+    mine = [warm["tasks"]["routes"][r]["round_trips"] for r, _ in ROUTES]
+    theirs = [warm["peer"]["routes"][r]["round_trips"] for r, _ in ROUTES]
+    ax.bar(
+        [i - width / 2 for i in range(len(ROUTES))], mine, width, label="Taskline", color=taskline
+    )
+    ax.bar(
+        [i + width / 2 for i in range(len(ROUTES))], theirs, width, label="FastAPI peer", color=peer
+    )
+    ax.set_xticks(range(len(ROUTES)), [label.replace(", ", "\n") for _, label in ROUTES])
+    ax.set_title("Database round trips per warm request (counted)")
+    ax.legend(fontsize=8)
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_reports(results: dict[str, Any], directory: Path) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    table = markdown(results)
+    (directory / "results.md").write_text(table)
+    (directory / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    chart(results, directory / "performance.png")
+    return table
+
+
+if __name__ == "__main__":  # re-render the table and chart from a saved results.json
+    import sys
+
+    saved = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results"
+    print(write_reports(json.loads((saved / "results.json").read_text()), saved))

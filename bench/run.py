@@ -1,0 +1,402 @@
+"""`make bench`: Taskline against the FastAPI peer and the raw pg8000 floor, side by side.
+
+Every figure comes from this one run, on one database and one data set, with the same HTTP
+API 2.0 events for both sides. Each function runs in its own fresh interpreter (bench/child.py)
+with only what its deployment ships on sys.path: the Taskline layer's requirements
+(bench/.build/layer) or the peer's (bench/.build/peer). Absolute numbers depend on the
+machine; the ratios, measured interleaved, are what the targets are about.
+
+Environment knobs (for quick iterations; `make bench` uses the defaults): BENCH_COLD_RUNS (15),
+BENCH_SOURCE_RUNS (5), BENCH_ROUNDS (3), BENCH_SCALE (1.0, multiplies warm iterations),
+BENCH_SAM (1; 0 skips `make sam-build` and reuses .aws-sam/build if present).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from bench import data as bench_data
+from bench.report import write_reports
+from localdev.template import ROOT, load
+
+BENCH = ROOT / "bench"
+BUILD = BENCH / ".build"
+RESULTS = BENCH / "results"
+CHILD = BENCH / "child.py"
+PEER = BENCH / "peers" / "fastapi"
+CHILD_TIMEOUT = 600
+
+COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "15"))
+SOURCE_RUNS = int(os.environ.get("BENCH_SOURCE_RUNS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
+RUN_SAM = os.environ.get("BENCH_SAM", "1") != "0"
+
+BIG_TASKS = 60_000  # page 1,000 of 50 needs 50,000; the rest keeps it from being the last
+OTHER_USERS = 200
+TASKS_EACH = 100
+BCRYPT_ROUNDS = 12  # the default cost, stated in the report
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def iterations(n: int) -> int:
+    return max(20, int(n * SCALE))
+
+
+def systems(template: Any, data: bench_data.Data) -> dict[str, dict[str, Any]]:
+    """How to start each function: sys.path, handler, environment, what to run warm."""
+    layer = BUILD / "layer"
+    base = bench_data.bench_environment()
+
+    def taskline_env(function: str) -> dict[str, str]:
+        env = {k: v for k, v in template.functions[function].environment.items() if v}
+        env.update(
+            DATABASE_URL=data.url,
+            JWT_SECRET=bench_data.JWT_SECRET,
+            DB_SSL_MODE="disable",
+            BCRYPT_ROUNDS=str(BCRYPT_ROUNDS),
+        )
+        return {**base, **env}
+
+    def route(status: int, n: int, warmup: int = 100, event: str = "") -> dict[str, Any]:
+        options = {"status": status, "iterations": iterations(n), "warmup": min(warmup, n)}
+        return {**options, "event": event} if event else options
+
+    reads = {
+        "get": route(200, 3000),
+        "list_p1": route(200, 1000),
+        "list_p1000": route(200, 1000),
+        "create": route(201, 1000),
+    }
+    return {
+        "tasks": {
+            "label": "Taskline TasksFunction",
+            "sys_path": [str(ROOT / "functions" / "tasks"), str(ROOT / "shared"), str(layer)],
+            "module": "app",
+            "handler": "lambda_handler",
+            "env": taskline_env("TasksFunction"),
+            "first": ["get", 200],
+            "routes": reads,
+            "floor": {
+                "connect": data.connect,
+                "routes": ["get", "list_p1", "list_p1000", "create"],
+            },
+        },
+        "auth": {
+            "label": "Taskline AuthFunction",
+            "sys_path": [str(ROOT / "functions" / "auth"), str(ROOT / "shared"), str(layer)],
+            "module": "app",
+            "handler": "lambda_handler",
+            "env": taskline_env("AuthFunction"),
+            "first": ["me", 200],
+            "bcrypt": {
+                "password": bench_data.PASSWORD,
+                "hash": data.password_hash,
+                "iterations": 7,
+            },
+            "routes": {
+                "me": route(200, 2000),
+                "token": {"status": 200, "iterations": 15, "warmup": 1},
+            },
+        },
+        "peer": {
+            "label": "FastAPI peer (Mangum)",
+            "sys_path": [str(PEER), str(BUILD / "peer")],
+            "module": "api.main",
+            "handler": "handler",
+            "env": {
+                **base,
+                "DATABASE_URL": data.sqlalchemy_url,
+                "JWT_SECRET": bench_data.JWT_SECRET,
+                "JWT_ISSUER": "taskline",
+                "JWT_AUDIENCE": "taskline-api",
+            },
+            "first": ["get", 200],
+            # Page 1,000 the way each side pages: Taskline's cursor, the peer's ?skip= (OFFSET).
+            "routes": {**reads, "list_p1000": route(200, 1000, event="peer_list_p1000")},
+        },
+        "shared": {
+            "label": "The libraries both sides import, alone",
+            "sys_path": [str(layer)],
+            "imports": SHARED_IMPORTS,
+            "env": base,
+        },
+    }
+
+
+# What any Lambda on this stack serving these routes loads, whatever sits on top: the ORM and
+# its PostgreSQL dialect over pg8000, pydantic's models, PyJWT. Importing them and nothing else
+# bounds from below the cold start any design on this stack can reach.
+SHARED_IMPORTS = [
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.postgresql.pg8000",
+    "pg8000",
+    "pydantic.main",
+    "jwt",
+]
+
+
+def spawn(
+    system: dict[str, Any], mode: str, events: dict[str, Any], flags: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], float]:
+    """Start a fresh interpreter; return its report and the wall time until it arrived."""
+    spec = {**system, "mode": mode, "events": events if mode != "imports" else {}}
+    if mode != "warm":
+        spec.pop("floor", None)
+    spec.pop("env")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(spec, file)
+    try:
+        command = [sys.executable, "-I", "-S", *flags, str(CHILD), file.name]
+        begun = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            env=system["env"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=system["sys_path"][0],
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        elapsed_ms = (time.perf_counter() - begun) * 1e3
+        _, errors = process.communicate(timeout=CHILD_TIMEOUT)
+        if process.returncode != 0 or not line:
+            raise RuntimeError(f"{system['label']} ({mode}) failed:\n{errors[-3000:]}")
+        return json.loads(line), elapsed_ms
+    finally:
+        Path(file.name).unlink()
+
+
+def _mode(name: str) -> str:
+    return "imports" if name == "shared" else "cold"
+
+
+def measure_cold(
+    all_systems: dict[str, Any],
+    events: dict[str, Any],
+    runs_each: int,
+    flags: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Fresh processes, interleaved in a rotating order; medians per system."""
+    names = list(all_systems)
+    if not flags:
+        for name in names:  # compile bytecode caches first, as a deployed package would ship
+            spawn(all_systems[name], _mode(name), events)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for index in range(runs_each):
+        order = names[index % len(names) :] + names[: index % len(names)]
+        for name in order:
+            report, wall_ms = spawn(all_systems[name], _mode(name), events, flags)
+            runs[name].append({**report, "wall_ms": wall_ms})
+    log(f"cold starts{' ' + ' '.join(flags) if flags else ''}: {runs_each} runs each of {names}")
+    return {
+        name: {
+            "runs": samples,
+            "wall_ms": statistics.median(s["wall_ms"] for s in samples),
+            "import_ms": statistics.median(s["import_ms"] for s in samples),
+            "first_request_ms": statistics.median(s["first_request_ms"] for s in samples),
+            "peak_rss_kb": statistics.median(s["peak_rss_kb_after_first"] for s in samples),
+            "modules": statistics.median(s["modules_after_first"] for s in samples),
+        }
+        for name, samples in runs.items()
+    }
+
+
+def measure_cold_from_source(all_systems: dict[str, Any], events: dict[str, Any]) -> dict[str, Any]:
+    """Cold starts with no bytecode cache, as `sam build` output runs on Lambda today.
+
+    `sam build` ships no .pyc files and /var/task and /opt are read-only, so every cold start
+    compiles every imported module of the function and its layer from source (the runtime's
+    own standard library is precompiled). Copies without __pycache__ and `python -B` (write
+    no bytecode) reproduce that here.
+    """
+    with tempfile.TemporaryDirectory(prefix="taskline-bench-src-") as scratch:
+        copies: dict[str, str] = {}
+
+        def copy(path: str) -> str:
+            if path not in copies:
+                target = Path(scratch) / str(len(copies))
+                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+                copies[path] = str(target)
+            return copies[path]
+
+        chosen = {
+            name: {**system, "sys_path": [copy(p) for p in system["sys_path"]]}
+            for name, system in all_systems.items()
+            if name in ("tasks", "peer", "shared")
+        }
+        return measure_cold(chosen, events, SOURCE_RUNS, flags=("-B",))
+
+
+def measure_warm(all_systems: dict[str, Any], events: dict[str, Any]) -> dict[str, Any]:
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in ("tasks", "peer", "auth")}
+    for index in range(ROUNDS):
+        order = ["tasks", "peer", "auth"] if index % 2 == 0 else ["peer", "tasks", "auth"]
+        for name in order:
+            report, _ = spawn(all_systems[name], "warm", events)
+            rounds[name].append(report)
+        log(f"warm round {index + 1}/{ROUNDS} done")
+    return {name: summarize_warm(reports) for name, reports in rounds.items()}
+
+
+def summarize_warm(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds of each route's p50/p99; round trips from the last round."""
+    last = reports[-1]
+    routes = {}
+    for route, figures in last["routes"].items():
+        per_round = [r["routes"][route] for r in reports]
+        routes[route] = {
+            "p50_ms": statistics.median(r["p50_ms"] for r in per_round),
+            "p99_ms": statistics.median(r["p99_ms"] for r in per_round),
+            "n": sum(r["n"] for r in per_round),
+            "round_trips": figures["round_trips"],
+            "statements": figures["statements"],
+        }
+    summary: dict[str, Any] = {
+        "routes": routes,
+        "first_round_trips": last["first_round_trips"],
+        "first_statements": last["first_statements"],
+        "peak_rss_kb_end": statistics.median(r["peak_rss_kb_end"] for r in reports),
+    }
+    if "bcrypt" in last:
+        summary["bcrypt"] = {
+            "p50_ms": statistics.median(r["bcrypt"]["p50_ms"] for r in reports),
+        }
+    if "floor" in last:
+        summary["floor"] = {
+            route: {
+                kind: {
+                    "p50_ms": statistics.median(r["floor"][route][kind]["p50_ms"] for r in reports),
+                    "p99_ms": statistics.median(r["floor"][route][kind]["p99_ms"] for r in reports),
+                    "round_trips": figures[kind]["round_trips"],
+                }
+                for kind in ("run", "prepared")
+            }
+            for route, figures in last["floor"].items()
+        }
+    return summary
+
+
+def directory_sizes(path: Path) -> dict[str, float]:
+    """Unzipped bytes, and the deployment zip's bytes (deflate, as `sam deploy` uploads)."""
+    files = [p for p in path.rglob("*") if p.is_file()]
+    raw = sum(p.stat().st_size for p in files)
+    with tempfile.TemporaryFile() as handle:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+            for p in files:
+                archive.write(p, p.relative_to(path))
+        zipped = handle.tell()
+    return {"unzipped_mb": raw / 1e6, "zipped_mb": zipped / 1e6, "files": len(files)}
+
+
+def measure_artifacts() -> dict[str, Any]:
+    build = ROOT / ".aws-sam" / "build"
+    if RUN_SAM:
+        log("make sam-build ...")
+        completed = subprocess.run(
+            ["make", "sam-build"], cwd=ROOT, capture_output=True, text=True, timeout=1800
+        )
+        if completed.returncode != 0:
+            log(f"sam build failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
+            return {"error": "sam build failed"}
+    if not build.is_dir():
+        return {"error": "no .aws-sam/build (run with BENCH_SAM=1)"}
+    sizes = {
+        child.name: directory_sizes(child)
+        for child in sorted(build.iterdir())
+        if child.is_dir() and child.name != "__pycache__"
+    }
+    sizes["FastAPI peer (arm64 package)"] = peer_package_size()
+    return sizes
+
+
+def peer_package_size() -> dict[str, Any]:
+    """The peer's Lambda package as `sam build` would make it for arm64: its code + wheels."""
+    with tempfile.TemporaryDirectory() as target:
+        completed = subprocess.run(
+            [
+                sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
+                "--platform", "manylinux2014_aarch64", "--implementation", "cp",
+                "--python-version", "3.13", "--only-binary=:all:",
+                "-r", str(PEER / "requirements.txt"),
+            ],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if completed.returncode != 0:
+            return {"error": "pip could not fetch the peer's arm64 wheels"}
+        shutil.copytree(
+            PEER / "api", Path(target) / "api", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        return directory_sizes(Path(target))
+
+
+def main() -> int:
+    begun = time.perf_counter()
+    for needed in (BUILD / "layer", BUILD / "peer"):
+        if not needed.is_dir():
+            raise SystemExit(f"{needed} is missing: run `make bench`, which installs it")
+    os.environ.update(
+        JWT_SECRET=bench_data.JWT_SECRET,
+        BCRYPT_ROUNDS=str(BCRYPT_ROUNDS),
+        DB_SSL_MODE="disable",
+        ACCESS_TOKEN_TTL_SECONDS=str(6 * 3600),  # the bench's tokens outlive the run
+    )
+    log("seeding the taskline_bench database ...")
+    data = bench_data.prepare(BIG_TASKS, OTHER_USERS, TASKS_EACH, BCRYPT_ROUNDS)
+    os.environ["DATABASE_URL"] = data.url
+    template = load()
+    events = bench_data.events(template, data)
+    all_systems = systems(template, data)
+
+    cold = measure_cold(all_systems, events, COLD_RUNS)
+    cold_from_source = measure_cold_from_source(all_systems, events)
+    warm = measure_warm(all_systems, events)
+    artifacts = measure_artifacts()
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
+        "setup": {
+            "cold_runs": COLD_RUNS,
+            "source_runs": SOURCE_RUNS,
+            "shared_imports": SHARED_IMPORTS,
+            "rounds": ROUNDS,
+            "big_account_tasks": BIG_TASKS,
+            "total_tasks": BIG_TASKS + OTHER_USERS * TASKS_EACH,
+            "page_size": bench_data.PAGE_SIZE,
+            "deep_page": bench_data.DEEP_PAGE,
+        },
+        "cold": cold,
+        "cold_from_source": cold_from_source,
+        "warm": warm,
+        "bcrypt": {"rounds": BCRYPT_ROUNDS, "check_ms": warm["auth"]["bcrypt"]["p50_ms"]},
+        "artifacts": artifacts,
+        "duration_s": time.perf_counter() - begun,
+    }
+    table = write_reports(results, RESULTS)
+    print(table)
+    log(f"done in {results['duration_s']:.0f} s; results in {RESULTS.relative_to(ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

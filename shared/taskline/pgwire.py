@@ -1,0 +1,157 @@
+"""pg8000 for a Lambda's request path: one network round trip per statement.
+
+pg8000 1.31 sends a statement with parameters in three exchanges, waiting for the server after
+each: Parse+Sync, Describe+Sync, then Bind+Execute+Sync. PostgreSQL's extended query protocol
+lets a client send Parse, Bind, Describe (of the portal), Execute and Sync at once and read the
+answers together, which is what libpq does; the messages and the answers are the same, only the
+waiting is gone. Two per-request costs pg8000 pays in pure Python go too: turning `%s`
+placeholders into `$n` (a character-by-character scan of the SQL) is remembered per statement
+text, and timestamps are parsed with `datetime.fromisoformat` instead of `strptime`.
+
+A connection reset while reading is reported as pg8000 reports every other socket failure
+(InterfaceError "network error"), so SQLAlchemy sees a lost connection, and closing a
+connection whose server is gone is quiet. Everything else (types, errors, transactions, COPY)
+is pg8000's own. The subclassed internals
+are those of the pinned pg8000 version (shared/requirements.txt); the whole test suite runs
+through this module.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import pg8000
+from pg8000 import converters, core, legacy
+from pg8000.dbapi import convert_paramstyle
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+_UNNAMED_PORTAL = core.PORTAL + core.NULL_BYTE
+
+
+@lru_cache(maxsize=512)
+def _numbered(operation: str) -> str:
+    """`... WHERE id = %s` -> `... WHERE id = $1` (pg8000's own conversion, remembered)."""
+    statement: str = convert_paramstyle("format", operation, ())[0]
+    return statement
+
+
+def _timestamptz_in(text: str) -> Any:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # infinity, BC dates, years beyond 9999: pg8000 knows what to do
+        return converters.timestamptz_in(text)
+
+
+def _timestamp_in(text: str) -> Any:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return converters.timestamp_in(text)
+
+
+class Cursor(legacy.Cursor):  # type: ignore[misc]  # pg8000 is untyped
+    """pg8000's DB-API cursor, converting each distinct SQL text's placeholders only once."""
+
+    _c: Any
+    _context: Any
+    _row_iter: Any
+    _input_oids: Any
+    input_types: list[Any]
+    paramstyle: str
+
+    def execute(self, operation: str, args: Any = (), stream: Any = None) -> Any:
+        if stream is not None or not args or not isinstance(args, tuple | list):
+            return super().execute(operation, args, stream)
+        if self.paramstyle != "format":
+            return super().execute(operation, args, stream)
+        try:
+            if not self._c._in_transaction and not self._c.autocommit:
+                self._c.execute_simple("begin transaction")
+            self._context = self._c.execute_unnamed(
+                _numbered(operation), vals=args, oids=self._input_oids
+            )
+            rows = [] if self._context.rows is None else self._context.rows
+            self._row_iter = iter(rows)
+            self._input_oids = ()
+        except AttributeError as error:  # as pg8000's execute reports a closed cursor/connection
+            if self._c is None:
+                raise InterfaceError("Cursor closed") from error
+            if self._c._sock is None:
+                raise InterfaceError("connection is closed") from error
+            raise
+        except DatabaseError as error:  # as pg8000's execute maps server errors
+            message = error.args[0]
+            if not isinstance(message, dict):
+                raise legacy.ProgrammingError(message) from error
+            code = message["C"]
+            if code == "28000":
+                raise InterfaceError(message) from error
+            if code == "23505":
+                raise legacy.IntegrityError(message) from error
+            raise legacy.ProgrammingError(message) from error
+        self.input_types = []
+        return self
+
+
+class Connection(legacy.Connection):  # type: ignore[misc]  # pg8000 is untyped
+    """A pg8000 DB-API connection that pipelines each statement into one round trip."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_in_adapter(converters.TIMESTAMPTZ, _timestamptz_in)
+        self.register_in_adapter(converters.TIMESTAMP, _timestamp_in)
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    def execute_unnamed(
+        self, statement: str, vals: Any = (), oids: Any = (), stream: Any = None
+    ) -> Any:
+        if stream is not None:  # COPY needs pg8000's step-by-step exchange
+            return super().execute_unnamed(statement, vals, oids, stream)
+        context = core.Context(statement)
+        self.send_PARSE(core.NULL_BYTE, statement, oids)
+        self.send_BIND(core.NULL_BYTE, converters.make_params(self.py_types, vals))
+        self._send_message(core.DESCRIBE, _UNNAMED_PORTAL)
+        self.send_EXECUTE()
+        core._write(self._sock, core.SYNC_MSG)
+        core._flush(self._sock)
+        self.handle_messages(context)
+        return context
+
+    def handle_messages(self, context: Any) -> None:
+        try:
+            super().handle_messages(context)
+        except TimeoutError:  # the socket timeout: left as pg8000 raises it (taskline.db: 503)
+            raise
+        except OSError as error:  # pg8000 lets a reset on the first read through unwrapped,
+            # which SQLAlchemy would take for a bug (500) instead of a lost connection
+            raise InterfaceError("network error") from error
+
+    def close(self) -> None:
+        """pg8000's close, quiet when the server is already gone (no Terminate to deliver)."""
+        sock = self._sock
+        try:
+            super().close()
+        except InterfaceError:
+            # Drop the undeliverable Terminate, or the buffer retries it when collected.
+            with suppress(OSError):
+                sock.close()
+
+    def ping(self) -> None:
+        """One round trip that proves the connection still works (an empty query)."""
+        self.execute_simple(";")
+
+
+def connect(*args: Any, **kwargs: Any) -> Connection:
+    """Like `pg8000.connect`, with this module's connection."""
+    return Connection(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    """The rest of the DB-API module (errors, types, paramstyle...) is pg8000's: SQLAlchemy uses
+    this module in pg8000's place (`create_engine(..., module=pgwire)`)."""
+    return getattr(pg8000, name)
