@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 from localdev.template import ROOT
 
@@ -44,14 +45,15 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_auth_and_tasks_do_not_import_boto3(database_url: str) -> None:
+def run_in_fresh_interpreter(script: str, database_url: str) -> dict[str, Any]:
+    """Run `script` in a new Python process (nothing imported yet); its last line is JSON."""
     environment = {
         **os.environ,
         "DATABASE_URL": database_url,
         "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
     }
     completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -60,7 +62,12 @@ def test_auth_and_tasks_do_not_import_boto3(database_url: str) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_auth_and_tasks_do_not_import_boto3(database_url: str) -> None:
+    report = run_in_fresh_interpreter(SCRIPT, database_url)
     assert report["statuses"] == [201, 200, 201, 200, 200, 404]
     # No boto3 and no botocore machinery (session, client, loaders, service models). The bare
     # `botocore` package is the one exception: `import aws_lambda_powertools` imports it (under
@@ -98,21 +105,6 @@ TASKS_ONLY = textwrap.dedent(
 def test_the_tasks_function_does_not_load_email_validator(database_url: str) -> None:
     """Only the auth function checks emails (UserCreate builds its schema on first use), so the
     tasks function's cold start does not pay for email-validator's import."""
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
-    }
-    completed = subprocess.run(
-        [sys.executable, "-c", TASKS_ONLY],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report = run_in_fresh_interpreter(TASKS_ONLY, database_url)
     assert report["statuses"] == [200, 404, 404]
     assert report["loaded"] == []
