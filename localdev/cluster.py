@@ -35,22 +35,6 @@ class Servers:
     database_url: str
 
 
-def fresh_database(name: str) -> str:
-    """Drop and recreate database `name` on the local server, migrated; return its URL."""
-    from sqlalchemy import create_engine
-
-    from taskline.db import sqlalchemy_url
-    from taskline.migrate import upgrade
-
-    server = database.server_url()
-    database.drop_database(server, name)
-    url = database.ensure_database(server, name)
-    engine = create_engine(sqlalchemy_url(url))
-    upgrade(engine)
-    engine.dispose()
-    return url
-
-
 def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
@@ -79,7 +63,7 @@ def local_servers(
     count: int, first_port: int, database_name: str, extra_env: dict[str, str] | None = None
 ) -> Iterator[Servers]:
     """Start `count` servers on ports first_port.. against a fresh database."""
-    url = fresh_database(database_name)
+    url = database.fresh_migrated_database(database.server_url(), database_name)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,

@@ -61,3 +61,17 @@ def drop_database(url: str, name: str) -> None:
     with admin.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+def fresh_migrated_database(server: str, name: str) -> str:
+    """Drop and recreate database `name` on the server at `server`, migrated to the newest
+    revision; return its URL."""
+    from taskline.db import sqlalchemy_url
+    from taskline.migrate import upgrade
+
+    drop_database(server, name)
+    url = ensure_database(server, name)
+    engine = create_engine(sqlalchemy_url(url))
+    upgrade(engine)
+    engine.dispose()
+    return url

@@ -54,14 +54,7 @@ def _clear_caches() -> None:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     server = database.server_url()
-    database.drop_database(server, TEST_DATABASE)
-    url = database.ensure_database(server, TEST_DATABASE)
-    from taskline.db import sqlalchemy_url
-    from taskline.migrate import upgrade
-
-    engine = create_engine(sqlalchemy_url(url))
-    upgrade(engine)
-    engine.dispose()
+    url = database.fresh_migrated_database(server, TEST_DATABASE)
     yield url
     _clear_caches()
     database.drop_database(server, TEST_DATABASE)
