@@ -109,13 +109,25 @@ def get(user_id: int, task_id: int) -> TaskOut:
 def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None) -> TaskPage:
     if filters.due_before and filters.due_after and filters.due_after >= filters.due_before:
         raise InvalidQuery("due_after", "due_after must be earlier than due_before.")
-    after = decode_cursor(cursor) if cursor else None
+    scope = _listing_scope(user_id, filters)
+    after = decode_cursor(cursor, scope) if cursor else None
     with read_only() as session:
         # One row more than asked tells whether another page exists, without a COUNT.
         rows = tasks.list_for_owner(session, user_id, filters, after, limit + 1)
     items = [TaskOut.model_validate(row) for row in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].deadline, items[-1].id) if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(items[-1].deadline, items[-1].id, scope)
     return TaskPage(items=items, next_cursor=next_cursor)
+
+
+def _listing_scope(user_id: int, filters: TaskFilters) -> bytes:
+    """What a cursor is bound to: the caller and the filters (as validated, so equal filters
+    spelled differently share cursors); `limit` may change from page to page."""
+    canonical = json.dumps(
+        [user_id, filters.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
+    )
+    return canonical.encode()
 
 
 def update(
