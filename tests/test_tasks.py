@@ -503,3 +503,23 @@ def test_bad_task_ids_are_422(user: ApiClient, task_id: str) -> None:
 def test_largest_task_id_is_just_missing(user: ApiClient) -> None:
     # Path ids stop at 2**53 - 1, the largest integer every JSON client reads exactly.
     assert_problem(user.get("/tasks/9007199254740991"), 404)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["7.0", "+7", "07", "7.00", "7_0", "0007", " 7", "7 ", "%207", "7%0A", "٧", "7e0", "0x7"],
+)
+def test_a_task_has_one_url(user: ApiClient, spelling: str) -> None:
+    """Only `[1-9][0-9]*` is a task id: other spellings of a number are 422, not another URL
+    for the same task (or, for `7_0`, a different one)."""
+    for _ in range(70):
+        created = create(user)
+    assert created["id"] == 70
+    assert user.get("/tasks/7").status == 200
+    for method in ("GET", "DELETE"):
+        body = assert_problem(user.request(method, f"/tasks/{spelling}"), 422)
+        assert body["errors"][0]["loc"] == ["path", "task_id"]
+    response = user.patch(f"/tasks/{spelling}", json_body={"status": "Done"})
+    assert_problem(response, 422)
+    assert user.get("/tasks/7").json()["status"] == "To Do"
+    assert user.get("/tasks/70").json()["status"] == "To Do"

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BeforeValidator
 
 from taskline import snapstart
 from taskline.api.auth import BEARER_SECURITY, current_user_id
@@ -32,6 +33,7 @@ from taskline.schemas import (
     TaskPatch,
     TaskReplace,
     Timestamp,
+    canonical_task_id,
 )
 from taskline.services import tasks
 
@@ -43,7 +45,11 @@ app = TasklineResolver()
 
 # Ids stay within 2**53 - 1, the largest integer every JSON client (JavaScript's included) and
 # every JSON Schema validator (which compare numbers as doubles) reads exactly.
-TaskId = Annotated[int, Path(ge=1, le=MAX_JSON_SAFE_INTEGER, description="The task's id.")]
+TaskId = Annotated[
+    int,
+    BeforeValidator(canonical_task_id),
+    Path(ge=1, le=MAX_JSON_SAFE_INTEGER, description="The task's id, as the API writes it."),
+]
 IfMatch = Annotated[
     str | None,
     Header(

@@ -100,6 +100,17 @@ def _encodable(value: str) -> str:
     return value
 
 
+_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,15}")
+
+
+def canonical_task_id(value: Any) -> Any:
+    """One task, one URL: a path id is digits without a sign, leading zeros, `_` or a
+    fraction (int() and pydantic would take `+7`, `07`, `7.0` and `7_0` for 7 or 70)."""
+    if isinstance(value, str) and not _CANONICAL_ID.fullmatch(value):
+        raise ValueError("must be a positive integer written in digits, without leading zeros")
+    return value
+
+
 def _password_fits_bcrypt(value: str) -> str:
     _encodable(value)
     if len(value.encode()) > MAX_PASSWORD_BYTES:
