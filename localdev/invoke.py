@@ -30,18 +30,18 @@ def _fill_token(event: dict[str, Any], email: str | None) -> None:
     import uuid
     from datetime import timedelta
 
-    from sqlalchemy import func, select
-
     from taskline import clock
     from taskline.db import transaction
-    from taskline.models import User
-    from taskline.repositories import sessions
+    from taskline.emails import login_email
+    from taskline.repositories import sessions, users
     from taskline.security.tokens import issue_access_token, new_refresh_token, refresh_token_hash
 
     # A real session (as a password grant would start), so account routes accept the token too.
     session_id, now, lifetime = uuid.uuid4(), clock.utcnow(), timedelta(hours=1)
     with transaction() as session:
-        user_id = session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
+        # Looked up exactly as a login looks it up: any spelling that signs in works here.
+        user = users.get_by_email(session, login_email(email))
+        user_id = user.id if user is not None else None
         if user_id is not None:
             hashed = refresh_token_hash(new_refresh_token())
             sessions.start(

@@ -11,7 +11,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     GetJsonSchemaHandler,
     StringConstraints,
@@ -21,6 +20,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from taskline.emails import MAX_EMAIL_CHARS, login_email, normalize_email
 from taskline.models import TaskStatus
 
 MIN_PASSWORD_CHARS = 8
@@ -158,10 +158,17 @@ NewPassword = Annotated[
     AfterValidator(_password_fits_bcrypt),
 ]
 EncodableText = Annotated[str, AfterValidator(_encodable)]
-# A login email is looked up, never stored: one with NUL or other control characters is just
-# an email no account has (invalid_grant after one bcrypt check); repositories keep NUL,
-# which PostgreSQL text cannot hold, out of SQL.
-LoginName = Annotated[str, AfterValidator(_encodable)]
+# An address as sign-up stores it (taskline.emails: NFC, IDNA domain, lower-case domain).
+EmailAddress = Annotated[
+    str,
+    StringConstraints(max_length=MAX_EMAIL_CHARS),
+    AfterValidator(normalize_email),
+    WithJsonSchemaExtra(format="email"),
+]
+# A login email is looked up, never stored, and normalised as sign-up does. One with NUL or
+# other control characters is just an email no account has (invalid_grant after one bcrypt
+# check); repositories keep NUL, which PostgreSQL text cannot hold, out of SQL.
+LoginName = Annotated[str, AfterValidator(_encodable), AfterValidator(login_email)]
 
 
 class RequestModel(BaseModel):
@@ -176,13 +183,15 @@ class ResponseModel(BaseModel):
 
 
 class UserCreate(RequestModel):
-    # Built on first use: its EmailStr imports email-validator, which only the auth function needs.
+    # Built on first use: validating an email imports email-validator, which only the auth
+    # function needs.
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    email: EmailStr = Field(
-        max_length=320,
-        description="Compared case-insensitively. Special-use domains (RFC 6761: .test, .local, "
-        ".localhost, .invalid, .onion, .arpa) cannot receive mail and are refused.",
+    email: EmailAddress = Field(
+        description="Compared case-insensitively; stored normalised (Unicode NFC, the domain "
+        "in Unicode and lower case), and logins normalise the same way. Special-use domains "
+        "(RFC 6761: .test, .local, .localhost, .invalid, .onion, .arpa) cannot receive mail "
+        "and are refused.",
     )
     password: NewPassword
 
