@@ -344,7 +344,7 @@ def build() -> dict[str, Any]:
     _token_endpoint(
         revoke,
         _with_model_lengths(REVOKE_REQUEST_BODY),
-        "No `token`, or one longer than any token we issue (invalid_request).",
+        "No `token`, or an empty one (invalid_request). Any other token, of any length, is 200.",
     )
     revoke["responses"]["200"] = {
         "description": "Revoked, or nothing to revoke; empty body.",

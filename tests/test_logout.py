@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import ApiClient, task_body
@@ -153,3 +154,26 @@ def test_wrong_methods_on_the_new_routes(client: ApiClient) -> None:
     response = client.patch("/users/me")
     assert response.status == 405
     assert response.header("Allow") == "DELETE, GET"
+
+
+@pytest.mark.parametrize("length", [4097, 5000, 60_000])
+def test_revoking_a_token_of_any_length_answers_200_with_an_empty_body(
+    client: ApiClient, admin_engine: Engine, length: int
+) -> None:
+    """RFC 7009 section 2.2: an invalid token is not an error, however long (issue 13)."""
+    pair = client.login_pair(client.sign_up())
+    for token in ("x" * length, pair["access_token"] + "x" * length, "a." * (length // 2)):
+        for response in (
+            client.post("/token/revoke", body=urlencode({"token": token}), headers=FORM),
+            client.post("/token/revoke", json_body={"token": token}),
+        ):
+            assert response.status == 200, response.body
+            assert response.body == b""
+            assert response.header("Cache-Control") == "no-store"
+    surrogate = client.post(
+        "/token/revoke", body=b'{"token": "\\ud800"}', headers={"Content-Type": "application/json"}
+    )
+    assert (surrogate.status, surrogate.body) == (200, b"")
+    with admin_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM auth_sessions")).scalar() == 1
+    assert client.refresh(pair["refresh_token"]).status == 200

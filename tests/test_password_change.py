@@ -130,3 +130,19 @@ def test_repeated_wrong_passwords_are_throttled(
     # After the wait the right password works, and it was never changed.
     frozen_clock.advance(900)
     assert _change(client, token) == 204
+
+
+def test_an_over_long_password_to_confirm_is_a_wrong_one(client: ApiClient) -> None:
+    """Like a login: any length of wrong password is 403, never a length rule (issue 13)."""
+    email = client.sign_up()
+    token = client.login(email)
+    for guess in ("x" * 1025, "x" * 30_000):
+        response = client.put(
+            "/users/me/password",
+            json_body={"current_password": guess, "new_password": NEW},
+            token=token,
+        )
+        assert response.status == 403, response.body
+        deletion = client.delete("/users/me", json_body={"password": guess}, token=token)
+        assert deletion.status == 403, deletion.body
+    assert client.post("/token", json_body={"email": email, "password": OLD}).status == 200

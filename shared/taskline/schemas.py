@@ -111,6 +111,17 @@ def canonical_task_id(value: Any) -> Any:
     return value
 
 
+def _lone_surrogates_replaced(value: Any) -> Any:
+    # JSON can carry lone surrogates, which pydantic refuses as text; in a token to revoke
+    # they just make it one we never issued ("?" is in none of ours).
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode(errors="replace").decode()
+    return value
+
+
 def _password_fits_bcrypt(value: str) -> str:
     _encodable(value)
     if len(value.encode()) > MAX_PASSWORD_BYTES:
@@ -220,8 +231,10 @@ class RefreshGrant(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    # No upper bound: an over-long refresh token is just one we never issued (invalid_grant,
+    # decided on a bounded prefix); the 64 KiB body limit bounds it anyway.
     grant_type: Literal["refresh_token"]
-    refresh_token: EncodableText = Field(min_length=1, max_length=512)
+    refresh_token: EncodableText = Field(min_length=1)
 
 
 class TokenOut(BaseModel):
@@ -237,11 +250,14 @@ class TokenRevocation(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    token: EncodableText = Field(min_length=1, max_length=4096)
+    # Any text: RFC 7009 section 2.2 answers 200 for any token the server does not know,
+    # whatever its length or content; only a missing (or empty) one is invalid_request.
+    token: Annotated[str, BeforeValidator(_lone_surrogates_replaced)] = Field(min_length=1)
 
 
 class PasswordChange(RequestModel):
-    current_password: EncodableText = Field(min_length=1, max_length=1024)
+    # No upper bound: an over-long current password is a wrong one (403), as at login.
+    current_password: EncodableText = Field(min_length=1)
     new_password: NewPassword = Field(
         description="At least 8 characters and at most 72 bytes in UTF-8; not the current one."
     )
@@ -257,7 +273,7 @@ class PasswordChange(RequestModel):
 class AccountDeletion(RequestModel):
     """DELETE /users/me: the password confirms it."""
 
-    password: EncodableText = Field(min_length=1, max_length=1024)
+    password: EncodableText = Field(min_length=1)  # over-long: a wrong password (403)
 
 
 # Tasks

@@ -30,6 +30,9 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti", "sid"]
 MAX_ID = 2**63 - 1  # ids are BIGINT
 REFRESH_TOKEN_BYTES = 32  # 256 bits of entropy: guessing one is hopeless, so SHA-256 suffices
+# Longer than any token this API issues (access tokens are about 400 characters, refresh
+# tokens 43): longer text is an unknown token, decided without parsing or hashing it all.
+MAX_TOKEN_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,17 @@ def _verified(
         token_id=token_id,
         expires_at=int(claims["exp"]),
     )
+
+
+def could_be_ours(token: str) -> bool:
+    """False for text no token of ours can be: too long, or not encodable as UTF-8."""
+    if len(token) > MAX_TOKEN_CHARS:
+        return False
+    try:
+        token.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def looks_like_jwt(token: str) -> bool:

@@ -30,6 +30,7 @@ from taskline.schemas import PasswordGrant, RefreshGrant, TokenOut, TokenRevocat
 from taskline.security.passwords import verify_password
 from taskline.security.tokens import (
     VerifiedToken,
+    could_be_ours,
     issue_access_token,
     looks_like_jwt,
     new_refresh_token,
@@ -84,6 +85,8 @@ def _sign_in(grant: PasswordGrant, source_ip: str) -> TokenOut:
 
 
 def _refresh(grant: RefreshGrant) -> TokenOut:
+    if not could_be_ours(grant.refresh_token):
+        raise InvalidRefreshToken
     now = clock.utcnow()
     presented = refresh_token_hash(grant.refresh_token)
     successor = new_refresh_token()
@@ -114,8 +117,11 @@ def _pair(user_id: int, session_id: uuid.UUID, refresh_token: str) -> TokenOut:
 def revoke(request: TokenRevocation) -> None:
     """POST /token/revoke (RFC 7009): end the session of a refresh or access token.
 
-    Unknown, expired or malformed tokens change nothing and are not reported (section 2.2).
+    Unknown, expired or malformed tokens change nothing and are not reported (section 2.2),
+    whatever their length: text longer than any token we issue is unknown without more work.
     """
+    if not could_be_ours(request.token):
+        return
     if looks_like_jwt(request.token):
         try:
             token = verify_access_token(request.token)
