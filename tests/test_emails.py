@@ -89,9 +89,7 @@ def test_spellings_share_one_throttling_counter(
 
 
 @pytest.mark.parametrize("typed", [COMPOSED, DECOMPOSED, "JOSE\u0301@Example.COM"], ids=ascii)
-def test_make_invoke_user_finds_the_account_by_any_spelling(
-    client: ApiClient, typed: str
-) -> None:
+def test_make_invoke_user_finds_the_account_by_any_spelling(client: ApiClient, typed: str) -> None:
     from localdev.invoke import _fill_token
 
     client.sign_up(DECOMPOSED, PASSWORD)

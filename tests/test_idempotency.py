@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -171,7 +172,7 @@ def test_concurrent_requests_with_one_key_create_exactly_one_task(
     results: list[tasks.Creation] = []
 
     def create() -> None:
-        results.append(tasks.create_once(user_id, request, KEY))
+        results.append(tasks.create_once(user_id, request, KEY, _headers_for))
 
     with admin_engine.connect() as blocker:
         # Hold inserts into tasks: the first request claims the key, then waits on this lock.
@@ -185,9 +186,13 @@ def test_concurrent_requests_with_one_key_create_exactly_one_task(
         thread.join(timeout=30)
     assert len(results) == 2
     assert sorted(result.replayed for result in results) == [False, True]
-    assert results[0].task == results[1].task
+    assert results[0].response == results[1].response
     assert _count(admin_engine, "tasks") == 1
     assert _count(admin_engine, "idempotency_keys") == 1
+
+
+def _headers_for(task_id: int, updated_at: datetime) -> dict[str, str]:
+    return {"Location": f"/tasks/{task_id}"}
 
 
 def _wait_for_lock_waiters(admin_engine: Engine, expected: int) -> None:

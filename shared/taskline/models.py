@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     Uuid,
@@ -195,6 +196,11 @@ class IdempotencyKey(Base):
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the validated request
+    # The first response exactly as it was sent, replayed byte for byte.
+    response_status: Mapped[int | None] = mapped_column(SmallInteger)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    # Rows written before migration 0005 hold the first task here instead, as JSON.
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

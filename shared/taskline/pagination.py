@@ -64,8 +64,7 @@ def decode_cursor(cursor: str, scope: bytes) -> tuple[datetime, int]:
         raise InvalidQuery("cursor", _NOT_OURS)
     position, mac = raw[: _POSITION.size], raw[_POSITION.size :]
     if not any(
-        hmac.compare_digest(mac, _mac(key, position, scope))
-        for key in _mac_keys(signing_keys())
+        hmac.compare_digest(mac, _mac(key, position, scope)) for key in _mac_keys(signing_keys())
     ):
         raise InvalidQuery("cursor", _NOT_OURS)
     version, micros, task_id = _POSITION.unpack(position)

@@ -41,8 +41,12 @@ CREATED_HEADERS: dict[str, OpenAPIResponseHeader] = {
 
 
 def etag_for(task: TaskOut) -> str:
-    micros = (task.updated_at - EPOCH) // timedelta(microseconds=1)
-    return f'"{task.id}-{micros}"'
+    return etag_for_version(task.id, task.updated_at)
+
+
+def etag_for_version(task_id: int, updated_at: datetime) -> str:
+    micros = (updated_at - EPOCH) // timedelta(microseconds=1)
+    return f'"{task_id}-{micros}"'
 
 
 def versions_matching(if_match: str | None, task_id: int) -> frozenset[datetime] | None:

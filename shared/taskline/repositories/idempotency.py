@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -33,11 +32,14 @@ def get(session: Session, user_id: int, key: str) -> IdempotencyKey | None:
     return session.get(IdempotencyKey, (user_id, key))
 
 
-def record(session: Session, user_id: int, key: str, response: dict[str, Any]) -> None:
+def record(
+    session: Session, user_id: int, key: str, status: int, headers: dict[str, str], body: str
+) -> None:
+    """Keep the first response as it was sent."""
     session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-        .values(response=response)
+        .values(response_status=status, response_headers=headers, response_body=body)
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -18,7 +20,7 @@ from taskline.errors import (
     PreconditionFailed,
     TaskNotFound,
 )
-from taskline.models import TaskStatus
+from taskline.models import IdempotencyKey, TaskStatus
 from taskline.pagination import decode_cursor, encode_cursor
 from taskline.repositories import deadline_notifications, idempotency, tasks
 from taskline.schemas import TaskCreate, TaskFilters, TaskOut, TaskPage, TaskPatch, TaskReplace
@@ -45,16 +47,41 @@ def _raise_if_orphaned(error: DBAPIError) -> None:
 
 
 def _fingerprint(request: TaskCreate) -> str:
-    """What a retry must repeat: the operation and the request as validated (so key order,
-    whitespace around text and the offset of an equal instant make no difference)."""
-    canonical = json.dumps(
-        ["POST /tasks", request.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
-    )
+    """What a retry must repeat: the operation and what the client asked for, as validated (so
+    key order, whitespace around text and the offset of an equal instant make no difference).
+
+    Fields left at their default are left out, whether omitted or spelled out: a deploy that
+    adds a field with a default does not change the fingerprint of a request that lacks it.
+    """
+    return _hash(request.model_dump(mode="json", exclude_defaults=True))
+
+
+# The fields of TaskCreate when fingerprints included every field, defaults too (before
+# migration 0005). Keys stored then are honoured until they expire (IDEMPOTENCY_KEY_TTL_SECONDS
+# after the deploy); this and its use can go after that.
+_LEGACY_FINGERPRINT_FIELDS = frozenset({"description", "category", "deadline", "status"})
+
+
+def _legacy_fingerprint(request: TaskCreate) -> str:
+    return _hash(request.model_dump(mode="json", include=set(_LEGACY_FINGERPRINT_FIELDS)))
+
+
+def _hash(fields: dict[str, Any]) -> str:
+    canonical = json.dumps(["POST /tasks", fields], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class SentResponse:
+    """A response as it went out (status, headers, body text), to be replayed unchanged."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
 class Creation(NamedTuple):
-    task: TaskOut
+    response: SentResponse
     replayed: bool  # True when this is the stored result of an earlier request with the key
 
 
@@ -62,16 +89,23 @@ class Creation(NamedTuple):
 _PURGE_BATCH = 100
 
 
-def create_once(user_id: int, request: TaskCreate, idempotency_key: str | None) -> Creation:
-    """Create the task, or with an Idempotency-Key return what the first request with that key
-    created: exactly one task per key and owner, however many retries, concurrent or not.
+def create_once(
+    user_id: int,
+    request: TaskCreate,
+    idempotency_key: str | None,
+    headers_for: Callable[[int, datetime], dict[str, str]],
+) -> Creation:
+    """Create the task and answer 201 with it and `headers_for(id, updated_at)`; or, with an
+    Idempotency-Key, answer what the first request with that key was answered, as it was
+    sent: exactly one task per key and owner, however many retries, concurrent or not, and
+    across deploys (a stored response is never rebuilt from today's schemas).
 
     The key is claimed, the task inserted and the response stored in one transaction, so a
     failure leaves no trace and the key can be retried; a concurrent request with the same key
     waits for the first one and then gets its result.
     """
     if idempotency_key is None:
-        return Creation(create(user_id, request), replayed=False)
+        return Creation(_created(create(user_id, request), headers_for), replayed=False)
     ttl = timedelta(seconds=get_settings().idempotency_key_ttl_seconds)
     fingerprint = _fingerprint(request)
     try:
@@ -80,20 +114,41 @@ def create_once(user_id: int, request: TaskCreate, idempotency_key: str | None) 
                 created = TaskOut.model_validate(
                     tasks.add(session, user_id, _columns(request.model_dump()))
                 )
+                sent = _created(created, headers_for)
                 idempotency.record(
-                    session, user_id, idempotency_key, created.model_dump(mode="json")
+                    session, user_id, idempotency_key, sent.status, sent.headers, sent.body
                 )
                 idempotency.purge_expired(session, ttl, _PURGE_BATCH)
-                return Creation(created, replayed=False)
+                return Creation(sent, replayed=False)
             stored = idempotency.get(session, user_id, idempotency_key)
     except DBAPIError as error:
         _raise_if_orphaned(error)
         raise
-    if stored is None or stored.response is None:  # claim() returns False only for a live key
+    if stored is None:  # claim() returns False only for a live key
         raise RuntimeError("an idempotency key was claimed without its result")
-    if stored.request_hash != fingerprint:
+    if stored.request_hash not in (fingerprint, _legacy_fingerprint(request)):
         raise IdempotencyKeyReused
-    return Creation(TaskOut.model_validate(stored.response), replayed=True)
+    return Creation(_as_sent(stored, headers_for), replayed=True)
+
+
+def _created(task: TaskOut, headers_for: Callable[[int, datetime], dict[str, str]]) -> SentResponse:
+    return SentResponse(201, headers_for(task.id, task.updated_at), task.model_dump_json())
+
+
+def _as_sent(
+    stored: IdempotencyKey, headers_for: Callable[[int, datetime], dict[str, str]]
+) -> SentResponse:
+    if stored.response_status is not None and stored.response_body is not None:
+        return SentResponse(
+            stored.response_status, dict(stored.response_headers or {}), stored.response_body
+        )
+    if stored.response is None:
+        raise RuntimeError("an idempotency key was claimed without its result")
+    # Stored before migration 0005: the task as JSON, replayed as it is (never re-validated),
+    # with the headers the first answer had.
+    task = stored.response
+    headers = headers_for(int(task["id"]), datetime.fromisoformat(str(task["updated_at"])))
+    return SentResponse(201, headers, json.dumps(task, separators=(",", ":")))
 
 
 @retry_if_disconnected
