@@ -35,6 +35,7 @@ from taskline.schemas import (
     TaskPatch,
     TaskReplace,
     Timestamp,
+    WithJsonSchemaExtra,
     canonical_task_id,
 )
 from taskline.services import tasks
@@ -50,7 +51,8 @@ app = TasklineResolver()
 TaskId = Annotated[
     int,
     BeforeValidator(canonical_task_id),
-    Path(ge=1, le=MAX_JSON_SAFE_INTEGER, description="The task's id, as the API writes it."),
+    WithJsonSchemaExtra(minimum=1, maximum=MAX_JSON_SAFE_INTEGER),
+    Path(description="The task's id, as the API writes it."),
 ]
 IfMatch = Annotated[
     str | None,

@@ -103,12 +103,16 @@ def _encodable(value: str) -> str:
 _CANONICAL_ID = re.compile(r"[1-9][0-9]{0,15}")
 
 
-def canonical_task_id(value: Any) -> Any:
+def canonical_task_id(value: Any) -> int:
     """One task, one URL: a path id is digits without a sign, leading zeros, `_` or a
-    fraction (int() and pydantic would take `+7`, `07`, `7.0` and `7_0` for 7 or 70)."""
-    if isinstance(value, str) and not _CANONICAL_ID.fullmatch(value):
+    fraction (int() and pydantic would take `+7`, `07`, `7.0` and `7_0` for 7 or 70), from 1
+    to 2**53 - 1."""
+    if not isinstance(value, str) or not _CANONICAL_ID.fullmatch(value):
         raise ValueError("must be a positive integer written in digits, without leading zeros")
-    return value
+    number = int(value)
+    if number > MAX_JSON_SAFE_INTEGER:
+        raise ValueError(f"must be at most {MAX_JSON_SAFE_INTEGER}")
+    return number
 
 
 def _lone_surrogates_replaced(value: Any) -> Any:
