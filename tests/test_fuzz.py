@@ -165,9 +165,9 @@ class TaskWorkflows(schema.as_state_machine()):  # type: ignore[misc]
         # Idempotency-Key with different bodies, which must get 422 by design (that rule has its
         # own tests in test_idempotency.py). A valid key is made unique per request here, so
         # these sequences keep checking that valid creates succeed; invalid keys stay as they are.
-        key = case.headers.get("Idempotency-Key")
+        key = case.headers.get("idempotency-key")
         if isinstance(key, str) and VALID_KEY.fullmatch(key) and len(key) <= 255:
-            case.headers["Idempotency-Key"] = uuid.uuid4().hex
+            case.headers["idempotency-key"] = uuid.uuid4().hex
 
     def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
         return dict(self.kwargs)

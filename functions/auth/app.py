@@ -13,9 +13,25 @@ from pydantic import BaseModel, ValidationError
 
 from taskline import snapstart
 from taskline.api.auth import BEARER_SECURITY, current_token, source_ip
+from taskline.api.documentation import (
+    ALWAYS,
+    BODY_ERRORS,
+    INVALID,
+    NO_STORE,
+    RETRY_AFTER,
+    THROTTLED,
+    UNAUTHORIZED,
+    WRONG_PASSWORD,
+    no_content,
+    oauth_error,
+    openapi_examples,
+    problem,
+)
 from taskline.api.resolver import FORM, JSON, TasklineResolver, lambda_entry_point, media_type
 from taskline.errors import InvalidTokenRequest, MalformedBody, UnsupportedGrantType
 from taskline.schemas import (
+    EXAMPLE_EMAIL,
+    EXAMPLE_PASSWORD,
     AccountDeletion,
     PasswordChange,
     PasswordGrant,
@@ -35,15 +51,126 @@ app = TasklineResolver()
 app.accepts("POST", "/token", FORM, JSON)
 app.accepts("POST", "/token/revoke", FORM, JSON)
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # The parameters the token endpoints read from a form; every other one is ignored.
 FORM_PARAMETERS = frozenset(
     (*PasswordGrant.model_fields, *RefreshGrant.model_fields, *TokenRevocation.model_fields)
 )
 
 
-@app.post("/users", status_code=201, tags=["Accounts"], summary="Sign up")
-def sign_up(user: Annotated[UserCreate, Body()]) -> Response[UserOut]:
+def _schema(model: type[BaseModel], title: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """A token endpoint's body, from the model that parses it (so the document promises what
+    the code accepts), with its fields renamed or described as `fields` says: `{"as": name}`
+    renames a field, any other key is added to its schema."""
+    source = model.model_json_schema()
+    properties: dict[str, Any] = {}
+    required = []
+    for name, schema in source["properties"].items():
+        changes = dict(fields.get(name, {}))
+        shown = changes.pop("as", name)
+        schema = {k: v for k, v in schema.items() if k != "title"} | changes
+        if "const" in schema:  # a one-value enum reads better in Swagger UI and generators
+            schema["enum"] = [schema.pop("const")]
+        properties[shown] = schema
+        if name in source.get("required", []):
+            required.append(shown)
+    return {"type": "object", "title": title, "required": required, "properties": properties}
+
+
+_SECRET = {"format": "password"}
+PASSWORD_GRANT_FORM = _schema(
+    PasswordGrant,
+    "PasswordGrantForm",
+    username={"description": "The account's email.", "format": "email"},
+    password=_SECRET,
+)
+REFRESH_GRANT = _schema(
+    RefreshGrant,
+    "RefreshTokenGrant",
+    refresh_token={"description": "From the last token response; each one works once."},
+)
+REVOCATION = _schema(
+    TokenRevocation,
+    "TokenRevocation",
+    token={"description": "A refresh token or an access token (any text: unknown ones get 200)."},
+)
+# Accepted and ignored, whatever its value (RFC 7009 section 2.1 has the server search every
+# token type anyway): no type and no enum.
+REVOCATION["properties"]["token_type_hint"] = {
+    "examples": ["refresh_token", "access_token"],
+    "description": "Optional and ignored: the kind of token is told by its shape.",
+}
+EXAMPLE_REFRESH_TOKEN = "qinEqv3Zk1b0fQ9m6h2Yx4Tt8pLw5sRcNdAe7uJgKoI"
+# The document shows the form body only, the encoding RFC 6749 (section 4.3.2) and RFC 7009
+# (section 2.1) define; the JSON body Taskline also accepts is in the description. Declaring both
+# media types makes openapi-python-client (0.29.1, the current release) generate a module
+# that fails at import, NameError on `Unset`, for any required body of several media types
+# (openapi-generators/openapi-python-client#1451); declaring the body optional instead would
+# be untrue (a missing body is 400 invalid_request).
+TOKEN_BODY = {
+    "required": True,
+    "description": "A form (RFC 6749). The same grants are accepted as JSON: "
+    '`{"email", "password"}` (with optional `"grant_type": "password"`) or '
+    '`{"grant_type": "refresh_token", "refresh_token"}`.',
+    "content": {
+        FORM: {
+            "schema": {"oneOf": [PASSWORD_GRANT_FORM, REFRESH_GRANT]},
+            "examples": {
+                "default": {
+                    "summary": "Password grant",
+                    "value": {
+                        "grant_type": "password",
+                        "username": EXAMPLE_EMAIL,
+                        "password": EXAMPLE_PASSWORD,
+                    },
+                },
+                "refresh": {
+                    "summary": "Refresh token grant",
+                    "value": {
+                        "grant_type": "refresh_token",
+                        "refresh_token": EXAMPLE_REFRESH_TOKEN,
+                    },
+                },
+            },
+        },
+    },
+}
+REVOKE_BODY = {
+    "required": True,
+    "description": 'A form (RFC 7009); `{"token"}` as JSON is accepted too.',
+    "content": {
+        FORM: {
+            "schema": REVOCATION,
+            "examples": {"default": {"value": {"token": EXAMPLE_REFRESH_TOKEN}}},
+        }
+    },
+}
+TOKEN_ERRORS = {
+    413: problem("The body is larger than 64 KiB."),
+    415: problem("Unsupported Content-Type."),
+    **ALWAYS,
+}
+
+
+@app.post(
+    "/users",
+    status_code=201,
+    operation_id="createUser",
+    tags=["Accounts"],
+    summary="Sign up",
+    description="Creates an account. Emails are normalised (Unicode NFC, the domain in "
+    "Unicode and lower case) and compared case-insensitively.",
+    responses={
+        201: {"description": "The account was created.", "content": {JSON: {"model": UserOut}}},
+        409: problem("The email is already registered."),
+        422: INVALID,
+        **BODY_ERRORS,
+        **ALWAYS,
+    },
+)
+def sign_up(
+    user: Annotated[UserCreate, Body(openapi_examples=openapi_examples(UserCreate))],
+) -> Response[UserOut]:
     created = accounts.register(user)
     metrics.add_metric(name="UserSignedUp", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type=JSON, body=created)
@@ -51,21 +178,79 @@ def sign_up(user: Annotated[UserCreate, Body()]) -> Response[UserOut]:
 
 @app.post(
     "/token",
+    operation_id="issueToken",
     tags=["Sessions"],
     summary="Get tokens (OAuth2 password or refresh_token grant)",
+    description="OAuth2 token endpoint. `grant_type=password` (the default) starts a session "
+    "from email and password; `grant_type=refresh_token` exchanges the session's latest refresh "
+    "token for a new pair (RFC 6749 section 6). Each refresh token works once: presenting one "
+    "again ends its session. Failed password checks are throttled per account and per source "
+    "IP (429 with Retry-After).",
+    openapi_extensions={"requestBody": TOKEN_BODY},
+    responses={
+        200: {
+            "description": "A new access token and refresh token.",
+            "headers": NO_STORE,
+            "content": {JSON: {"model": TokenOut}},
+        },
+        400: oauth_error(
+            "Bad credentials, an invalid, used or expired refresh token, or a malformed grant "
+            "(RFC 6749 section 5.2; a body that is not JSON at all is problem+json).",
+            or_problem=True,
+            headers=NO_STORE,
+        ),
+        429: oauth_error(
+            "Too many failed password attempts for this account or from this address "
+            "(`slow_down`); the same for unknown emails.",
+            headers={**RETRY_AFTER, **NO_STORE},
+        ),
+        **TOKEN_ERRORS,
+    },
 )
 def token() -> Response[TokenOut]:
     issued = sessions.issue_token(_grant(), source_ip(app))
-    return Response(status_code=200, content_type=JSON, body=issued, headers=NO_STORE)
+    return Response(status_code=200, content_type=JSON, body=issued, headers=NO_STORE_HEADERS)
 
 
-@app.post("/token/revoke", tags=["Sessions"], summary="Revoke a token (RFC 7009)")
+@app.post(
+    "/token/revoke",
+    operation_id="revokeToken",
+    tags=["Sessions"],
+    summary="Revoke a token (RFC 7009)",
+    description="RFC 7009 revocation: ends the session of a refresh token or an access token. "
+    "Unknown, invalid or expired tokens, of any length, get 200 as well. Access tokens are "
+    "stateless: those already issued keep working on the task routes until they expire (at "
+    "most ACCESS_TOKEN_TTL_SECONDS); the account routes refuse them at once.",
+    openapi_extensions={"requestBody": REVOKE_BODY},
+    responses={
+        200: {
+            "description": "Revoked, or nothing to revoke; empty body.",
+            "headers": NO_STORE,
+            "content": {},
+        },
+        400: oauth_error(
+            "No `token`, or an empty one (invalid_request).", or_problem=True, headers=NO_STORE
+        ),
+        **TOKEN_ERRORS,
+    },
+)
 def revoke_token() -> Response[None]:
     sessions.revoke(_parse(TokenRevocation, _fields()))
-    return Response(status_code=200, content_type=None, body=None, headers=NO_STORE)
+    return Response(status_code=200, content_type=None, body=None, headers=NO_STORE_HEADERS)
 
 
-@app.get("/users/me", tags=["Accounts"], summary="Who am I", security=BEARER_SECURITY)
+@app.get(
+    "/users/me",
+    operation_id="getMe",
+    tags=["Accounts"],
+    summary="Who am I",
+    security=BEARER_SECURITY,
+    responses={
+        200: {"description": "The caller's account.", "content": {JSON: {"model": UserOut}}},
+        401: UNAUTHORIZED,
+        **ALWAYS,
+    },
+)
 def me() -> UserOut:
     return accounts.profile(current_token(app))
 
@@ -73,23 +258,45 @@ def me() -> UserOut:
 @app.post(
     "/users/me/logout-all",
     status_code=204,
+    operation_id="logoutAll",
     tags=["Sessions"],
     summary="End every session of my account",
+    description="Ends every session of the account, this one included: all refresh tokens "
+    "stop working. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
+    "task routes; the account routes refuse them at once.",
     security=BEARER_SECURITY,
+    responses={204: no_content(), 401: UNAUTHORIZED, **ALWAYS},
 )
 def logout_all() -> Response[None]:
     sessions.logout_all(current_token(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
+PASSWORD_CONFIRMED = {
+    204: no_content(),
+    401: UNAUTHORIZED,
+    403: WRONG_PASSWORD,
+    422: INVALID,
+    429: THROTTLED,
+    **BODY_ERRORS,
+    **ALWAYS,
+}
+
+
 @app.put(
     "/users/me/password",
     status_code=204,
+    operation_id="changePassword",
     tags=["Accounts"],
     summary="Change my password (ends my other sessions)",
+    description="Needs the current password. Ends every other session of the account; this "
+    "one goes on. Wrong passwords count towards login throttling.",
     security=BEARER_SECURITY,
+    responses=PASSWORD_CONFIRMED,
 )
-def change_password(change: Annotated[PasswordChange, Body()]) -> Response[None]:
+def change_password(
+    change: Annotated[PasswordChange, Body(openapi_examples=openapi_examples(PasswordChange))],
+) -> Response[None]:
     accounts.change_password(current_token(app), change, source_ip(app))
     return Response(status_code=204, content_type=None, body=None)
 
@@ -97,11 +304,19 @@ def change_password(change: Annotated[PasswordChange, Body()]) -> Response[None]
 @app.delete(
     "/users/me",
     status_code=204,
+    operation_id="deleteMe",
     tags=["Accounts"],
     summary="Delete my account, tasks and sessions",
+    description="Needs the password in the JSON body. Deletes the account with its tasks, "
+    "sessions and refresh tokens, in one transaction.",
     security=BEARER_SECURITY,
+    responses=PASSWORD_CONFIRMED,
 )
-def delete_me(confirmation: Annotated[AccountDeletion, Body()]) -> Response[None]:
+def delete_me(
+    confirmation: Annotated[
+        AccountDeletion, Body(openapi_examples=openapi_examples(AccountDeletion))
+    ],
+) -> Response[None]:
     accounts.delete_account(current_token(app), confirmation, source_ip(app))
     metrics.add_metric(name="UserDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, content_type=None, body=None)

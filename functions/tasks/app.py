@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator
 
 from taskline import snapstart
 from taskline.api.auth import BEARER_SECURITY, current_user_id
+from taskline.api.documentation import (
+    ALWAYS,
+    BODY_ERRORS,
+    INVALID,
+    NO_SUCH_TASK,
+    STALE,
+    UNAUTHORIZED,
+    no_content,
+    openapi_examples,
+    problem,
+)
 from taskline.api.etags import (
     CREATED_HEADERS,
     ETAG_HEADER,
@@ -25,10 +36,12 @@ from taskline.api.etags import (
 from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
 from taskline.models import TaskStatus
+from taskline.pagination import MAX_CURSOR_CHARS
 from taskline.schemas import (
     MAX_JSON_SAFE_INTEGER,
     Category,
     IdempotencyKeyValue,
+    OmittedNotNull,
     TaskCreate,
     TaskFilters,
     TaskOut,
@@ -56,6 +69,7 @@ TaskId = Annotated[
 ]
 IfMatch = Annotated[
     str | None,
+    OmittedNotNull(),
     Header(
         alias="If-Match",
         max_length=MAX_IF_MATCH_CHARS,
@@ -72,6 +86,7 @@ PAGE_HEADERS: dict[str, OpenAPIResponseHeader] = {
 }
 IdempotencyKey = Annotated[
     IdempotencyKeyValue | None,
+    OmittedNotNull(),
     Header(
         alias="Idempotency-Key",
         description="Optional, up to 255 visible ASCII characters (a UUID is ideal). A retry "
@@ -82,22 +97,55 @@ IdempotencyKey = Annotated[
 ]
 
 
+def _item_links(task_id: str, *operations: str) -> dict[str, Any]:
+    """OpenAPI links from a response carrying a task (and its ETag) to the operations on it,
+    so clients and the fuzzer's stateful phase can chain them."""
+    links: dict[str, Any] = {}
+    for operation in operations:
+        parameters = {"task_id": task_id}
+        if operation != "getTask":
+            parameters["header.If-Match"] = "$response.header.ETag"
+        links[operation] = {"operationId": operation, "parameters": parameters}
+    return links
+
+
+WRITES = ("patchTask", "replaceTask", "deleteTask")
+FROM_BODY = _item_links("$response.body#/id", "getTask", *WRITES)
+FROM_PATH = _item_links("$request.path.task_id", *WRITES)
+TASK = {JSON: {"model": TaskOut}}
+
+
+def _task_body(model: type[BaseModel]) -> Any:
+    return Body(openapi_examples=openapi_examples(model))
+
+
 @app.post(
     "/tasks",
     status_code=201,
+    operation_id="createTask",
     tags=["Tasks"],
     summary="Create a task",
+    description="Creates a task of the caller. With an `Idempotency-Key`, a retry returns the "
+    "first answer (with `Idempotent-Replayed: true`) and creates nothing.",
     security=BEARER_SECURITY,
     responses={
         201: {
             "description": "The task was created.",
             "headers": CREATED_HEADERS,
-            "content": {JSON: {"model": TaskOut}},
-        }
+            "content": TASK,
+            "links": FROM_BODY,
+        },
+        401: UNAUTHORIZED,
+        422: problem(
+            "The input is invalid (`errors` says where), or the Idempotency-Key was "
+            "used with another body."
+        ),
+        **BODY_ERRORS,
+        **ALWAYS,
     },
 )
 def create_task(
-    task: Annotated[TaskCreate, Body()], idempotency_key: IdempotencyKey = None
+    task: Annotated[TaskCreate, _task_body(TaskCreate)], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
     # The body is serialised once, by the service: a replay sends the first answer's bytes.
     created = tasks.create_once(current_user_id(app), task, idempotency_key, _created_headers)
@@ -120,20 +168,38 @@ def _created_headers(task_id: int, updated_at: datetime) -> dict[str, str]:
 
 @app.get(
     "/tasks",
+    operation_id="listTasks",
     tags=["Tasks"],
     summary="List my tasks",
+    description="The caller's tasks in (deadline, id) order, a page at a time; the `Link` "
+    "header gives the next page. A cursor works only with the filters it was issued for.",
     security=BEARER_SECURITY,
-    responses={200: {"description": "One page of tasks.", "headers": PAGE_HEADERS}},
+    responses={
+        200: {
+            "description": "One page of tasks.",
+            "headers": PAGE_HEADERS,
+            "content": {JSON: {"model": list[TaskOut]}},
+        },
+        401: UNAUTHORIZED,
+        422: INVALID,
+        **ALWAYS,
+    },
 )
 def list_tasks(
-    status: Annotated[TaskStatus | None, Query()] = None,
-    category: Annotated[Category | None, Query()] = None,
+    status: Annotated[TaskStatus | None, OmittedNotNull(), Query()] = None,
+    category: Annotated[Category | None, OmittedNotNull(), Query()] = None,
     due_before: Annotated[
-        Timestamp | None, Query(description="Deadline earlier than this.")
+        Timestamp | None, OmittedNotNull(), Query(description="Deadline earlier than this.")
     ] = None,
-    due_after: Annotated[Timestamp | None, Query(description="Deadline at or after this.")] = None,
+    due_after: Annotated[
+        Timestamp | None, OmittedNotNull(), Query(description="Deadline at or after this.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="From a Link header.")] = None,
+    cursor: Annotated[
+        str | None,
+        OmittedNotNull(),
+        Query(max_length=MAX_CURSOR_CHARS, description="From a Link header."),
+    ] = None,
 ) -> Response[list[TaskOut]]:
     filters = TaskFilters(
         status=status, category=category, due_before=due_before, due_after=due_after
@@ -147,24 +213,56 @@ def list_tasks(
 
 @app.get(
     "/tasks/<task_id>",
+    operation_id="getTask",
     tags=["Tasks"],
     summary="Get a task",
     security=BEARER_SECURITY,
-    responses={200: {"description": "The task.", "headers": ETAG_HEADER}},
+    responses={
+        200: {
+            "description": "The task.",
+            "headers": ETAG_HEADER,
+            "content": TASK,
+            "links": FROM_PATH,
+        },
+        401: UNAUTHORIZED,
+        404: NO_SUCH_TASK,
+        422: INVALID,
+        **ALWAYS,
+    },
 )
 def get_task(task_id: TaskId) -> Response[TaskOut]:
     return _with_etag(tasks.get(current_user_id(app), task_id))
 
 
+WRITE_RESPONSES = {
+    401: UNAUTHORIZED,
+    404: NO_SUCH_TASK,
+    412: STALE,
+    422: INVALID,
+    **BODY_ERRORS,
+    **ALWAYS,
+}
+
+
 @app.patch(
     "/tasks/<task_id>",
+    operation_id="patchTask",
     tags=["Tasks"],
     summary="Change some fields",
+    description="Changes only the fields sent; none may be null. `{}` changes nothing.",
     security=BEARER_SECURITY,
-    responses={200: {"description": "The changed task.", "headers": ETAG_HEADER}},
+    responses={
+        200: {
+            "description": "The changed task.",
+            "headers": ETAG_HEADER,
+            "content": TASK,
+            "links": FROM_PATH,
+        },
+        **WRITE_RESPONSES,
+    },
 )
 def patch_task(
-    task_id: TaskId, changes: Annotated[TaskPatch, Body()], if_match: IfMatch = None
+    task_id: TaskId, changes: Annotated[TaskPatch, _task_body(TaskPatch)], if_match: IfMatch = None
 ) -> Response[TaskOut]:
     versions = versions_matching(if_match, task_id)
     return _with_etag(tasks.update(current_user_id(app), task_id, changes, versions))
@@ -172,13 +270,25 @@ def patch_task(
 
 @app.put(
     "/tasks/<task_id>",
+    operation_id="replaceTask",
     tags=["Tasks"],
     summary="Replace a task",
+    description="Sets every writable field (all of them are required).",
     security=BEARER_SECURITY,
-    responses={200: {"description": "The replaced task.", "headers": ETAG_HEADER}},
+    responses={
+        200: {
+            "description": "The replaced task.",
+            "headers": ETAG_HEADER,
+            "content": TASK,
+            "links": FROM_PATH,
+        },
+        **WRITE_RESPONSES,
+    },
 )
 def replace_task(
-    task_id: TaskId, task: Annotated[TaskReplace, Body()], if_match: IfMatch = None
+    task_id: TaskId,
+    task: Annotated[TaskReplace, _task_body(TaskReplace)],
+    if_match: IfMatch = None,
 ) -> Response[TaskOut]:
     versions = versions_matching(if_match, task_id)
     return _with_etag(tasks.update(current_user_id(app), task_id, task, versions))
@@ -187,9 +297,18 @@ def replace_task(
 @app.delete(
     "/tasks/<task_id>",
     status_code=204,
+    operation_id="deleteTask",
     tags=["Tasks"],
     summary="Delete a task",
     security=BEARER_SECURITY,
+    responses={
+        204: no_content("Deleted; no content."),
+        401: UNAUTHORIZED,
+        404: NO_SUCH_TASK,
+        412: STALE,
+        422: INVALID,
+        **ALWAYS,
+    },
 )
 def delete_task(task_id: TaskId, if_match: IfMatch = None) -> Response[None]:
     tasks.delete(current_user_id(app), task_id, versions_matching(if_match, task_id))

@@ -45,6 +45,21 @@ class WithJsonSchemaExtra:
         return schema
 
 
+class OmittedNotNull:
+    """For optional query and header parameters (`T | None = None`): the document says the
+    parameter may be left out, not that it may be null (no query or header can be null)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        variants = [v for v in schema.get("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            del schema["anyOf"]
+            schema.update(variants[0])
+        return schema
+
+
 # Text fields hold no C0 control character but tab, newline and carriage return (PostgreSQL text
 # cannot hold NUL, and the others are never wanted), and at least one character that is not
 # whitespace as str.strip() sees it. The pattern is what the OpenAPI document publishes; the
@@ -194,13 +209,36 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+# Realistic examples, in every schema and request body of the OpenAPI document (Swagger UI's
+# "Try it out" starts from them). Each one passes its schema, and tests/test_openapi_examples.py
+# sends every request example to a live local server.
+EXAMPLE_EMAIL = "ada@example.com"
+EXAMPLE_PASSWORD = "correct horse battery"
+EXAMPLE_TASK: dict[str, Any] = {
+    "description": "Write the quarterly report",
+    "category": "work",
+    "deadline": "2030-01-15T09:00:00Z",
+    "status": "To Do",
+}
+EXAMPLE_TASK_OUT: dict[str, Any] = {
+    "id": 42,
+    **EXAMPLE_TASK,
+    "created_at": "2029-12-01T08:30:00.123456Z",
+    "updated_at": "2029-12-01T08:30:00.123456Z",
+}
+
+
 # Accounts and tokens
 
 
 class UserCreate(RequestModel):
     # Built on first use: validating an email imports email-validator, which only the auth
     # function needs.
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        defer_build=True,
+        json_schema_extra={"examples": [{"email": EXAMPLE_EMAIL, "password": EXAMPLE_PASSWORD}]},
+    )
 
     email: EmailAddress = Field(
         description="Compared case-insensitively; stored normalised (Unicode NFC, the domain "
@@ -212,6 +250,15 @@ class UserCreate(RequestModel):
 
 
 class UserOut(ResponseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {"id": 7, "email": EXAMPLE_EMAIL, "created_at": "2029-12-01T08:00:00.654321Z"}
+            ]
+        },
+    )
+
     id: int
     email: str
     created_at: UtcDatetime
@@ -242,6 +289,21 @@ class RefreshGrant(BaseModel):
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6IjNmOWMxYjJhN2U0ZDVjNjgiLCJ0eXAi"
+                    "OiJKV1QifQ.eyJzdWIiOiI3IiwiaWF0IjoxODkzNDU2MDAwLCJleHAiOjE4OTM0NTY5MDB9."
+                    "n2Jk4V9Qd3Yb8sXcM1tRzLwP0aEfGhIjKlMnOpQrStU",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                    "refresh_token": "qinEqv3Zk1b0fQ9m6h2Yx4Tt8pLw5sRcNdAe7uJgKoI",
+                }
+            ]
+        }
+    )
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
@@ -260,6 +322,15 @@ class TokenRevocation(BaseModel):
 
 
 class PasswordChange(RequestModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"current_password": EXAMPLE_PASSWORD, "new_password": "a new long passphrase"}
+            ]
+        },
+    )
+
     # No upper bound: an over-long current password is a wrong one (403), as at login.
     current_password: EncodableText = Field(min_length=1)
     new_password: NewPassword = Field(
@@ -277,6 +348,10 @@ class PasswordChange(RequestModel):
 class AccountDeletion(RequestModel):
     """DELETE /users/me: the password confirms it."""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"password": EXAMPLE_PASSWORD}]}
+    )
+
     password: EncodableText = Field(min_length=1)  # over-long: a wrong password (403)
 
 
@@ -284,6 +359,20 @@ class AccountDeletion(RequestModel):
 
 
 class TaskCreate(RequestModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                EXAMPLE_TASK,
+                {
+                    "description": "Renew passport",
+                    "category": "home",
+                    "deadline": "2030-03-01T17:00:00+01:00",
+                },
+            ]
+        },
+    )
+
     description: Description
     category: Category
     deadline: Timestamp
@@ -293,6 +382,19 @@ class TaskCreate(RequestModel):
 class TaskReplace(RequestModel):
     """PUT: every writable field, no defaults."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    **EXAMPLE_TASK,
+                    "description": "Write the quarterly report (v2)",
+                    "status": "In Progress",
+                }
+            ]
+        },
+    )
+
     description: Description
     category: Category
     deadline: Timestamp
@@ -301,6 +403,7 @@ class TaskReplace(RequestModel):
 
 def _omit_nulls(schema: dict[str, Any]) -> None:
     """Document PATCH fields as optional but never null, as `TaskPatch._not_null` enforces."""
+    schema["examples"] = [{"status": "In Progress"}, {"deadline": "2030-01-22T09:00:00Z"}]
     for field_schema in schema.get("properties", {}).values():
         variants = [v for v in field_schema.pop("anyOf", []) if v.get("type") != "null"]
         if len(variants) == 1:
@@ -333,6 +436,10 @@ class TaskPatch(RequestModel):
 
 
 class TaskOut(ResponseModel):
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [EXAMPLE_TASK_OUT]}
+    )
+
     id: int
     description: str
     category: str
@@ -398,3 +505,65 @@ class DeadlineCheckSummary(BaseModel):
     emails_failed: int = 0  # rejected by SES for one recipient; not retried
     batches: int = 0
     complete: bool = True  # False: stopped early to stay within the time limit; next run resumes
+
+
+# Errors, as the OpenAPI document describes them (taskline.api.problems builds them).
+
+
+class ProblemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (`application/problem+json`); 422s add `errors`, 500s a
+    `correlation_id`."""
+
+    model_config = ConfigDict(
+        title="Problem",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:taskline:problem:validation-error",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "The request is invalid: body.deadline: Value error, must be an "
+                    "RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z",
+                    "errors": [
+                        {
+                            "loc": ["body", "deadline"],
+                            "msg": "Value error, must be an RFC 3339 timestamp string, e.g. "
+                            "2030-01-15T09:00:00Z",
+                            "type": "value_error",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    correlation_id: str | None = None
+    errors: list[ProblemError] | None = None
+
+
+class OAuthError(BaseModel):
+    """The token endpoints' errors (RFC 6749 section 5.2)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "invalid_grant",
+                    "error_description": "The email or password is incorrect.",
+                }
+            ]
+        }
+    )
+
+    error: Literal["invalid_grant", "invalid_request", "unsupported_grant_type", "slow_down"]
+    error_description: str
