@@ -83,7 +83,8 @@ def test_cursors_survive_a_key_rotation_until_the_old_key_is_retired(
     assert page.status == 200, page.body
     assert len(page.json()) == 1
     new_link = next_link(page)
-    assert new_link is not None and new_link != link
+    assert new_link is not None
+    assert new_link != link
     _rotate(monkeypatch, NEW_SECRET, "")
     fresh = ApiClient(user.gateway, user.login(email))
     assert_problem(fresh.get(link), 422)  # signed with the retired key

@@ -83,12 +83,18 @@ def test_operations_declare_security_and_errors(
         assert problem == {"$ref": "#/components/schemas/Problem"}
 
 
-def test_token_endpoint_documents_both_bodies_and_oauth_errors(document: dict[str, Any]) -> None:
+def test_token_endpoint_documents_its_body_and_oauth_errors(document: dict[str, Any]) -> None:
     token = document["paths"]["/token"]["post"]
-    assert set(token["requestBody"]["content"]) == {
-        "application/x-www-form-urlencoded",
-        "application/json",
-    }
+    # The form (RFC 6749) in the schema; the JSON body, also accepted, in the description (two
+    # media types would break openapi-python-client's generated module; see functions/auth).
+    assert set(token["requestBody"]["content"]) == {"application/x-www-form-urlencoded"}
+    assert token["requestBody"]["required"] is True
+    assert '{"email", "password"}' in token["requestBody"]["description"]
+    grants = token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert [grant["title"] for grant in grants["oneOf"]] == [
+        "PasswordGrantForm",
+        "RefreshTokenGrant",
+    ]
     error = token["responses"]["400"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/OAuthError"}
 
@@ -117,3 +123,72 @@ def test_task_schemas_match_the_contract(document: dict[str, Any]) -> None:
     )
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
     assert limit["schema"]["default"] == 50
+
+
+OPERATION_IDS = {
+    ("post", "/users"): "createUser",
+    ("get", "/users/me"): "getMe",
+    ("put", "/users/me/password"): "changePassword",
+    ("delete", "/users/me"): "deleteMe",
+    ("post", "/users/me/logout-all"): "logoutAll",
+    ("post", "/token"): "issueToken",
+    ("post", "/token/revoke"): "revokeToken",
+    ("post", "/tasks"): "createTask",
+    ("get", "/tasks"): "listTasks",
+    ("get", "/tasks/{task_id}"): "getTask",
+    ("patch", "/tasks/{task_id}"): "patchTask",
+    ("put", "/tasks/{task_id}"): "replaceTask",
+    ("delete", "/tasks/{task_id}"): "deleteTask",
+}
+
+
+def test_operations_have_stable_human_ids(document: dict[str, Any]) -> None:
+    """Generated clients name their functions after these: they are part of the contract."""
+    found = {
+        (method, path): operation["operationId"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert found == OPERATION_IDS
+
+
+def test_the_document_is_what_the_routes_declare(document: dict[str, Any]) -> None:
+    """localdev/openapi.py only renders: each operation is exactly what its function's resolver
+    renders from the route declarations, less Powertools' own validation-error responses
+    (which Taskline never sends)."""
+    from localdev import loader
+
+    template = load()
+    loader.add_layers(template)
+    seen = set()
+    for function in template.functions.values():
+        if not function.routes:
+            continue
+        rendered = (
+            loader.load_module(function)
+            .app.get_openapi_schema()
+            .model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        for path, operations in rendered.get("paths", {}).items():
+            for method, operation in operations.items():
+                declared = {
+                    status: response
+                    for status, response in operation["responses"].items()
+                    if "ValidationError" not in json.dumps(response)
+                }
+                assert document["paths"][path][method] == {**operation, "responses": declared}
+                seen.add((method, path))
+    assert seen == set(OPERATION_IDS)
+
+
+def test_every_response_is_described_and_errors_are_problems(document: dict[str, Any]) -> None:
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                assert response["description"], (method, path, status)
+                assert "Successful Response" not in response["description"], (method, path)
+                if status.startswith(("4", "5")):
+                    assert set(response["content"]) & {
+                        "application/problem+json",
+                        "application/json",
+                    }, (method, path, status)

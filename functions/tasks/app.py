@@ -8,7 +8,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+    OpenAPIResponseHeader,
+)
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, BeforeValidator
 
@@ -112,7 +116,9 @@ def _item_links(task_id: str, *operations: str) -> dict[str, Any]:
 WRITES = ("patchTask", "replaceTask", "deleteTask")
 FROM_BODY = _item_links("$response.body#/id", "getTask", *WRITES)
 FROM_PATH = _item_links("$request.path.task_id", *WRITES)
-TASK = {JSON: {"model": TaskOut}}
+TASK: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    JSON: {"model": TaskOut}
+}
 
 
 def _task_body(model: type[BaseModel]) -> Any:
