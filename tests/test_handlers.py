@@ -56,7 +56,7 @@ def test_sample_events_walk_the_whole_api(template: Template) -> None:
     created = call(template, "AuthFunction", sample("users-create"))
     assert_http_api_result(created)
     assert created["statusCode"] == 201
-    assert body_of(created)["email"] == "ann@example.com"
+    assert body_of(created)["email"] == "ada@example.com"
 
     issued = call(template, "AuthFunction", sample("token-form"))
     assert issued["statusCode"] == 200
