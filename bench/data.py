@@ -148,6 +148,8 @@ def token_for(data: Data, user_id: int) -> str:
 def events(template: Template, data: Data) -> dict[str, dict[str, Any]]:
     """The HTTP API 2.0 events API Gateway would send; the peer gets the very same ones."""
     from taskline.pagination import encode_cursor
+    from taskline.schemas import TaskFilters
+    from taskline.services.tasks import listing_scope
 
     routes = {route.route_key: route for route, _ in template.routes()}
     reader = [("Authorization", f"Bearer {token_for(data, data.big_user)}")]
@@ -157,7 +159,8 @@ def events(template: Template, data: Data) -> dict[str, dict[str, Any]]:
         b'{"description": "Benchmark task", "category": "bench",'
         b' "deadline": "2031-06-01T12:00:00Z", "status": "In Progress"}'
     )
-    cursor = encode_cursor(*data.page_1000_after)
+    # Cursors are signed for their user and filters (an unfiltered list of the reader's).
+    cursor = encode_cursor(*data.page_1000_after, listing_scope(data.big_user, TaskFilters()))
     skip = (DEEP_PAGE - 1) * PAGE_SIZE
 
     def event(key: str, path: str, query: str = "", headers: Any = (), payload: bytes = b""):

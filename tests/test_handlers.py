@@ -203,7 +203,7 @@ def test_docker_free_local_invoke(template: Template, database_url: str) -> None
             "--event",
             str(Path("events") / "tasks-list.json"),
             "--user",
-            "ANN@example.com",
+            "ADA@example.com",
         ],
         cwd=ROOT,
         env=environment,

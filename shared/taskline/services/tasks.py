@@ -164,7 +164,7 @@ def get(user_id: int, task_id: int) -> TaskOut:
 def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None) -> TaskPage:
     if filters.due_before and filters.due_after and filters.due_after >= filters.due_before:
         raise InvalidQuery("due_after", "due_after must be earlier than due_before.")
-    scope = _listing_scope(user_id, filters)
+    scope = listing_scope(user_id, filters)
     after = decode_cursor(cursor, scope) if cursor else None
     with read_only() as session:
         # One row more than asked tells whether another page exists, without a COUNT.
@@ -176,7 +176,7 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
     return TaskPage(items=items, next_cursor=next_cursor)
 
 
-def _listing_scope(user_id: int, filters: TaskFilters) -> bytes:
+def listing_scope(user_id: int, filters: TaskFilters) -> bytes:
     """What a cursor is bound to: the caller and the filters (as validated, so equal filters
     spelled differently share cursors); `limit` may change from page to page."""
     canonical = json.dumps(
