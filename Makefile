@@ -15,7 +15,7 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean
+	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server 
 
 load: $(STAMP) ## Bounded load test: several local servers, concurrent clients, nothing lost
 	$(BIN)/python bench/load.py $(LOAD_ARGS)
+
+rds-proxy: $(STAMP) ## Strict RDS Proxy stand-in on 127.0.0.1:6432 (prints the DATABASE_URL for make run)
+	$(BIN)/python -m localdev.rdsproxy $(PROXY_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .

@@ -56,6 +56,8 @@ def migrate() -> None:
     from taskline.migrate import upgrade
 
     upgrade(get_engine())
+    database.apply_session_defaults(get_engine())
+    get_engine().dispose()  # role defaults apply to sessions opened from now on
 
 
 def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:

@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from localdev import database
 from localdev.gateway import GatewayResponse, LocalGateway
+from localdev.rdsproxy import RdsProxyStandIn, proxied_url, upstream_for
 from localdev.template import load
 
 TEST_JWT_SECRET = "test-signing-key-" + "x" * 32
@@ -60,11 +62,67 @@ def database_url() -> Iterator[str]:
     database.drop_database(server, TEST_DATABASE)
 
 
+@pytest.fixture(scope="session")
+def rds_proxy(database_url: str) -> Iterator[RdsProxyStandIn]:
+    """The strict RDS Proxy stand-in (localdev.rdsproxy) in front of the test database: every
+    connection the functions open goes through it (DATABASE_URL below)."""
+    with RdsProxyStandIn(upstream_for(database_url)) as proxy:
+        _PROXY_FIGURES["proxy"] = proxy
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def app_database_url(database_url: str, rds_proxy: RdsProxyStandIn) -> str:
+    """The test database as the functions reach it: through the strict proxy."""
+    return proxied_url(database_url, rds_proxy.port)
+
+
+@pytest.fixture(autouse=True)
+def _no_pinning_or_refusal(rds_proxy: RdsProxyStandIn) -> Iterator[None]:
+    """The request path, through RDS Proxy's rules: no refused connection, and no statement that
+    would pin a session, in any test. (Migrations run beside the proxy, on the direct URL.)"""
+    sessions_before, pins_before = len(rds_proxy.sessions), len(rds_proxy.pins)
+    yield
+    refused = [s.refused for s in rds_proxy.sessions[sessions_before:] if s.refused]
+    pins = [(pin.reason, pin.statement) for pin in rds_proxy.pins[pins_before:]]
+    assert not refused, f"RDS Proxy would refuse these connections: {refused}"
+    assert not pins, f"These statements would pin an RDS Proxy session: {pins}"
+
+
+_PROXY_FIGURES: dict[str, RdsProxyStandIn] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    proxy = _PROXY_FIGURES.get("proxy")
+    if proxy is not None:
+        terminalreporter.write_line(
+            f"strict RDS Proxy stand-in: {len(proxy.sessions)} connections, "
+            f"{len(proxy.refused)} refused, {len(proxy.pins)} pinning statements"
+        )
+
+
+@contextmanager
+def login_statement_timeout(admin_engine: Engine, milliseconds: int) -> Iterator[None]:
+    """Give the test login another statement timeout as its role default (the way the migration
+    sets it for the app role in AWS), for connections opened inside the block."""
+    from taskline.migrate import set_session_defaults
+    from taskline.settings import Settings
+
+    set_session_defaults(admin_engine, None, milliseconds)
+    _clear_caches()
+    try:
+        yield
+    finally:
+        default = Settings.model_fields["db_statement_timeout_ms"].default
+        set_session_defaults(admin_engine, None, default)
+        _clear_caches()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def environment(database_url: str) -> Iterator[None]:
+def environment(app_database_url: str) -> Iterator[None]:
     """The settings every function reads; individual tests may monkeypatch and reload them."""
     values = {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": app_database_url,
         "JWT_SECRET": TEST_JWT_SECRET,
         "BCRYPT_ROUNDS": "4",  # the cheapest cost keeps the suite fast; the default (12) is tested
         "DB_SSL_MODE": "disable",

@@ -35,7 +35,7 @@ def app_role(tls_server: TlsPostgres) -> str:
     from taskline.migrate import provision_app_role
 
     engine = create_engine(sqlalchemy_url(tls_server.superuser_url("taskline")))
-    provision_app_role(engine, APP_ROLE, APP_PASSWORD)
+    provision_app_role(engine, APP_ROLE, APP_PASSWORD, statement_timeout_ms=5000)
     engine.dispose()
     return APP_ROLE
 
@@ -106,10 +106,14 @@ def test_requests_run_over_verified_tls_as_the_data_only_role(
 
     with transaction() as session:
         who = session.execute(text("SELECT current_user")).scalar_one()
+        # The role's defaults, as the migration function provisions them: no startup option.
+        timeout = session.execute(text("SHOW statement_timeout")).scalar_one()
     assert who == APP_ROLE
+    assert timeout == "5s"
     used = server.proxy.sessions[sessions_before:]
     assert used
     assert all(s.tls_version in ("TLSv1.2", "TLSv1.3") for s in used)
+    assert [(s.refused, s.pins) for s in used] == [(None, [])] * len(used)
 
 
 def test_a_certificate_from_another_ca_is_refused_with_503(

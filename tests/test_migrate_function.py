@@ -329,6 +329,15 @@ def test_the_app_role_is_provisioned_from_its_secret(
                     ),
                     {"r": role},
                 ).one()
+                # The API functions' statement timeout and UTC, as the role's own defaults.
+                defaults = connection.execute(
+                    text(
+                        "SELECT unnest(setconfig) FROM pg_db_role_setting s"
+                        " JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = :r"
+                    ),
+                    {"r": role},
+                ).scalars()
+                role_defaults = set(defaults)
         finally:
             with fresh_database.begin() as connection:
                 connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
@@ -336,6 +345,7 @@ def test_the_app_role_is_provisioned_from_its_secret(
 
     assert presigned.answers[-1].body["Status"] == "SUCCESS"
     assert tuple(rights) == (True, False, False)
+    assert role_defaults == {"statement_timeout=5000", "TimeZone=UTC"}
 
 
 def _drop_role(engine: Engine, role: str) -> None:
