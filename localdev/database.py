@@ -73,7 +73,6 @@ def fresh_migrated_database(server: str, name: str) -> str:
     url = ensure_database(server, name)
     engine = create_engine(sqlalchemy_url(url))
     upgrade(engine)
-    apply_session_defaults(engine)
     engine.dispose()
     return url
 

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import jwt
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from localdev import database
 from localdev.gateway import GatewayResponse, LocalGateway
@@ -27,6 +27,10 @@ from localdev.template import load
 
 TEST_JWT_SECRET = "test-signing-key-" + "x" * 32
 TEST_DATABASE = f"taskline_test_{os.getpid()}"
+# The data-only login the functions use, as in AWS (roles are per server: one per test run).
+TEST_APP_ROLE = f"taskline_app_test_{os.getpid()}"
+TEST_APP_PASSWORD = "test-app-Password-0123456789"
+DEFAULT_STATEMENT_TIMEOUT_MS = 5000  # Settings' default, DB_STATEMENT_TIMEOUT_MS
 
 # Powertools names loggers after the service when a module creates them, which may happen while
 # test modules are collected, before any fixture runs: set these before anything is imported.
@@ -72,9 +76,26 @@ def rds_proxy(database_url: str) -> Iterator[RdsProxyStandIn]:
 
 
 @pytest.fixture(scope="session")
-def app_database_url(database_url: str, rds_proxy: RdsProxyStandIn) -> str:
-    """The test database as the functions reach it: through the strict proxy."""
-    return proxied_url(database_url, rds_proxy.port)
+def app_database_url(database_url: str, rds_proxy: RdsProxyStandIn) -> Iterator[str]:
+    """The test database as the functions reach it in AWS: through the strict proxy, as the
+    data-only role the migration function provisions (its statement timeout and UTC are role
+    defaults; nothing rides in the startup packet). Tests' own checks use the direct URL."""
+    from taskline.db import sqlalchemy_url
+    from taskline.migrate import provision_app_role
+
+    owner = create_engine(sqlalchemy_url(database_url))
+    provision_app_role(
+        owner, TEST_APP_ROLE, TEST_APP_PASSWORD, statement_timeout_ms=DEFAULT_STATEMENT_TIMEOUT_MS
+    )
+    url = make_url(proxied_url(database_url, rds_proxy.port))
+    yield url.set(username=TEST_APP_ROLE, password=TEST_APP_PASSWORD).render_as_string(
+        hide_password=False
+    )
+    _clear_caches()
+    with owner.begin() as connection:
+        connection.exec_driver_sql(f'DROP OWNED BY "{TEST_APP_ROLE}"')
+        connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{TEST_APP_ROLE}"')
+    owner.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -103,18 +124,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @contextmanager
 def login_statement_timeout(admin_engine: Engine, milliseconds: int) -> Iterator[None]:
-    """Give the test login another statement timeout as its role default (the way the migration
-    sets it for the app role in AWS), for connections opened inside the block."""
+    """Give the functions' login another statement timeout as its role default (where the
+    migration function sets it in AWS), for connections opened inside the block."""
     from taskline.migrate import set_session_defaults
-    from taskline.settings import Settings
 
-    set_session_defaults(admin_engine, None, milliseconds)
+    set_session_defaults(admin_engine, TEST_APP_ROLE, milliseconds)
     _clear_caches()
     try:
         yield
     finally:
-        default = Settings.model_fields["db_statement_timeout_ms"].default
-        set_session_defaults(admin_engine, None, default)
+        set_session_defaults(admin_engine, TEST_APP_ROLE, DEFAULT_STATEMENT_TIMEOUT_MS)
         _clear_caches()
 
 

@@ -337,7 +337,7 @@ def test_bad_status_is_refused_by_the_database(admin_engine: Engine) -> None:
 
 @pytest.fixture
 def scratch_engine(database_url: str) -> Iterator[Engine]:
-    server = database.server_url()
+    server = database_url  # the owner's login, not the functions' (DATABASE_URL)
     name = f"{TEST_DATABASE}_scratch"
     database.drop_database(server, name)
     url = database.ensure_database(server, name)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from localdev import database, loader
+from localdev.rdsproxy import RdsProxyStandIn, proxied_url
 from localdev.template import load
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/taskline/0f1e2d3c"
@@ -126,14 +127,20 @@ def migrate_handler() -> Any:
 
 
 @pytest.fixture
-def fresh_database(monkeypatch: pytest.MonkeyPatch, reload_settings: None) -> Iterator[Engine]:
-    """An empty database the migration function points at (DATABASE_URL)."""
+def fresh_database(
+    monkeypatch: pytest.MonkeyPatch,
+    reload_settings: None,
+    database_url: str,
+    rds_proxy: RdsProxyStandIn,
+) -> Iterator[Engine]:
+    """An empty database the migration function points at (DATABASE_URL), as the owner and
+    through the strict RDS Proxy stand-in, as in AWS (the master login through RDS Proxy)."""
     from taskline.db import sqlalchemy_url
 
-    server = database.server_url()
+    server = database_url
     name = f"taskline_migrate_{uuid.uuid4().hex[:8]}"
     url = database.ensure_database(server, name)
-    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("DATABASE_URL", proxied_url(url, rds_proxy.port))
     engine = create_engine(sqlalchemy_url(url))
     yield engine
     engine.dispose()

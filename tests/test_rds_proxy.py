@@ -25,7 +25,13 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from localdev.rdsproxy import RdsProxyStandIn, pinning_reasons, proxied_url, upstream_for
 from localdev.template import ROOT
 from taskline import pgwire
-from tests.conftest import ApiClient, _clear_caches, login_statement_timeout, task_body
+from tests.conftest import (
+    TEST_APP_ROLE,
+    ApiClient,
+    _clear_caches,
+    login_statement_timeout,
+    task_body,
+)
 
 
 def _login(url: str) -> dict[str, Any]:
@@ -200,7 +206,7 @@ def test_timestamps_are_utc_even_when_the_role_default_says_otherwise(
     with admin_engine.begin() as connection:
         database = connection.execute(text("SELECT current_database()")).scalar_one()
         connection.exec_driver_sql(
-            f"ALTER ROLE CURRENT_USER IN DATABASE \"{database}\" SET timezone = 'Asia/Kolkata'"
+            f'ALTER ROLE "{TEST_APP_ROLE}" IN DATABASE "{database}" SET timezone = \'Asia/Kolkata\''
         )
     _clear_caches()
     try:
@@ -214,7 +220,7 @@ def test_timestamps_are_utc_even_when_the_role_default_says_otherwise(
     finally:
         with admin_engine.begin() as connection:
             connection.exec_driver_sql(
-                f"ALTER ROLE CURRENT_USER IN DATABASE \"{database}\" SET timezone = 'UTC'"
+                f'ALTER ROLE "{TEST_APP_ROLE}" IN DATABASE "{database}" SET timezone = \'UTC\''
             )
         _clear_caches()
 
