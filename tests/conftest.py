@@ -173,7 +173,12 @@ def admin_engine(database_url: str) -> Iterator[Engine]:
     """A separate connection pool for the tests' own checks and clean-up."""
     from taskline.db import sqlalchemy_url
 
-    engine = create_engine(sqlalchemy_url(database_url), pool_size=2)
+    # Straight to the server (no proxy): clean-up is never cut short by a role's timeout.
+    engine = create_engine(
+        sqlalchemy_url(database_url),
+        pool_size=2,
+        connect_args={"startup_params": {"statement_timeout": "0"}},
+    )
     yield engine
     engine.dispose()
 

@@ -14,14 +14,17 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requestt
 from __future__ import annotations
 
 import copy
+import json
 import re
+import subprocess
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from localdev.template import TEMPLATE
+from localdev.template import ROOT, TEMPLATE
 
 STACK_UUID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 LONGEST_STACK_NAME = "T" + "a-" * 63 + "x"  # 128 characters, the longest CloudFormation accepts
@@ -52,31 +55,26 @@ SCENARIOS: dict[str, dict[str, str]] = {
 }
 
 
-def transform(template_text: str) -> dict[str, Any]:
-    """The template after the SAM transform, as `sam deploy` hands it to CloudFormation (code
-    locations replaced by S3 URIs, as `sam package` does)."""
-    from samtranslator.translator.transform import transform as sam_transform
-    from samtranslator.yaml_helper import yaml_parse
-
-    document: dict[str, Any] = yaml_parse(template_text)
-    for name, resource in document["Resources"].items():
-        properties = resource.setdefault("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function":
-            properties["CodeUri"] = f"s3://taskline-artifacts/{name}.zip"
-        elif resource["Type"] == "AWS::Serverless::LayerVersion":
-            properties["ContentUri"] = f"s3://taskline-artifacts/{name}.zip"
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    transformed: dict[str, Any] = sam_transform(document, {}, NoManagedPolicies())
+def transform(template_path: Path) -> dict[str, Any]:
+    """The template after the SAM transform, as `sam deploy` hands it to CloudFormation: run by
+    aws-sam-translator in .venv-cfn (`make test` builds it; it pins an older pydantic)."""
+    python = ROOT / ".venv-cfn" / "bin" / "python"
+    assert python.exists(), "run `make test` (it builds .venv-cfn, with aws-sam-translator)"
+    done = subprocess.run(
+        [str(python), str(ROOT / "localdev" / "sam_transform.py"), str(template_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    transformed: dict[str, Any] = json.loads(done.stdout)
     return transformed
 
 
 @cache
 def transformed_template() -> dict[str, Any]:
-    return transform(TEMPLATE.read_text())
+    return transform(TEMPLATE)
 
 
 class Stack:
