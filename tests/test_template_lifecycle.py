@@ -345,11 +345,12 @@ def test_proxy_max_connections_cannot_go_below_the_idle_share(template: dict[str
     assert int(parameter["MinValue"]) <= int(parameter["Default"]) <= int(parameter["MaxValue"])
 
 
-# AWS's limits on the names the stack builds. Lowercase letters are what RDS stores.
+# AWS's limits on the names the stack builds (RDS identifiers: a letter first, no double hyphen).
 _RDS_IDENTIFIER = re.compile(r"[A-Za-z](?:[A-Za-z0-9]|-(?!-))*(?<!-)")
 NAME_RULES: dict[tuple[str, str], tuple[int, re.Pattern[str]]] = {
-    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBProxy.html
-    ("AWS::RDS::DBProxy", "DBProxyName"): (60, _RDS_IDENTIFIER),
+    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBProxy.html (the
+    # naming rules; 64 characters in the AWS::RDS::DBProxy resource schema)
+    ("AWS::RDS::DBProxy", "DBProxyName"): (64, _RDS_IDENTIFIER),
     # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html
     ("AWS::RDS::DBInstance", "DBInstanceIdentifier"): (63, _RDS_IDENTIFIER),
     # https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html
