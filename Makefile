@@ -16,7 +16,7 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke
+	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ load: $(STAMP) ## Bounded load test: several local servers, concurrent clients, 
 
 smoke: $(STAMP) ## Post-deploy smoke test: make smoke API_URL=https://... [ORIGIN=https://app.example.com]
 	$(BIN)/python -m localdev.smoke "$(API_URL)"
+
+prune-versions: $(STAMP) ## After sam deploy: delete old SnapStart versions (STACK=taskline KEEP_PREVIOUS=1 DRY_RUN=)
+	$(BIN)/python -m localdev.prune_versions
 
 rds-proxy: $(STAMP) ## Strict RDS Proxy stand-in on 127.0.0.1:6432 (prints the DATABASE_URL for make run)
 	$(BIN)/python -m localdev.rdsproxy $(PROXY_ARGS)
