@@ -247,8 +247,13 @@ def test_a_rotated_database_password_is_picked_up(
 
 
 def test_a_wrong_password_is_retried_once_then_fails_without_leaking(
-    client: ApiClient, aws_database: dict[str, Any], secretsmanager: Any
+    client: ApiClient,
+    aws_database: dict[str, Any],
+    secretsmanager: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A login the server refuses is a configuration error: one re-read of the secret (it may
+    have rotated), then a 500 the error alarms count, and a log line that says so."""
     secretsmanager.put_secret_value(
         SecretId=aws_database["secret_arn"],
         SecretString=json.dumps({"username": APP_ROLE, "password": "not-the-password"}),
@@ -262,6 +267,9 @@ def test_a_wrong_password_is_retried_once_then_fails_without_leaking(
     assert response.status == 500
     assert "password" not in response.body.decode().lower()
     assert len(reads) == 2
+    refusals = [r for r in caplog.records if "refused the connection" in r.getMessage()]
+    assert refusals
+    assert {r.__dict__.get("sqlstate") for r in refusals} == {"28P01"}
 
 
 def test_the_stand_in_refuses_plaintext_like_rds_proxy(tls_server: TlsPostgres) -> None:
