@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 SCAN_VENV := .venv-scan
+CFN_VENV := .venv-cfn
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)
 export SAM_CLI_TELEMETRY := 0
@@ -15,7 +16,7 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean
+	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,7 +34,7 @@ install: $(STAMP) ## Create .venv with every dependency
 run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
 	$(BIN)/python -m localdev.server
 
-test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
+test: $(STAMP) $(CFN_VENV)/.installed ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server (FUZZ_* knobs)
@@ -41,6 +42,15 @@ fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server 
 
 load: $(STAMP) ## Bounded load test: several local servers, concurrent clients, nothing lost
 	$(BIN)/python bench/load.py $(LOAD_ARGS)
+
+smoke: $(STAMP) ## Post-deploy smoke test: make smoke API_URL=https://... [ORIGIN=https://app.example.com]
+	$(BIN)/python -m localdev.smoke "$(API_URL)"
+
+prune-versions: $(STAMP) ## After sam deploy: delete old SnapStart versions (STACK=taskline KEEP_PREVIOUS=1 DRY_RUN=)
+	$(BIN)/python -m localdev.prune_versions
+
+rds-proxy: $(STAMP) ## Strict RDS Proxy stand-in on 127.0.0.1:6432 (prints the DATABASE_URL for make run)
+	$(BIN)/python -m localdev.rdsproxy $(PROXY_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .
@@ -62,6 +72,13 @@ invoke: $(STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFu
 
 bench-deadlines: $(STAMP) ## Deadline check on 1,000,000 tasks (database taskline_bench): plan and timings
 	$(BIN)/python bench/deadlines.py $(BENCH_ARGS)
+
+# aws-sam-translator for the template lifecycle tests, apart: it pins an older pydantic.
+$(CFN_VENV)/.installed: requirements-cfn.txt
+	$(PYTHON) -m venv $(CFN_VENV)
+	$(CFN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CFN_VENV)/bin/python -m pip install --quiet -r requirements-cfn.txt
+	@touch $@
 
 $(SAM_VENV)/.installed: requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)

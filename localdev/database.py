@@ -11,7 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from localdev.template import ROOT
 
@@ -75,3 +75,15 @@ def fresh_migrated_database(server: str, name: str) -> str:
     upgrade(engine)
     engine.dispose()
     return url
+
+
+def apply_session_defaults(engine: Engine) -> None:
+    """Give the local login what the migration function gives the app role in AWS: UTC and the
+    statement timeout as role defaults in this database (never startup options: RDS Proxy
+    refuses them). DB_STATEMENT_TIMEOUT_MS, else the settings' default."""
+    from taskline.migrate import set_session_defaults
+    from taskline.settings import Settings
+
+    default = Settings.model_fields["db_statement_timeout_ms"].default
+    timeout = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS") or default)
+    set_session_defaults(engine, None, timeout)

@@ -54,8 +54,12 @@ def _dev_secret() -> str:
 def migrate() -> None:
     from taskline.db import get_engine
     from taskline.migrate import upgrade
+    from taskline.settings import get_settings
 
-    upgrade(get_engine())
+    # Bounded by the migrations' own timeout, not the role default applied next.
+    upgrade(get_engine(), statement_timeout_ms=get_settings().migration_statement_timeout_ms)
+    database.apply_session_defaults(get_engine())
+    get_engine().dispose()  # role defaults apply to sessions opened from now on
 
 
 def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:

@@ -11,20 +11,26 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import jwt
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from localdev import database
 from localdev.gateway import GatewayResponse, LocalGateway
+from localdev.rdsproxy import RdsProxyStandIn, proxied_url, upstream_for
 from localdev.template import load
 
 TEST_JWT_SECRET = "test-signing-key-" + "x" * 32
 TEST_DATABASE = f"taskline_test_{os.getpid()}"
+# The data-only login the functions use, as in AWS (roles are per server: one per test run).
+TEST_APP_ROLE = f"taskline_app_test_{os.getpid()}"
+TEST_APP_PASSWORD = "test-app-Password-0123456789"
+DEFAULT_STATEMENT_TIMEOUT_MS = 5000  # Settings' default, DB_STATEMENT_TIMEOUT_MS
 
 # Powertools names loggers after the service when a module creates them, which may happen while
 # test modules are collected, before any fixture runs: set these before anything is imported.
@@ -60,11 +66,82 @@ def database_url() -> Iterator[str]:
     database.drop_database(server, TEST_DATABASE)
 
 
+@pytest.fixture(scope="session")
+def rds_proxy(database_url: str) -> Iterator[RdsProxyStandIn]:
+    """The strict RDS Proxy stand-in (localdev.rdsproxy) in front of the test database: every
+    connection the functions open goes through it (DATABASE_URL below)."""
+    with RdsProxyStandIn(upstream_for(database_url)) as proxy:
+        _PROXY_FIGURES["proxy"] = proxy
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def app_database_url(database_url: str, rds_proxy: RdsProxyStandIn) -> Iterator[str]:
+    """The test database as the functions reach it in AWS: through the strict proxy, as the
+    data-only role the migration function provisions (its statement timeout and UTC are role
+    defaults; nothing rides in the startup packet). Tests' own checks use the direct URL."""
+    from taskline.db import sqlalchemy_url
+    from taskline.migrate import provision_app_role
+
+    owner = create_engine(sqlalchemy_url(database_url))
+    provision_app_role(
+        owner, TEST_APP_ROLE, TEST_APP_PASSWORD, statement_timeout_ms=DEFAULT_STATEMENT_TIMEOUT_MS
+    )
+    url = make_url(proxied_url(database_url, rds_proxy.port))
+    yield url.set(username=TEST_APP_ROLE, password=TEST_APP_PASSWORD).render_as_string(
+        hide_password=False
+    )
+    _clear_caches()
+    with owner.begin() as connection:
+        connection.exec_driver_sql(f'DROP OWNED BY "{TEST_APP_ROLE}"')
+        connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{TEST_APP_ROLE}"')
+    owner.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_pinning_or_refusal(rds_proxy: RdsProxyStandIn) -> Iterator[None]:
+    """The request path, through RDS Proxy's rules: no refused connection, and no statement that
+    would pin a session, in any test. (Migrations run beside the proxy, on the direct URL.)"""
+    sessions_before, pins_before = len(rds_proxy.sessions), len(rds_proxy.pins)
+    yield
+    refused = [s.refused for s in rds_proxy.sessions[sessions_before:] if s.refused]
+    pins = [(pin.reason, pin.statement) for pin in rds_proxy.pins[pins_before:]]
+    assert not refused, f"RDS Proxy would refuse these connections: {refused}"
+    assert not pins, f"These statements would pin an RDS Proxy session: {pins}"
+
+
+_PROXY_FIGURES: dict[str, RdsProxyStandIn] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    proxy = _PROXY_FIGURES.get("proxy")
+    if proxy is not None:
+        terminalreporter.write_line(
+            f"strict RDS Proxy stand-in: {len(proxy.sessions)} connections, "
+            f"{len(proxy.refused)} refused, {len(proxy.pins)} pinning statements"
+        )
+
+
+@contextmanager
+def login_statement_timeout(admin_engine: Engine, milliseconds: int) -> Iterator[None]:
+    """Give the functions' login another statement timeout as its role default (where the
+    migration function sets it in AWS), for connections opened inside the block."""
+    from taskline.migrate import set_session_defaults
+
+    set_session_defaults(admin_engine, TEST_APP_ROLE, milliseconds)
+    _clear_caches()
+    try:
+        yield
+    finally:
+        set_session_defaults(admin_engine, TEST_APP_ROLE, DEFAULT_STATEMENT_TIMEOUT_MS)
+        _clear_caches()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def environment(database_url: str) -> Iterator[None]:
+def environment(app_database_url: str) -> Iterator[None]:
     """The settings every function reads; individual tests may monkeypatch and reload them."""
     values = {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": app_database_url,
         "JWT_SECRET": TEST_JWT_SECRET,
         "BCRYPT_ROUNDS": "4",  # the cheapest cost keeps the suite fast; the default (12) is tested
         "DB_SSL_MODE": "disable",
@@ -96,7 +173,12 @@ def admin_engine(database_url: str) -> Iterator[Engine]:
     """A separate connection pool for the tests' own checks and clean-up."""
     from taskline.db import sqlalchemy_url
 
-    engine = create_engine(sqlalchemy_url(database_url), pool_size=2)
+    # Straight to the server (no proxy): clean-up is never cut short by a role's timeout.
+    engine = create_engine(
+        sqlalchemy_url(database_url),
+        pool_size=2,
+        connect_args={"startup_params": {"statement_timeout": "0"}},
+    )
     yield engine
     engine.dispose()
 

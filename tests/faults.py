@@ -22,36 +22,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
-from sqlalchemy import make_url
+from localdev.rdsproxy import proxied_url, upstream_for
+
+__all__ = ["Mode", "TcpProxy", "proxied_url", "upstream_for"]
 
 Mode = Literal["up", "down", "hang", "stall"]
 _TICK_SECONDS = 0.02
-
-
-def upstream_for(database_url: str) -> Callable[[], socket.socket]:
-    """How to reach the real server behind a libpq-style URL (a Unix socket or host:port)."""
-    url = make_url(database_url)
-    socket_dir = url.query.get("host")
-    port = url.port or 5432
-    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
-        path = f"{socket_dir}/.s.PGSQL.{port}"
-
-        def unix() -> socket.socket:
-            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            connection.connect(path)
-            return connection
-
-        return unix
-    host = url.host or "127.0.0.1"
-    return lambda: socket.create_connection((host, port), timeout=5)
-
-
-def proxied_url(database_url: str, port: int) -> str:
-    """The same database, reached through the proxy on 127.0.0.1:`port`."""
-    url = make_url(database_url)
-    query = {k: v for k, v in url.query.items() if k != "host"}
-    proxied = url.set(host="127.0.0.1", port=port, query=query)
-    return proxied.render_as_string(hide_password=False)
 
 
 class TcpProxy:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from localdev.gateway import GatewayResponse
-from tests.conftest import ApiClient, _clear_caches, task_body
+from tests.conftest import ApiClient, _clear_caches, login_statement_timeout, task_body
 from tests.faults import TcpProxy, proxied_url, upstream_for
 
 TASKLINE_SESSIONS = text(
@@ -132,11 +132,14 @@ def test_an_answer_arriving_after_the_timeout_is_never_taken_for_the_next_one(
 
 
 @pytest.fixture
-def short_statement_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "300")
-    _clear_caches()
-    yield
-    _clear_caches()
+def short_statement_timeout(
+    monkeypatch: pytest.MonkeyPatch, admin_engine: Engine
+) -> Iterator[None]:
+    """A 300 ms statement timeout, set where it lives: the login's role default (through the
+    strict RDS Proxy stand-in, which refuses it as a startup option)."""
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "300")  # the socket timeout follows it
+    with login_statement_timeout(admin_engine, 300):
+        yield
 
 
 def test_a_statement_over_the_timeout_gives_503_and_writes_nothing(

@@ -35,7 +35,7 @@ def app_role(tls_server: TlsPostgres) -> str:
     from taskline.migrate import provision_app_role
 
     engine = create_engine(sqlalchemy_url(tls_server.superuser_url("taskline")))
-    provision_app_role(engine, APP_ROLE, APP_PASSWORD)
+    provision_app_role(engine, APP_ROLE, APP_PASSWORD, statement_timeout_ms=5000)
     engine.dispose()
     return APP_ROLE
 
@@ -106,10 +106,14 @@ def test_requests_run_over_verified_tls_as_the_data_only_role(
 
     with transaction() as session:
         who = session.execute(text("SELECT current_user")).scalar_one()
+        # The role's defaults, as the migration function provisions them: no startup option.
+        timeout = session.execute(text("SHOW statement_timeout")).scalar_one()
     assert who == APP_ROLE
+    assert timeout == "5s"
     used = server.proxy.sessions[sessions_before:]
     assert used
     assert all(s.tls_version in ("TLSv1.2", "TLSv1.3") for s in used)
+    assert [(s.refused, s.pins) for s in used] == [(None, [])] * len(used)
 
 
 def test_a_certificate_from_another_ca_is_refused_with_503(
@@ -243,8 +247,13 @@ def test_a_rotated_database_password_is_picked_up(
 
 
 def test_a_wrong_password_is_retried_once_then_fails_without_leaking(
-    client: ApiClient, aws_database: dict[str, Any], secretsmanager: Any
+    client: ApiClient,
+    aws_database: dict[str, Any],
+    secretsmanager: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A login the server refuses is a configuration error: one re-read of the secret (it may
+    have rotated), then a 500 the error alarms count, and a log line that says so."""
     secretsmanager.put_secret_value(
         SecretId=aws_database["secret_arn"],
         SecretString=json.dumps({"username": APP_ROLE, "password": "not-the-password"}),
@@ -258,6 +267,9 @@ def test_a_wrong_password_is_retried_once_then_fails_without_leaking(
     assert response.status == 500
     assert "password" not in response.body.decode().lower()
     assert len(reads) == 2
+    refusals = [r for r in caplog.records if "refused the connection" in r.getMessage()]
+    assert refusals
+    assert {r.__dict__.get("sqlstate") for r in refusals} == {"28P01"}
 
 
 def test_the_stand_in_refuses_plaintext_like_rds_proxy(tls_server: TlsPostgres) -> None:

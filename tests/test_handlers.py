@@ -184,12 +184,13 @@ def test_meta_function_is_the_fallback(template: Template) -> None:
     assert wrong["headers"]["Allow"] == "GET, POST"
 
 
-def test_docker_free_local_invoke(template: Template, database_url: str) -> None:
-    """`make invoke FUNCTION=TasksFunction EVENT=events/tasks-list.json` in a fresh process."""
+def test_docker_free_local_invoke(template: Template, app_database_url: str) -> None:
+    """`make invoke FUNCTION=TasksFunction EVENT=events/tasks-list.json` in a fresh process,
+    as the functions' login, through the strict RDS Proxy stand-in."""
     call(template, "AuthFunction", sample("users-create"))
     environment = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": app_database_url,
         "TASKLINE_DB_NAME": TEST_DATABASE,
         "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
         "POWERTOOLS_LOG_LEVEL": "WARNING",

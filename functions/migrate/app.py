@@ -164,7 +164,13 @@ def apply_migrations(deadline: float) -> dict[str, Any]:
     upgrade(engine, "head", statement_timeout_ms=timeout_ms)
     if get_settings().db_app_user_secret_arn:
         app_user = secret_store.app_user_credentials()
-        provision_app_role(engine, app_user.username, app_user.password.get_secret_value())
+        provision_app_role(
+            engine,
+            app_user.username,
+            app_user.password.get_secret_value(),
+            # The API functions' statement timeout, as the role's default (no startup option).
+            statement_timeout_ms=get_settings().db_statement_timeout_ms,
+        )
     logger.info("Database migrated", extra={"from": current, "to": head})
     return {"Revision": head}
 

@@ -130,11 +130,12 @@ def build_engine(settings: Settings) -> Engine:
         # The socket timeout bounds connecting and every read, so it must outlast a statement.
         "timeout": settings.db_connect_timeout_seconds + settings.db_statement_timeout_ms / 1000,
         "application_name": "taskline",
-        # Sent in the startup packet, so they cost no extra round trip.
-        "startup_params": {
-            "TimeZone": "UTC",
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-        },
+        # RDS Proxy refuses every startup-packet option but a few (TimeZone is one of them) with
+        # FATAL 0A000, and a plain SET would pin the session to one database connection; so
+        # statement_timeout is a default of the role (`taskline.migrate.set_session_defaults`,
+        # applied by the migrations), which costs no round trip and pins nothing.
+        # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connecting.html#rds-proxy-connecting-postgresql
+        "startup_params": {"TimeZone": "UTC"},
     }
     context = ssl_context(settings.db_ssl_mode, root_cert(settings))
     if context is not None:
@@ -153,7 +154,25 @@ def build_engine(settings: Settings) -> Engine:
         event.listen(engine, "do_connect", _connect_with_stored_credentials)
     _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
     event.listen(engine, "handle_error", _discard_after_timeout)
+    event.listen(engine, "handle_error", _log_refused_connection)
     return engine
+
+
+# The server or RDS Proxy refused the connection for a reason no retry can fix: an option or
+# feature it does not support (0A000), or the login (class 28). Left to surface as a 500, which
+# the functions' error alarms count; the log line says what to fix.
+_CONFIGURATION_REFUSALS = ("0A000", "28")
+
+
+def _log_refused_connection(context: ExceptionContext) -> None:
+    code = raw_sqlstate(context.original_exception)
+    if code is None or not code.startswith(_CONFIGURATION_REFUSALS):
+        return
+    details = context.original_exception.args[0]
+    logger.error(
+        "The database refused the connection: fix the configuration",
+        extra={"sqlstate": code, "database_message": details.get("M")},
+    )
 
 
 def _discard_after_timeout(context: ExceptionContext) -> None:

@@ -83,13 +83,39 @@ def scram_verifier(password: str) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def provision_app_role(engine: Engine, username: str, password: str) -> None:
+def set_session_defaults(engine: Engine, role: str | None, statement_timeout_ms: int) -> None:
+    """Make every new session of `role` (None: the engine's own login) in this database start in
+    UTC with `statement_timeout_ms` as its statement timeout.
+
+    These are role defaults (`ALTER ROLE ... IN DATABASE ... SET`), applied by the server when a
+    session starts: nothing goes in the startup packet (RDS Proxy refuses statement_timeout
+    there) and no SET runs on the session (RDS Proxy would pin it to one database connection).
+    A transaction that needs another bound uses SET LOCAL, which pins nothing.
+    """
+    if role is not None and not _ROLE_NAME.fullmatch(role):
+        raise ValueError("the role name must be a lower-case SQL identifier")
+    timeout = int(statement_timeout_ms)
+    if timeout < 0:
+        raise ValueError("the statement timeout cannot be negative")
+    target = "CURRENT_USER" if role is None else f'"{role}"'
+    with engine.begin() as connection:
+        database = connection.execute(text("SELECT current_database()")).scalar_one()
+        database_name = str(database).replace('"', '""')
+        scope = f'{target} IN DATABASE "{database_name}"'
+        connection.exec_driver_sql(f"ALTER ROLE {scope} SET statement_timeout = {timeout}")
+        connection.exec_driver_sql(f"ALTER ROLE {scope} SET timezone = 'UTC'")
+
+
+def provision_app_role(
+    engine: Engine, username: str, password: str, statement_timeout_ms: int | None = None
+) -> None:
     """Create or update the login role the API functions use: data access only, no DDL.
 
     Idempotent. The role may read and write rows of the application's tables (and use their
     sequences), read but not change `alembic_version`, and create nothing: schema changes
     belong to the migrating role. Tables created by later migrations are covered by default
-    privileges of the migrating role.
+    privileges of the migrating role. With `statement_timeout_ms`, the role's sessions get it
+    (and UTC) as defaults (`set_session_defaults`).
     """
     if not _ROLE_NAME.fullmatch(username):
         raise ValueError("the application role name must be a lower-case SQL identifier")
@@ -122,3 +148,5 @@ def provision_app_role(engine: Engine, username: str, password: str) -> None:
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
         ):
             connection.exec_driver_sql(statement)
+    if statement_timeout_ms is not None:
+        set_session_defaults(engine, username, statement_timeout_ms)
