@@ -267,6 +267,40 @@ def _tidy_parameters(operation: dict[str, Any]) -> None:
             parameter["name"] = "-".join(part.capitalize() for part in parameter["name"].split("-"))
 
 
+ONE_CLICK_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["List-Unsubscribe"],
+    "properties": {"List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}},
+}
+
+
+def _notification_routes(paths: dict[str, Any]) -> None:
+    """The reminder routes' non-JSON parts: problem bodies of their own errors, the calendar's
+    304 (no body), and the RFC 8058 form body of the one-click unsubscribe POST."""
+    for path in ("/users/me/calendar", "/calendar/{feed_secret}", "/unsubscribe/{token}"):
+        for operation in paths.get(path, {}).values():
+            for status, response in operation.get("responses", {}).items():
+                if status in {"400", "404", "410"}:
+                    response.update(_problem(response["description"]))
+                elif status == "304":
+                    response.pop("content", None)
+    post = paths.get("/unsubscribe/{token}", {}).get("post")
+    if post is not None:
+        post["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": ONE_CLICK_FORM,
+                    "example": {"List-Unsubscribe": "One-Click"},
+                },
+                "multipart/form-data": {"schema": ONE_CLICK_FORM},
+            },
+        }
+        post["responses"]["400"] = _problem("No `List-Unsubscribe=One-Click` in the body.")
+        post["responses"]["413"] = _problem("The body is larger than 64 KiB.")
+        post["responses"]["415"] = _problem("Unsupported Content-Type.")
+
+
 def build() -> dict[str, Any]:
     template = load()
     loader.add_layers(template)
@@ -299,7 +333,7 @@ def build() -> dict[str, Any]:
                 responses.pop("422", None)
             if operation.get("security"):
                 responses["401"] = _problem("Missing, malformed, expired or untrusted token.")
-            if "{" in path:
+            if "{" in path and "404" not in responses:  # routes may say what their 404 means
                 responses["404"] = _problem("No such task (or not yours).")
             if "requestBody" in operation or path == "/token":
                 responses["400"] = _problem("The body is not valid JSON.")
@@ -312,6 +346,7 @@ def build() -> dict[str, Any]:
             responses["500"] = _problem("Unexpected failure (with a correlation id).")
 
     _add_links(paths, schemas)
+    _notification_routes(paths)
 
     token = paths["/token"]["post"]
     token["description"] = (

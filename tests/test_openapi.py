@@ -103,6 +103,7 @@ def test_task_schemas_match_the_contract(document: dict[str, Any]) -> None:
         "status",
         "created_at",
         "updated_at",
+        "remind_before",  # issue 15
     }
     assert schemas["TaskCreate"]["additionalProperties"] is False
     assert set(schemas["TaskReplace"]["required"]) == {
