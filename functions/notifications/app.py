@@ -186,7 +186,7 @@ def calendar_feed(
         "Referrer-Policy": "no-referrer",
     }
     if calendar.matches(if_none_match, feed.etag):
-        return Response(status_code=304, content_type=None, body=None, headers=headers)
+        return Response(status_code=304, content_type=None, body="", headers=headers)
     return Response(
         status_code=200, content_type=CALENDAR, body=feed.body.decode(), headers=headers
     )

@@ -35,6 +35,8 @@ def save(session: Session, user_id: int, values: dict[str, Any]) -> Notification
             "email_enabled_at": case((switched_on, func.now()), else_=table.email_enabled_at),
         },
     ).returning(table)
+    # The row may already be in the session (read FOR UPDATE before): refresh it from RETURNING.
+    upsert = upsert.execution_options(populate_existing=True)
     saved: NotificationPreference = session.scalars(upsert).one()
     return saved
 

@@ -16,7 +16,7 @@ from taskline.schemas import (
     NotificationPreferencesPatch,
     NotificationPreferencesReplace,
 )
-from taskline.security.unsubscribe import verify_unsubscribe_token
+from taskline.security.unsubscribe import UnsubscribeClaim, verify_unsubscribe_token
 from taskline.settings import get_settings
 
 # Preferences that decide when each stage of a task is due (stored on the tasks).
@@ -81,9 +81,25 @@ def update(
         return result
 
 
+@retry_if_disconnected
 def check_unsubscribe_link(token: str) -> None:
-    """For the confirmation page: the link is genuine and unexpired (nothing changes)."""
-    verify_unsubscribe_token(token)
+    """For the confirmation page: the link would work (nothing changes)."""
+    claim = verify_unsubscribe_token(token)
+    with read_only() as session:
+        _check_link(session, claim, for_update=False)
+
+
+def _check_link(
+    session: Session, claim: UnsubscribeClaim, *, for_update: bool
+) -> NotificationPreference | None:
+    """The account's preferences, if the link may still switch its email off."""
+    if session.get(User, claim.user_id) is None:
+        raise UnsubscribeLinkInvalid  # the account was deleted
+    current = preferences.get(session, claim.user_id, for_update=for_update)
+    switched_on = current.email_enabled_at if current is not None else None
+    if switched_on is not None and claim.issued_at < int(switched_on.timestamp()):
+        raise UnsubscribeLinkExpired
+    return current
 
 
 def unsubscribe(token: str) -> None:
@@ -91,10 +107,5 @@ def unsubscribe(token: str) -> None:
     email was last switched back on does nothing (UnsubscribeLinkExpired)."""
     claim = verify_unsubscribe_token(token)
     with transaction() as session:
-        if session.get(User, claim.user_id) is None:
-            raise UnsubscribeLinkInvalid  # the account was deleted
-        current = preferences.get(session, claim.user_id, for_update=True)
-        switched_on = current.email_enabled_at if current is not None else None
-        if switched_on is not None and claim.issued_at < int(switched_on.timestamp()):
-            raise UnsubscribeLinkExpired
+        current = _check_link(session, claim, for_update=True)
         preferences.save(session, claim.user_id, {**_values(current), "email_enabled": False})
