@@ -53,11 +53,11 @@ OVERRIDING SYSTEM VALUE
 SELECT u, 'bench-' || u || '@example.com', 'not-a-real-hash'
 FROM generate_series(1, :users) AS u;
 
--- Preferences (the PREFERENCE_* expressions below say who has what).
+-- Preferences, chosen by u / 10: the owners of open tasks are the users 1 + 10k.
 INSERT INTO notification_preferences
     (user_id, email_enabled, due_soon_enabled, overdue_enabled, due_soon_minutes)
-SELECT u, mod(u, 10) <> 3, mod(u, 20) <> 2, mod(u, 20) <> 1,
-       CASE WHEN mod(u, 5) = 0 THEN 120 ELSE 1440 END
+SELECT u, mod(u / 10, 10) <> 3, mod(u / 10, 20) <> 2, mod(u / 10, 20) <> 1,
+       CASE WHEN mod(u / 10, 5) = 0 THEN 120 ELSE 1440 END
 FROM generate_series(1, :users) AS u;
 
 -- Every 10th task is open (To Do / In Progress); the rest are Done.
@@ -72,11 +72,11 @@ SELECT
     (ARRAY['work', 'home', 'errands', 'health'])[1 + mod(t.i, 4)],
     t.deadline, t.status, t.remind_before,
     -- As the API writes them (repositories.tasks.schedule), for the preferences above.
-    CASE WHEN t.remind_before IS NOT NULL OR mod(t.u, 20) <> 2
+    CASE WHEN t.remind_before IS NOT NULL OR mod(t.u / 10, 20) <> 2
          THEN t.deadline
-              - COALESCE(t.remind_before, CASE WHEN mod(t.u, 5) = 0 THEN 120 ELSE 1440 END)
+              - COALESCE(t.remind_before, CASE WHEN mod(t.u / 10, 5) = 0 THEN 120 ELSE 1440 END)
               * interval '1 minute' END,
-    CASE WHEN mod(t.u, 20) <> 1 THEN t.deadline END
+    CASE WHEN mod(t.u / 10, 20) <> 1 THEN t.deadline END
 FROM (
     SELECT
         i,
@@ -109,12 +109,12 @@ FROM (
 EXPECTED_SQL = """
 SELECT
     count(*) FILTER (WHERE deadline <= p.now AND deadline > p.now - interval '7 days'
-                     AND mod(user_id, 20) <> 1),
+                     AND mod(user_id / 10, 20) <> 1),
     count(*) FILTER (WHERE deadline > p.now
                      AND deadline - COALESCE(remind_before,
-                         CASE WHEN mod(user_id, 5) = 0 THEN 120 ELSE 1440 END)
+                         CASE WHEN mod(user_id / 10, 5) = 0 THEN 120 ELSE 1440 END)
                          * interval '1 minute' <= p.now
-                     AND (remind_before IS NOT NULL OR mod(user_id, 20) <> 2))
+                     AND (remind_before IS NOT NULL OR mod(user_id / 10, 20) <> 2))
 FROM tasks, (SELECT CAST(:now AS timestamptz) AS now) AS p
 WHERE status <> 'Done'
 """
