@@ -136,6 +136,11 @@ def test_a_lead_time_change_applies_to_existing_tasks(aws: Aws, user: ApiClient)
     assert user.patch(PREFERENCES, json_body={"due_soon_minutes": 2 * 1440}).status == 200
     assert deadlines.check_deadlines(now=NOW).due_soon == 1
     assert sent(aws) == {(task_id, "task.due_soon")}
+    # Another change moves what is still to come; what was sent is not sent again.
+    assert user.patch(PREFERENCES, json_body={"due_soon_minutes": 3 * 1440}).status == 200
+    assert user.patch(f"/tasks/{task_id}", json_body={"description": "Renamed"}).status == 200
+    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert aws.sent() == {(task_id, "task.due_soon"): 1}
 
 
 def test_stages_switched_off_are_not_sent(aws: Aws, user: ApiClient, other_user: ApiClient) -> None:

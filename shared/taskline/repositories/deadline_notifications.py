@@ -42,6 +42,7 @@ from taskline.models import (
     TaskNotification,
     User,
 )
+from taskline.repositories.tasks import schedule
 
 
 class NotificationKey(NamedTuple):
@@ -178,6 +179,19 @@ def claim_due(
         .returning(TaskNotification.task_id)
         .cte("claimed")
     )
+    # A claimed stage leaves its index (and an overdue task the due-soon one: moot by then), so
+    # later runs do not walk what was already sent; a task write or a released claim puts the
+    # times back (tasks.schedule). The record stays the arbiter either way.
+    cleared_columns: dict[str, None] = {"due_soon_at": None}
+    if stage is NotificationStage.OVERDUE:
+        cleared_columns["overdue_at"] = None
+    cleared = (
+        update(Task)
+        .where(Task.id.in_(select(claimed.c.task_id)))
+        .values(**cleared_columns)
+        .returning(Task.id)
+        .cte("cleared")
+    )
     email_allowed = and_(
         func.coalesce(NotificationPreference.email_enabled, true()),
         EmailSuppression.address.is_(None),
@@ -191,6 +205,7 @@ def claim_due(
         .outerjoin(EmailSuppression, EmailSuppression.address == func.lower(User.email))
         .outerjoin(claimed, claimed.c.task_id == due.c.id)
         .order_by(due.c.due_at, due.c.id)
+        .add_cte(cleared)  # PostgreSQL runs a data-modifying CTE whether or not it is read
     )
     rows = session.execute(statement).all()
     return ClaimedBatch(
@@ -202,8 +217,9 @@ def claim_due(
     )
 
 
-def release(session: Session, keys: list[NotificationKey]) -> None:
-    """Forget claims whose publish failed, so a later run tries them again."""
+def release(session: Session, keys: list[NotificationKey], default_lead_minutes: int) -> None:
+    """Forget claims whose publish failed, and put their tasks' due times back, so a later run
+    tries them again."""
     if not keys:
         return
     columns = (TaskNotification.task_id, TaskNotification.stage, TaskNotification.deadline)
@@ -212,6 +228,9 @@ def release(session: Session, keys: list[NotificationKey]) -> None:
             tuple_(*columns).in_([(key.task_id, key.stage.value, key.deadline) for key in keys])
         )
     )
+    planned = schedule(Task.user_id, Task.deadline, Task.remind_before, default_lead_minutes)
+    task_ids = sorted({key.task_id for key in keys})
+    session.execute(update(Task).where(Task.id.in_(task_ids)).values(**planned))
 
 
 def record_message_ids(session: Session, message_ids: dict[NotificationKey, str]) -> None:

@@ -138,12 +138,16 @@ def update_for_owner(
     next_version = func.greatest(func.now(), Task.updated_at + timedelta(microseconds=1))
     deadline = literal(values["deadline"], Task.deadline.type) if "deadline" in values else None
     remind = literal(values["remind_before"], Integer) if "remind_before" in values else None
-    planned = schedule(
-        Task.user_id,
-        Task.deadline if deadline is None else deadline,
-        Task.remind_before if remind is None else remind,
-        default_lead_minutes,
-    )
+    # Only what decides when reminders are due recomputes them: a renamed task keeps the times
+    # the deadline check cleared once it was notified.
+    planned: dict[str, Any] = {}
+    if {"deadline", "remind_before", "status"} & values.keys():
+        planned = schedule(
+            Task.user_id,
+            Task.deadline if deadline is None else deadline,
+            Task.remind_before if remind is None else remind,
+            default_lead_minutes,
+        )
     statement = statement.values(**values, **planned, updated_at=next_version).returning(
         Task, previous.c.remind_before
     )

@@ -122,7 +122,11 @@ def _claim_and_publish(
             notices = [_notice(due, window.now) for due in claimed.values()]
             result = publisher.publish(notices)
             published = list(result.message_ids)
-            records.release(session, [claimed[nid].key for nid in result.failures])
+            records.release(
+                session,
+                [claimed[nid].key for nid in result.failures],
+                get_settings().deadline_due_soon_minutes,
+            )
             records.record_message_ids(
                 session,
                 {claimed[nid].key: mid for nid, mid in result.message_ids.items() if mid},
