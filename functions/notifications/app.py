@@ -257,7 +257,10 @@ def _require_one_click() -> None:
         )
         for part in parsed.iter_parts() if parsed.is_multipart() else ():
             if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
-                values.append(str(part.get_content()).strip())
+                # Whatever the part's own Content-Type (text/plain, octet-stream), its bytes.
+                payload = part.get_payload(decode=True)
+                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+                values.append(text.strip())
     else:
         values = parse_qs(body, keep_blank_values=True).get("List-Unsubscribe", [])
     if values != ["One-Click"]:

@@ -148,11 +148,27 @@ NewPassword = Annotated[
     AfterValidator(_password_fits_bcrypt),
 ]
 EncodableText = Annotated[str, AfterValidator(_encodable)]
-# A reminder's lead time in whole minutes (JSON integers only: no strings, floats or booleans).
-LeadMinutes = Annotated[int, Strict(), Field(ge=MIN_LEAD_MINUTES, le=MAX_LEAD_MINUTES)]
+
+
+def _json_integer(value: Any) -> Any:
+    """What JSON Schema calls an integer: a number with no fractional part (120 or 120.0), never
+    a string or a boolean (which pydantic's lax mode would take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number of minutes")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number of minutes")
+        return int(value)
+    return value
+
+
+# A reminder's lead time in whole minutes.
+LeadMinutes = Annotated[
+    int, BeforeValidator(_json_integer), Field(ge=MIN_LEAD_MINUTES, le=MAX_LEAD_MINUTES)
+]
 RemindBefore = Annotated[
     int,
-    Strict(),
+    BeforeValidator(_json_integer),
     Field(
         ge=MIN_LEAD_MINUTES,
         le=MAX_LEAD_MINUTES,
