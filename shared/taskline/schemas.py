@@ -163,12 +163,12 @@ def _json_integer(value: Any) -> Any:
 
 
 # A reminder's lead time in whole minutes.
+# (Field first: after a validator, pydantic would publish ge/le as unknown JSON Schema keys.)
 LeadMinutes = Annotated[
-    int, BeforeValidator(_json_integer), Field(ge=MIN_LEAD_MINUTES, le=MAX_LEAD_MINUTES)
+    int, Field(ge=MIN_LEAD_MINUTES, le=MAX_LEAD_MINUTES), BeforeValidator(_json_integer)
 ]
 RemindBefore = Annotated[
     int,
-    BeforeValidator(_json_integer),
     Field(
         ge=MIN_LEAD_MINUTES,
         le=MAX_LEAD_MINUTES,
@@ -179,6 +179,7 @@ RemindBefore = Annotated[
         "account's setting. Changing it re-arms the reminder.",
         examples=[120],
     ),
+    BeforeValidator(_json_integer),
 ]
 StrictFlag = Annotated[bool, Strict()]
 # A login email is looked up, never stored: one with NUL or other control characters is just
