@@ -4,12 +4,18 @@
 
 Seeds a separate database (`taskline_bench`, dropped and recreated) on the local PostgreSQL
 (embedded, or the server of DATABASE_URL) with SQL set operations (generate_series), 10% of the
-tasks open, of which `--due` are due (overdue within the lookback or due within 24 h) and the
-rest far from now; Done tasks are spread over the same range, inside the window too. Then:
+tasks open, of which `--due` are in the due range (overdue within the lookback or due within
+23 h) and the rest far from now; Done tasks are spread over the same range, inside the window
+too. Preferences and per-task reminders are populated (issue 15): a fifth of the accounts have a
+2-hour lead time, one in twenty has overdue notifications off, another one in twenty due-soon
+reminders off, one in ten email off, and every seventh task has its own 60-minute reminder; the
+tasks' stored due times are written as the API writes them (a sample is checked against the
+API's own expression). Then:
 
-1. EXPLAIN (ANALYZE, BUFFERS) of the selection query; fails unless it reads the partial index
-   `ix_tasks_open_deadline` and never scans `tasks` sequentially;
-2. the selection query's time (median and max of repeated runs, each rolled back);
+1. EXPLAIN (ANALYZE, BUFFERS) of the selection query of each stage; fails unless each reads its
+   partial index (`ix_tasks_open_overdue_at`, `ix_tasks_open_due_soon_at`) and never scans
+   `tasks` sequentially;
+2. the selection queries' time (median and max of repeated runs, each rolled back);
 3. one full run of the deadline check over the due tasks, SNS stubbed at the boto3 level (a
    real boto3 client whose PublishBatch HTTP call is answered by a `before-call` hook), then a
    second run that finds nothing new (the steady state every 15 minutes).
@@ -47,37 +53,70 @@ OVERRIDING SYSTEM VALUE
 SELECT u, 'bench-' || u || '@example.com', 'not-a-real-hash'
 FROM generate_series(1, :users) AS u;
 
+-- Preferences, chosen by u / 10: the owners of open tasks are the users 1 + 10k.
+INSERT INTO notification_preferences
+    (user_id, email_enabled, due_soon_enabled, overdue_enabled, due_soon_minutes)
+SELECT u, mod(u / 10, 10) <> 3, mod(u / 10, 20) <> 2, mod(u / 10, 20) <> 1,
+       CASE WHEN mod(u / 10, 5) = 0 THEN 120 ELSE 1440 END
+FROM generate_series(1, :users) AS u;
+
 -- Every 10th task is open (To Do / In Progress); the rest are Done.
 -- Open task number j = i / 10: the first `due` of them are due now (overdue by up to 6 days,
 -- or due within 23 hours); the others are far off (2 to 365 days ahead, 8 to 365 days late).
 -- Done tasks are spread over -365 to +365 days, so many sit inside the window too.
-INSERT INTO tasks (id, user_id, description, category, deadline, status)
+INSERT INTO tasks
+    (id, user_id, description, category, deadline, status, remind_before, due_soon_at, overdue_at)
 OVERRIDING SYSTEM VALUE
 SELECT
-    i,
-    1 + mod(i, p.users),
-    'Benchmark task ' || i,
-    (ARRAY['work', 'home', 'errands', 'health'])[1 + mod(i, 4)],
-    CASE
-        WHEN mod(i, 10) <> 0 THEN p.now - interval '365 days' + random() * interval '730 days'
-        WHEN i / 10 <= p.due THEN p.now - interval '6 days' + (i / 10) * p.due_step
-        WHEN mod(i / 10, 2) = 0 THEN p.now + interval '2 days' + random() * interval '363 days'
-        ELSE p.now - interval '8 days' - random() * interval '357 days'
-    END,
-    CASE
-        WHEN mod(i, 10) <> 0 THEN 'Done'
-        WHEN mod(i, 20) = 0 THEN 'In Progress'
-        ELSE 'To Do'
-    END
-FROM
-    (
-        SELECT
-            CAST(:now AS timestamptz) AS now,
-            CAST(:users AS integer) AS users,
-            CAST(:due AS integer) AS due,
-            interval '6 days 23 hours' / CAST(:due AS integer) AS due_step
-    ) AS p,
-    generate_series(1, :tasks) AS i;
+    t.i, t.u, 'Benchmark task ' || t.i,
+    (ARRAY['work', 'home', 'errands', 'health'])[1 + mod(t.i, 4)],
+    t.deadline, t.status, t.remind_before,
+    -- As the API writes them (repositories.tasks.schedule), for the preferences above.
+    CASE WHEN t.remind_before IS NOT NULL OR mod(t.u / 10, 20) <> 2
+         THEN t.deadline
+              - COALESCE(t.remind_before, CASE WHEN mod(t.u / 10, 5) = 0 THEN 120 ELSE 1440 END)
+              * interval '1 minute' END,
+    CASE WHEN mod(t.u / 10, 20) <> 1 THEN t.deadline END
+FROM (
+    SELECT
+        i,
+        1 + mod(i, p.users) AS u,
+        CASE
+            WHEN mod(i, 10) <> 0 THEN p.now - interval '365 days' + random() * interval '730 days'
+            WHEN i / 10 <= p.due THEN p.now - interval '6 days' + (i / 10) * p.due_step
+            WHEN mod(i / 10, 2) = 0 THEN p.now + interval '2 days' + random() * interval '363 days'
+            ELSE p.now - interval '8 days' - random() * interval '357 days'
+        END AS deadline,
+        CASE
+            WHEN mod(i, 10) <> 0 THEN 'Done'
+            WHEN mod(i, 20) = 0 THEN 'In Progress'
+            ELSE 'To Do'
+        END AS status,
+        CASE WHEN mod(i, 7) = 0 THEN 60 END AS remind_before
+    FROM
+        (
+            SELECT
+                CAST(:now AS timestamptz) AS now,
+                CAST(:users AS integer) AS users,
+                CAST(:due AS integer) AS due,
+                interval '6 days 23 hours' / CAST(:due AS integer) AS due_step
+        ) AS p,
+        generate_series(1, :tasks) AS i
+) AS t;
+"""
+
+# What the run must send, from the seed's rules alone (not the stored due times).
+EXPECTED_SQL = """
+SELECT
+    count(*) FILTER (WHERE deadline <= p.now AND deadline > p.now - interval '7 days'
+                     AND mod(user_id / 10, 20) <> 1),
+    count(*) FILTER (WHERE deadline > p.now
+                     AND deadline - COALESCE(remind_before,
+                         CASE WHEN mod(user_id / 10, 5) = 0 THEN 120 ELSE 1440 END)
+                         * interval '1 minute' <= p.now
+                     AND (remind_before IS NOT NULL OR mod(user_id / 10, 20) <> 2))
+FROM tasks, (SELECT CAST(:now AS timestamptz) AS now) AS p
+WHERE status <> 'Done'
 """
 
 
@@ -129,21 +168,51 @@ def seed(engine: Engine, tasks: int, due: int, now: datetime) -> float:
     return time.perf_counter() - started
 
 
-def selection_sql(engine: Engine, now: datetime) -> tuple[str, tuple[Any, ...]]:
+STAGES = ("overdue", "due_soon")
+STAGE_INDEX = {"overdue": "ix_tasks_open_overdue_at", "due_soon": "ix_tasks_open_due_soon_at"}
+
+
+def check_stored_schedule(engine: Engine) -> int:
+    """Tasks (a 1% sample) whose stored due times differ from what the API's own expression
+    (repositories.tasks.schedule) computes for them: must be 0."""
+    from sqlalchemy import func, or_, select
+
+    from taskline.models import Task
+    from taskline.repositories.tasks import schedule
+    from taskline.settings import get_settings
+
+    planned = schedule(
+        Task.user_id, Task.deadline, Task.remind_before, get_settings().deadline_due_soon_minutes
+    )
+    statement = select(func.count()).where(
+        Task.id % 100 == 0,
+        or_(
+            Task.due_soon_at.is_distinct_from(planned["due_soon_at"]),
+            Task.overdue_at.is_distinct_from(planned["overdue_at"]),
+        ),
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(statement).scalar_one())
+
+
+def selection_sql(engine: Engine, now: datetime, stage: str) -> tuple[str, tuple[Any, ...]]:
     """The service's own selection statement, compiled for the driver, with its parameters."""
+    from taskline.models import NotificationStage
     from taskline.repositories.deadline_notifications import select_due
     from taskline.services.deadlines import due_window
     from taskline.settings import get_settings
 
     settings = get_settings()
-    statement = select_due(due_window(now, settings), None, settings.deadline_batch_size)
+    statement = select_due(
+        due_window(now, settings), NotificationStage(stage), None, settings.deadline_batch_size
+    )
     compiled = statement.compile(dialect=engine.dialect)
     parameters = compiled.construct_params()
     return str(compiled), tuple(parameters[name] for name in compiled.positiontup or ())
 
 
-def explain(engine: Engine, now: datetime) -> str:
-    sql, parameters = selection_sql(engine, now)
+def explain(engine: Engine, now: datetime, stage: str) -> str:
+    sql, parameters = selection_sql(engine, now, stage)
     with engine.connect() as connection:
         rows = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, parameters).scalars()
         plan = "\n".join(rows)
@@ -151,8 +220,8 @@ def explain(engine: Engine, now: datetime) -> str:
     return plan
 
 
-def time_selection(engine: Engine, now: datetime) -> list[float]:
-    sql, parameters = selection_sql(engine, now)
+def time_selection(engine: Engine, now: datetime, stage: str) -> list[float]:
+    sql, parameters = selection_sql(engine, now, stage)
     timings = []
     with engine.connect() as connection:
         for _ in range(SELECTION_RUNS):
@@ -208,28 +277,49 @@ def main() -> int:
         counts = connection.execute(
             text(
                 "SELECT count(*), count(*) FILTER (WHERE status <> 'Done'), "
-                "pg_size_pretty(pg_relation_size('ix_tasks_open_deadline')), "
+                "count(*) FILTER (WHERE remind_before IS NOT NULL AND status <> 'Done'), "
+                "pg_size_pretty(pg_relation_size('ix_tasks_open_overdue_at')), "
+                "pg_size_pretty(pg_relation_size('ix_tasks_open_due_soon_at')), "
                 "pg_size_pretty(pg_relation_size('tasks')) FROM tasks"
             )
         ).one()
+        expected_overdue, expected_due_soon = connection.execute(
+            text(EXPECTED_SQL), {"now": now}
+        ).one()
     print(
-        f"seeded {counts[0]:,} tasks ({counts[1]:,} open, {args.due:,} due) in {seconds:.1f} s; "
-        f"table {counts[3]}, partial index {counts[2]}"
+        f"seeded {counts[0]:,} tasks ({counts[1]:,} open, {counts[2]:,} of them with their own "
+        f"reminder; {args.due:,} in the due range) and {USERS:,} accounts' preferences in "
+        f"{seconds:.1f} s; table {counts[5]}, partial indexes {counts[3]} (overdue_at) and "
+        f"{counts[4]} (due_soon_at)"
     )
-
-    plan = explain(engine, now)
-    print("\nEXPLAIN (ANALYZE, BUFFERS) of the selection query (first batch):")
-    print("  " + plan.replace("\n", "\n  "))
-    if "ix_tasks_open_deadline" not in plan or "Seq Scan on tasks" in plan:
-        print("FAIL: the selection does not use the partial index ix_tasks_open_deadline")
+    print(
+        f"due under the preferences and reminders: {expected_overdue:,} overdue, "
+        f"{expected_due_soon:,} due soon"
+    )
+    mismatched = check_stored_schedule(engine)
+    print(f"stored due times differing from the API's expression (1% sample): {mismatched}")
+    if mismatched:
+        print("FAIL: the seed's due times are not what the API would store")
         return 1
-    print("OK: the selection reads the partial index ix_tasks_open_deadline")
 
-    timings = time_selection(engine, now)
-    print(
-        f"\nselection query (batch of 100, nothing notified yet), {SELECTION_RUNS} runs: "
-        f"median {statistics.median(timings) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms"
-    )
+    for stage in STAGES:
+        plan = explain(engine, now, stage)
+        print(f"\nEXPLAIN (ANALYZE, BUFFERS) of the {stage} selection (first batch):")
+        print("  " + plan.replace("\n", "\n  "))
+        if STAGE_INDEX[stage] not in plan or "Seq Scan on tasks" in plan:
+            print(
+                f"FAIL: the {stage} selection does not use the partial index {STAGE_INDEX[stage]}"
+            )
+            return 1
+        print(f"OK: the {stage} selection reads the partial index {STAGE_INDEX[stage]}")
+
+    print()
+    for stage in STAGES:
+        timings = time_selection(engine, now, stage)
+        print(
+            f"{stage} selection (batch of 100, nothing notified yet), {SELECTION_RUNS} runs: "
+            f"median {statistics.median(timings) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms"
+        )
 
     from taskline.notifications import SnsPublisher
     from taskline.services.deadlines import check_deadlines
@@ -245,23 +335,30 @@ def main() -> int:
         f"{summary.overdue:,} overdue, {summary.failed} failed) in {summary.batches} batches, "
         f"{len(calls)} PublishBatch calls, {elapsed:.2f} s ({sent / elapsed:,.0f}/s)"
     )
-    if sent != args.due or summary.failed:
-        print(f"FAIL: expected {args.due} notifications and no failures")
+    if (summary.overdue, summary.due_soon) != (expected_overdue, expected_due_soon):
+        print("FAIL: the run did not send what the preferences and reminders make due")
+        return 1
+    if summary.failed:
+        print("FAIL: some publishes failed")
         return 1
 
-    timings = time_selection(engine, now)
-    print(
-        f"selection query after the run (all {args.due:,} due tasks already notified): "
-        f"median {statistics.median(timings) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms"
-    )
+    for stage in STAGES:
+        timings = time_selection(engine, now, stage)
+        print(
+            f"{stage} selection after the run (everything due already notified): "
+            f"median {statistics.median(timings) * 1000:.2f} ms, max {max(timings) * 1000:.2f} ms"
+        )
     started = time.perf_counter()
     again = check_deadlines(now=now, publisher=publisher)
     elapsed = time.perf_counter() - started
     print(
         f"second run at the same time (steady state, nothing new): "
-        f"{again.due_soon + again.overdue} notifications, {again.batches} batch, "
+        f"{again.due_soon + again.overdue} notifications, {again.batches} batches, "
         f"{elapsed * 1000:.0f} ms"
     )
+    if again.due_soon + again.overdue:
+        print("FAIL: the second run sent notifications again")
+        return 1
 
     from taskline.db import get_engine
 

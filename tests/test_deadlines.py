@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_string
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
 LOOKBACK = timedelta(days=7)
 EVENTS = Path(__file__).resolve().parent.parent / "events"
+PUBLIC_URL = "https://api.taskline.example"
 
 
 def reconfigure() -> None:
@@ -121,6 +126,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, reload_settings: None) -> Iterator[Aws]
 def with_email(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Aws:
     aws.ses.verify_email_identity(EmailAddress=SENDER)
     monkeypatch.setenv("NOTIFICATION_EMAIL_SENDER", SENDER)
+    monkeypatch.setenv("PUBLIC_API_URL", PUBLIC_URL)
     reconfigure()
     return aws
 
@@ -213,7 +219,7 @@ def test_many_due_tasks_are_worked_through_in_batches(
 
     summary = deadlines.check_deadlines(now=NOW)
 
-    assert summary.batches == 3  # 4 + 4 + 3
+    assert summary.batches == 4  # overdue: none; due soon: 4 + 4 + 3
     assert summary.due_soon == 11
     assert aws.sent() == {(task_id, "task.due_soon"): 1 for task_id in ids}
 
@@ -422,30 +428,37 @@ def test_an_unknown_topic_raises_and_records_nothing(
     assert records(admin_engine) == set()
 
 
-def capture_emails(aws: Aws) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
+def sent_emails() -> list[EmailMessage]:
+    """The raw messages SES accepted (moto's record of SendRawEmail), parsed back."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
 
-    def keep(params: dict[str, Any], **_: Any) -> None:
-        sent.append(params)
-
-    notifications.ses_client(None).meta.events.register("provide-client-params.ses.SendEmail", keep)
-    return sent
+    backend = ses_backends[DEFAULT_ACCOUNT_ID][REGION]
+    return [message_from_string(m.raw_data, policy=default) for m in backend.sent_messages]
 
 
 def test_owners_get_an_email_in_text_and_html(with_email: Aws, user: ApiClient) -> None:
     task_id = add_task(user, NOW + timedelta(hours=5), description="Pay <the> rent")
-    emails = capture_emails(with_email)
 
     summary = deadlines.check_deadlines(now=NOW)
 
     owner = user.get("/users/me").json()["email"]
     assert (summary.emails_sent, summary.emails_failed) == (1, 0)
-    [email] = emails
-    assert email["Source"] == SENDER
-    assert email["Destination"] == {"ToAddresses": [owner]}
-    assert "Pay <the> rent" in email["Message"]["Subject"]["Data"]
-    text_part = email["Message"]["Body"]["Text"]["Data"]
-    html_part = email["Message"]["Body"]["Html"]["Data"]
+    [email] = sent_emails()
+    assert email["From"] == SENDER
+    assert email["To"] == owner
+    assert "Pay <the> rent" in email["Subject"]
+    text = email.get_body(("plain",))
+    html = email.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    text_part = str(text.get_content())
+    html_part = str(html.get_content())
+    # RFC 8058 one-click unsubscribe: an HTTPS URL on the API, and the POST marker.
+    [link] = re.findall(r"^<(.+)>$", email["List-Unsubscribe"])
+    assert link.startswith(f"{PUBLIC_URL}/unsubscribe/")
+    assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert link in text_part
     assert "is due soon" in text_part
     assert "2030-06-01 17:00 UTC" in text_part
     assert "Pay <the> rent" in text_part
@@ -466,8 +479,10 @@ def test_an_email_ses_rejects_does_not_stop_the_others(
         ).scalar_one()
         bad = connection.execute(
             text(
-                "INSERT INTO tasks (user_id, description, category, deadline) "
-                "VALUES (:user_id, 'Legacy task', 'old', :deadline) RETURNING id"
+                # Written outside the API, so with the reminder times the API would store.
+                "INSERT INTO tasks (user_id, description, category, deadline, due_soon_at, "
+                "overdue_at) VALUES (:user_id, 'Legacy task', 'old', :deadline, "
+                "CAST(:deadline AS timestamptz) - interval '1 day', :deadline) RETURNING id"
             ),
             {"user_id": broken_owner, "deadline": NOW + timedelta(minutes=30)},
         ).scalar_one()
@@ -490,7 +505,7 @@ def test_ses_failing_as_a_whole_raises_after_recording_what_sns_sent(
     def deny(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "SendEmail")
 
-    notifications.ses_client(None).meta.events.register("before-call.ses.SendEmail", deny)
+    notifications.ses_client(None).meta.events.register("before-call.ses.SendRawEmail", deny)
 
     with pytest.raises(DeliveryUnavailable):
         deadlines.check_deadlines(now=NOW)

@@ -35,6 +35,16 @@ OPERATIONS = {
         "replace_task",
         "delete_task",
     ),
+    "notifications": (
+        "get_notification_preferences",
+        "replace_notification_preferences",
+        "patch_notification_preferences",
+        "issue_calendar_feed",
+        "revoke_calendar_feed",
+        "get_calendar_feed",
+        "get_unsubscribe_page",
+        "unsubscribe",
+    ),
 }
 
 
@@ -99,7 +109,7 @@ def test_the_generated_client_drives_the_whole_api(generated: str, gateway: Loca
     for tag, names in OPERATIONS.items():
         for name in names:  # importing a module makes it an attribute of its package
             importlib.import_module(f"{generated}.api.{tag}.{name}")
-    accounts, sessions, tasks = (_module(f"api.{tag}") for tag in OPERATIONS)
+    accounts, sessions, tasks, notifications = (_module(f"api.{tag}") for tag in OPERATIONS)
 
     with serving(gateway) as base_url:
         anonymous = client_module.Client(base_url=base_url)
@@ -129,6 +139,12 @@ def test_the_generated_client_drives_the_whole_api(generated: str, gateway: Loca
         me = accounts.get_me.sync(client=client)
         assert isinstance(me, models.UserOut)
         assert me.id == signed_up.parsed.id
+
+        preferences = notifications.patch_notification_preferences.sync(
+            client=client, body=models.NotificationPreferencesPatch(due_soon_minutes=120)
+        )
+        assert isinstance(preferences, models.NotificationPreferencesOut), preferences
+        assert preferences.due_soon_minutes == 120
 
         deadline = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
         created = tasks.create_task.sync_detailed(

@@ -309,7 +309,8 @@ def test_migrations_match_the_models(admin_engine: Engine) -> None:
 def test_schema_has_the_constraints_the_contract_relies_on(admin_engine: Engine) -> None:
     inspector = inspect(admin_engine)
     assert {c["name"] for c in inspector.get_check_constraints("tasks")} == {
-        "ck_tasks_status_valid"
+        "ck_tasks_status_valid",
+        "ck_tasks_remind_before_range",  # issue 15
     }
     indexes = {ix["name"]: ix for ix in inspector.get_indexes("tasks")}
     assert indexes["ix_tasks_user_id_deadline_id"]["column_names"] == ["user_id", "deadline", "id"]

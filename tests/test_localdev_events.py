@@ -179,6 +179,8 @@ def test_template_is_the_source_of_truth() -> None:
         "MetaFunction",
         "DeadlineCheckFunction",
         "MigrationFunction",
+        "NotificationsFunction",  # issue 15
+        "EmailFeedbackFunction",
     }
     assert template.layer_paths == (ROOT / "shared",)
     tasks = template.functions["TasksFunction"]
@@ -194,7 +196,7 @@ def test_functions_load_without_clashing(gateway: LocalGateway) -> None:
     from localdev import loader
 
     modules = {name: loader.load_module(fn) for name, fn in gateway.template.functions.items()}
-    assert len({id(module) for module in modules.values()}) == len(modules) == 5
+    assert len({id(module) for module in modules.values()}) == len(modules) == 7
     assert all(hasattr(module, "lambda_handler") for module in modules.values())
     assert (
         loader.load_module(gateway.template.functions["TasksFunction"]) is modules["TasksFunction"]

@@ -109,6 +109,7 @@ def test_task_schemas_match_the_contract(document: dict[str, Any]) -> None:
         "status",
         "created_at",
         "updated_at",
+        "remind_before",  # issue 15
     }
     assert schemas["TaskCreate"]["additionalProperties"] is False
     assert set(schemas["TaskReplace"]["required"]) == {
@@ -139,6 +140,14 @@ OPERATION_IDS = {
     ("patch", "/tasks/{task_id}"): "patchTask",
     ("put", "/tasks/{task_id}"): "replaceTask",
     ("delete", "/tasks/{task_id}"): "deleteTask",
+    ("get", "/users/me/notifications"): "getNotificationPreferences",
+    ("put", "/users/me/notifications"): "replaceNotificationPreferences",
+    ("patch", "/users/me/notifications"): "patchNotificationPreferences",
+    ("post", "/users/me/calendar"): "issueCalendarFeed",
+    ("delete", "/users/me/calendar"): "revokeCalendarFeed",
+    ("get", "/calendar/{feed_secret}"): "getCalendarFeed",
+    ("get", "/unsubscribe/{token}"): "getUnsubscribePage",
+    ("post", "/unsubscribe/{token}"): "unsubscribe",
 }
 
 

@@ -47,7 +47,7 @@ for name in sys.argv[1:]:
 print(json.dumps(found))
 """
     functions = api_functions()
-    assert functions == ["AuthFunction", "MetaFunction", "TasksFunction"]
+    assert functions == ["AuthFunction", "MetaFunction", "NotificationsFunction", "TasksFunction"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}"}
     completed = subprocess.run(
         [sys.executable, "-c", script, *functions],
@@ -65,6 +65,7 @@ print(json.dumps(found))
     }
     assert found["AuthFunction"] == database_hooks
     assert found["TasksFunction"] == database_hooks
+    assert found["NotificationsFunction"] == database_hooks
     assert found["MetaFunction"] == {"before": [], "after": ["taskline.snapstart.reseed"]}
 
 

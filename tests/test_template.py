@@ -14,10 +14,11 @@ from localdev.template import ROOT, TEMPLATE
 from localdev.template import _CloudFormationLoader as CloudFormationLoader
 
 HTTP_API_MAX_TIMEOUT_SECONDS = 29  # what the contract allows API Gateway (hard limit 30 s)
-API_FUNCTIONS = ("AuthFunction", "TasksFunction", "MetaFunction")
-DATABASE_FUNCTIONS = ("AuthFunction", "TasksFunction")
+API_FUNCTIONS = ("AuthFunction", "TasksFunction", "MetaFunction", "NotificationsFunction")
+DATABASE_FUNCTIONS = ("AuthFunction", "TasksFunction", "NotificationsFunction")
 # Functions with no HTTP route that use the database as the API functions do.
 SCHEDULED_FUNCTIONS = ("DeadlineCheckFunction",)
+EVENT_FUNCTIONS = ("EmailFeedbackFunction",)  # invoked by SNS
 # Memory of the RDS classes a Taskline stack is likely to use (GiB).
 INSTANCE_MEMORY_GIB = {
     "db.t4g.micro": 1,
@@ -221,7 +222,10 @@ def test_functions_may_read_only_the_secrets_they_use(
         "AppDatabaseSecret",
     }
     assert readable("MetaFunction") == set()
-    assert readable("DeadlineCheckFunction") == {"AppDatabaseSecret"}  # it signs no tokens
+    # It signs the unsubscribe links of its emails (with the JWT keys, another audience).
+    assert readable("DeadlineCheckFunction") == {"AppDatabaseSecret", "JwtSigningSecret"}
+    assert readable("NotificationsFunction") == {"JwtSigningSecret", "AppDatabaseSecret"}
+    assert readable("EmailFeedbackFunction") == {"AppDatabaseSecret"}
 
 
 # --- Functions ---------------------------------------------------------------------------------
@@ -368,13 +372,59 @@ def test_deadline_emails_only_from_the_configured_sender_through_an_ses_endpoint
     assert condition == "HasEmailSender"
     assert otherwise == {"Ref": "AWS::NoValue"}
     [statement] = policy["Statement"]
-    assert statement["Action"] == "ses:SendEmail"
+    # SendRawEmail carries the RFC 8058 List-Unsubscribe headers; only on our identity and set.
+    assert statement["Action"] == "ses:SendRawEmail"
+    assert len(statement["Resource"]) == 2
+    assert "configuration-set/${EmailConfigurationSet}" in statement["Resource"][1]["Fn::Sub"]
     assert statement["Condition"] == {
         "StringEquals": {"ses:FromAddress": {"Ref": "NotificationEmailSender"}}
     }
     assert default(template, "NotificationEmailSender") == ""
     rule = template["Rules"]["EmailSenderNeedsSesApiEndpoint"]
     assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "SesVpcEndpoint"}, "api"]}
+
+
+def test_bounces_and_complaints_reach_the_feedback_function_only_from_ses(
+    resources: dict[str, Any],
+) -> None:
+    """SES configuration set -> event destination (bounce, complaint) -> SNS topic that only
+    SES may publish to, for this set -> EmailFeedbackFunction, with a dead-letter queue."""
+    for name in (
+        "EmailConfigurationSet",
+        "EmailFeedbackTopic",
+        "EmailFeedbackTopicPolicy",
+        "EmailFeedbackEventDestination",
+        "EmailFeedbackFunction",
+        "EmailFeedbackDeadLetterQueue",
+    ):
+        assert resources[name]["Condition"] == "HasEmailSender", name
+    destination = resources["EmailFeedbackEventDestination"]["Properties"]
+    assert destination["ConfigurationSetName"] == {"Ref": "EmailConfigurationSet"}
+    event_destination = destination["EventDestination"]
+    assert sorted(event_destination["MatchingEventTypes"]) == ["bounce", "complaint"]
+    assert event_destination["SnsDestination"]["TopicARN"] == {"Ref": "EmailFeedbackTopic"}
+    [statement] = resources["EmailFeedbackTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"]["StringEquals"] == {
+        "AWS:SourceAccount": {"Ref": "AWS::AccountId"}
+    }
+    function = resources["EmailFeedbackFunction"]["Properties"]
+    [event] = function["Events"].values()
+    assert event == {"Type": "SNS", "Properties": {"Topic": {"Ref": "EmailFeedbackTopic"}}}
+    assert getatt(function["DeadLetterQueue"]["TargetArn"]) == (
+        "EmailFeedbackDeadLetterQueue",
+        "Arn",
+    )
+    assert "DatabaseMigrations" in resources["EmailFeedbackFunction"]["DependsOn"]
+    sender_env = environment_of(resources, "DeadlineCheckFunction")
+    assert sender_env["EMAIL_CONFIGURATION_SET"]["Fn::If"][0] == "HasEmailSender"
+    assert "PUBLIC_API_URL" in sender_env
+
+
+def environment_of(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    variables: dict[str, Any] = resources[function]["Properties"]["Environment"]["Variables"]
+    return variables
 
 
 # --- API ---------------------------------------------------------------------------------------

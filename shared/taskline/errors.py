@@ -61,6 +61,22 @@ class SecretsUnavailable(TasklineError):
     """A secret (signing key, database credentials) could not be read from the secret store."""
 
 
+class UnsubscribeLinkInvalid(TasklineError):
+    """The unsubscribe link was not issued by us (forged, altered, another kind of token)."""
+
+
+class UnsubscribeLinkExpired(TasklineError):
+    """The unsubscribe link expired, or email was switched on again after it was issued."""
+
+
+class OneClickBodyMissing(TasklineError):
+    """An unsubscribe POST without the body RFC 8058 prescribes (List-Unsubscribe=One-Click)."""
+
+
+class CalendarFeedNotFound(TasklineError):
+    """No calendar feed has this secret (never issued, rotated or revoked)."""
+
+
 # Errors in the request itself, before any use case runs.
 
 

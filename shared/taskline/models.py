@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -43,9 +44,12 @@ class TaskStatus(StrEnum):
     DONE = "Done"
 
 
-# The one definition of "open task"; the deadline index and the deadline query must agree on it
+# The one definition of "open task"; the deadline indexes and the deadline query must agree on it
 # word for word, or PostgreSQL cannot prove the query may use the partial index.
 OPEN_TASK_SQL = "status <> 'Done'"
+# Bounds of a reminder's lead time (a task's remind_before, an account's due_soon_minutes).
+MIN_LEAD_MINUTES = 1
+MAX_LEAD_MINUTES = 10080  # 7 days
 
 
 class NotificationStage(StrEnum):
@@ -90,16 +94,30 @@ class Task(Base):
     status: Mapped[str] = mapped_column(String(20), server_default=TaskStatus.TODO.value)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The owner's per-task reminder: minutes before the deadline; NULL: the account's lead time.
+    remind_before: Mapped[int | None] = mapped_column(Integer)
+    # When the deadline check sends each stage, computed on every write from the deadline, the
+    # reminder and the owner's preferences (repositories.tasks.schedule); NULL: never.
+    due_soon_at: Mapped[datetime | None]
+    overdue_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint(
             status.in_([member.value for member in TaskStatus]),
             name="status_valid",
         ),
+        CheckConstraint(
+            f"remind_before BETWEEN {MIN_LEAD_MINUTES} AND {MAX_LEAD_MINUTES}",
+            name="remind_before_range",
+        ),
         # Serves "my tasks ordered by deadline, then id", the list endpoint's keyset order.
         Index("ix_tasks_user_id_deadline_id", "user_id", "deadline", "id"),
-        # Serves the deadline check: open tasks by (deadline, id); done tasks are not indexed.
-        Index("ix_tasks_open_deadline", "deadline", "id", postgresql_where=text(OPEN_TASK_SQL)),
+        # Serve the deadline check, one stage each: open tasks by the time that stage is due;
+        # done tasks are not indexed, and NULLs (stage off) sort after every range scanned.
+        Index(
+            "ix_tasks_open_due_soon_at", "due_soon_at", "id", postgresql_where=text(OPEN_TASK_SQL)
+        ),
+        Index("ix_tasks_open_overdue_at", "overdue_at", "id", postgresql_where=text(OPEN_TASK_SQL)),
     )
 
 
@@ -125,6 +143,60 @@ class TaskNotification(Base):
             stage.in_([member.value for member in NotificationStage]), name="stage_valid"
         ),
     )
+
+
+class NotificationPreference(Base):
+    """What an account wants from the deadline check. No row: the defaults (everything on, the
+    operator's DEADLINE_DUE_SOON_MINUTES as lead time)."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="CASCADE"), primary_key=True
+    )
+    email_enabled: Mapped[bool] = mapped_column(Boolean)
+    due_soon_enabled: Mapped[bool] = mapped_column(Boolean)
+    overdue_enabled: Mapped[bool] = mapped_column(Boolean)
+    due_soon_minutes: Mapped[int] = mapped_column(Integer)
+    # When email was last switched back on (NULL: never switched off and on): unsubscribe links
+    # issued before it no longer switch it off, so an old email cannot undo a later opt-in.
+    email_enabled_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            f"due_soon_minutes BETWEEN {MIN_LEAD_MINUTES} AND {MAX_LEAD_MINUTES}",
+            name="due_soon_minutes_range",
+        ),
+    )
+
+
+class EmailSuppression(Base):
+    """An address SES reported as permanently bouncing or complaining: no more email to it until
+    its owner switches email on again (or changes address, which is then not listed here)."""
+
+    __tablename__ = "email_suppressions"
+
+    # lower(email), as accounts compare emails.
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    # SES's feedbackId (bounce or complaint), to trace the report.
+    feedback_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (CheckConstraint(reason.in_(["bounce", "complaint"]), name="reason_valid"),)
+
+
+class CalendarFeed(Base):
+    """An account's secret calendar feed URL, stored only as the SHA-256 of its secret."""
+
+    __tablename__ = "calendar_feeds"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="CASCADE"), primary_key=True
+    )
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class AuthSession(Base):

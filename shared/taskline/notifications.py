@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
@@ -195,19 +197,27 @@ class LogPublisher:
         return result
 
 
-def render_email(notice: DeadlineNotice) -> tuple[str, str, str]:
+def render_email(notice: DeadlineNotice, unsubscribe_url: str = "") -> tuple[str, str, str]:
     """Subject, plain text and HTML of the email to the task's owner."""
     task = notice.task
     due = "is due soon" if notice.event_type == "task.due_soon" else "is overdue"
     deadline = task.deadline.strftime("%Y-%m-%d %H:%M UTC")
-    title = task.description.splitlines()[0] if task.description else ""
+    lines = task.description.splitlines()
+    title = lines[0] if lines else ""
     if len(title) > 60:
         title = title[:59] + "…"
     subject = f"Task {'due soon' if notice.event_type == 'task.due_soon' else 'overdue'}: {title}"
+    text_footer = f"\nTo stop these emails, open {unsubscribe_url}\n" if unsubscribe_url else ""
+    html_footer = (
+        f"<p><small><a href='{html.escape(unsubscribe_url)}'>Unsubscribe</a> from Taskline "
+        "deadline emails.</small></p>"
+        if unsubscribe_url
+        else ""
+    )
     text_body = (
         f"Hello,\n\nYour task {due}. Its deadline is {deadline}.\n\n"
         f"Task: {task.description}\nCategory: {task.category}\nStatus: {task.status.value}\n"
-        f"Task id: {task.id}\n\n-- Taskline\n"
+        f"Task id: {task.id}\n\n-- Taskline\n{text_footer}"
     )
     html_body = (
         "<!DOCTYPE html><html><body>"
@@ -217,16 +227,51 @@ def render_email(notice: DeadlineNotice) -> tuple[str, str, str]:
         f"<tr><th align='left'>Category</th><td>{html.escape(task.category)}</td></tr>"
         f"<tr><th align='left'>Status</th><td>{html.escape(task.status.value)}</td></tr>"
         f"<tr><th align='left'>Task id</th><td>{task.id}</td></tr>"
-        "</table><p>-- Taskline</p></body></html>"
+        f"</table><p>-- Taskline</p>{html_footer}</body></html>"
     )
     return subject, text_body, html_body
 
 
-class SesMailer:
-    """Emails the task's owner through SES (plain text and HTML)."""
+def unsubscribe_url(base_url: str, user_id: int) -> str:
+    """The one-click unsubscribe link of the owner's emails (an API route, no sign-in)."""
+    from taskline.security.unsubscribe import issue_unsubscribe_token
 
-    def __init__(self, sender: str, client: Any = None) -> None:
+    return f"{base_url}/unsubscribe/{issue_unsubscribe_token(user_id)}"
+
+
+def build_message(sender: str, notice: DeadlineNotice, base_url: str) -> EmailMessage:
+    """The MIME message: text and HTML alternatives, and RFC 8058 one-click unsubscribe headers
+    (RFC 2369 List-Unsubscribe with an HTTPS URL, and List-Unsubscribe-Post)."""
+    link = unsubscribe_url(base_url, notice.owner.id)
+    subject, text_body, html_body = render_email(notice, link)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = notice.owner.email
+    message["List-Unsubscribe"] = f"<{link}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text_body)
+    message.add_alternative(html_body, subtype="html")
+    return message
+
+
+class SesMailer:
+    """Emails the task's owner through SES SendRawEmail (text and HTML, unsubscribe headers).
+
+    SendRawEmail because SendEmail cannot carry List-Unsubscribe headers:
+    https://docs.aws.amazon.com/ses/latest/APIReference/API_SendRawEmail.html
+    """
+
+    def __init__(
+        self,
+        sender: str,
+        base_url: str,
+        configuration_set: str | None = None,
+        client: Any = None,
+    ) -> None:
         self.sender = sender
+        self.base_url = base_url
+        self.configuration_set = configuration_set
         self._client = client
 
     def send(self, notice: DeadlineNotice) -> str:
@@ -234,27 +279,22 @@ class SesMailer:
         SES as a whole fails."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        subject, text_body, html_body = render_email(notice)
+        raw = build_message(self.sender, notice, self.base_url).as_bytes(policy=SMTP)
         client = self._client or ses_client(None)
+        request: dict[str, Any] = {"Source": self.sender, "RawMessage": {"Data": raw}}
+        if self.configuration_set:
+            # Its event destination reports bounces and complaints (docs/deadlines.md).
+            request["ConfigurationSetName"] = self.configuration_set
         try:
-            response = client.send_email(
-                Source=self.sender,
-                Destination={"ToAddresses": [notice.owner.email]},
-                Message={
-                    "Subject": {"Data": subject, "Charset": "UTF-8"},
-                    "Body": {
-                        "Text": {"Data": text_body, "Charset": "UTF-8"},
-                        "Html": {"Data": html_body, "Charset": "UTF-8"},
-                    },
-                },
-            )
+            # No Destinations: SES takes the recipient from the To header.
+            response = client.send_raw_email(**request)
         except ClientError as error:
             code = _error_code(error)
             if code in PER_EMAIL_SES_ERRORS:
                 raise EmailRejected(code) from error
-            raise DeliveryUnavailable(f"SES SendEmail failed: {code}") from error
+            raise DeliveryUnavailable(f"SES SendRawEmail failed: {code}") from error
         except BotoCoreError as error:
-            raise DeliveryUnavailable(f"SES SendEmail failed: {_error_code(error)}") from error
+            raise DeliveryUnavailable(f"SES SendRawEmail failed: {_error_code(error)}") from error
         return str(response["MessageId"])
 
 
@@ -265,6 +305,10 @@ def publisher_for(settings: Settings) -> Publisher:
 
 
 def mailer_for(settings: Settings) -> SesMailer | None:
-    if settings.notification_email_sender:
-        return SesMailer(settings.notification_email_sender)
+    if settings.notification_email_sender and settings.public_api_url:
+        return SesMailer(
+            settings.notification_email_sender,
+            settings.public_api_url,
+            settings.email_configuration_set,
+        )
     return None

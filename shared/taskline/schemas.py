@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    Strict,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -21,7 +22,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from taskline.emails import MAX_EMAIL_CHARS, login_email, normalize_email
-from taskline.models import TaskStatus
+from taskline.models import MAX_LEAD_MINUTES, MIN_LEAD_MINUTES, TaskStatus
 
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything beyond 72 bytes; we refuse instead of truncating
@@ -201,6 +202,40 @@ EmailAddress = Annotated[
 LoginName = Annotated[str, AfterValidator(_encodable), AfterValidator(login_email)]
 
 
+def _json_integer(value: Any) -> Any:
+    """What JSON Schema calls an integer: a number with no fractional part (120 or 120.0), never
+    a string or a boolean (which pydantic's lax mode would take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number of minutes")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number of minutes")
+        return int(value)
+    return value
+
+
+# A reminder's lead time in whole minutes.
+# (Field first: after a validator, pydantic would publish ge/le as unknown JSON Schema keys.)
+LeadMinutes = Annotated[
+    int, Field(ge=MIN_LEAD_MINUTES, le=MAX_LEAD_MINUTES), BeforeValidator(_json_integer)
+]
+RemindBefore = Annotated[
+    int,
+    Field(
+        ge=MIN_LEAD_MINUTES,
+        le=MAX_LEAD_MINUTES,
+        description="Optional per-task reminder: the `task.due_soon` notification (and email) "
+        f"comes this many minutes before the deadline ({MIN_LEAD_MINUTES} to "
+        f"{MAX_LEAD_MINUTES}, i.e. up to 7 days), instead of the account's `due_soon_minutes`, "
+        "even when the account has switched due-soon reminders off. `null` or absent: the "
+        "account's setting. Changing it re-arms the reminder.",
+        examples=[120],
+    ),
+    BeforeValidator(_json_integer),
+]
+StrictFlag = Annotated[bool, Strict()]
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -377,10 +412,11 @@ class TaskCreate(RequestModel):
     category: Category
     deadline: Timestamp
     status: TaskStatus = TaskStatus.TODO
+    remind_before: RemindBefore | None = None
 
 
 class TaskReplace(RequestModel):
-    """PUT: every writable field, no defaults."""
+    """PUT: every writable field, no defaults (but remind_before: absent means none)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -399,12 +435,20 @@ class TaskReplace(RequestModel):
     category: Category
     deadline: Timestamp
     status: TaskStatus
+    remind_before: RemindBefore | None = None
+
+
+# PATCH fields where null means something (remind_before: null goes back to the account's).
+NULLABLE_PATCH_FIELDS = frozenset({"remind_before"})
 
 
 def _omit_nulls(schema: dict[str, Any]) -> None:
     """Document PATCH fields as optional but never null, as `TaskPatch._not_null` enforces."""
     schema["examples"] = [{"status": "In Progress"}, {"deadline": "2030-01-22T09:00:00Z"}]
-    for field_schema in schema.get("properties", {}).values():
+    for name, field_schema in schema.get("properties", {}).items():
+        if name in NULLABLE_PATCH_FIELDS:
+            field_schema.pop("default", None)
+            continue
         variants = [v for v in field_schema.pop("anyOf", []) if v.get("type") != "null"]
         if len(variants) == 1:
             field_schema.update(variants[0])
@@ -422,8 +466,9 @@ class TaskPatch(RequestModel):
     category: Category | None = None
     deadline: Timestamp | None = None
     status: TaskStatus | None = None
+    remind_before: RemindBefore | None = None
 
-    @field_validator("*", mode="before")
+    @field_validator("description", "category", "deadline", "status", mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -447,6 +492,9 @@ class TaskOut(ResponseModel):
     status: TaskStatus
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    remind_before: int | None = Field(
+        default=None, description="Minutes before the deadline; null: the account's setting."
+    )
 
 
 class TaskFilters(BaseModel):
@@ -461,6 +509,115 @@ class TaskFilters(BaseModel):
 class TaskPage(BaseModel):
     items: list[TaskOut]
     next_cursor: str | None
+
+
+# Notification preferences, unsubscribing, calendar feeds
+
+
+class NotificationPreferencesOut(ResponseModel):
+    email_enabled: bool = Field(description="Whether deadline emails are sent to this account.")
+    due_soon_enabled: bool = Field(description="Whether `task.due_soon` reminders are sent.")
+    overdue_enabled: bool = Field(description="Whether `task.overdue` notifications are sent.")
+    due_soon_minutes: int = Field(
+        description="How long before a deadline the due-soon reminder comes (minutes), for "
+        "tasks without their own `remind_before`."
+    )
+    email_deliverable: bool = Field(
+        description="False after SES reported a permanent bounce or a complaint for this "
+        "address: no email is sent until email is switched on again (PUT or PATCH "
+        "`email_enabled: true`) or the address changes."
+    )
+    updated_at: UtcDatetime | None = Field(description="Null: never changed (the defaults).")
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "email_enabled": True,
+                    "due_soon_enabled": True,
+                    "overdue_enabled": False,
+                    "due_soon_minutes": 120,
+                    "email_deliverable": True,
+                    "updated_at": "2030-01-14T12:00:00Z",
+                }
+            ]
+        },
+    )
+
+
+class NotificationPreferencesReplace(RequestModel):
+    """PUT: every preference."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email_enabled": True,
+                    "due_soon_enabled": True,
+                    "overdue_enabled": False,
+                    "due_soon_minutes": 120,
+                }
+            ]
+        },
+    )
+
+    email_enabled: StrictFlag
+    due_soon_enabled: StrictFlag
+    overdue_enabled: StrictFlag
+    due_soon_minutes: LeadMinutes
+
+
+def _preferences_patch_schema(schema: dict[str, Any]) -> None:
+    _omit_nulls(schema)
+    schema["examples"] = [{"email_enabled": False}, {"due_soon_minutes": 60}]
+
+
+class NotificationPreferencesPatch(RequestModel):
+    """PATCH: any subset; none may be null."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_preferences_patch_schema)
+
+    email_enabled: StrictFlag | None = None
+    due_soon_enabled: StrictFlag | None = None
+    overdue_enabled: StrictFlag | None = None
+    due_soon_minutes: LeadMinutes | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class CalendarFeedOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000",
+                    "webcal_url": "webcal://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000",
+                    "created_at": "2030-01-08T09:00:00Z",
+                }
+            ]
+        }
+    )
+
+    url: str = Field(
+        description="The secret feed URL (https): anyone holding it can read the feed. "
+        "Subscribe to it in a calendar app; POST again to rotate it, DELETE to revoke it.",
+        examples=["https://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000"],
+    )
+    webcal_url: str = Field(
+        description="The same URL with the webcal: scheme, which opens calendar apps.",
+        examples=["webcal://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000"],
+    )
+    created_at: UtcDatetime
 
 
 # Deadline notifications
@@ -503,6 +660,8 @@ class DeadlineCheckSummary(BaseModel):
     failed: int = 0  # publishes that failed; those tasks stay unclaimed for the next run
     emails_sent: int = 0
     emails_failed: int = 0  # rejected by SES for one recipient; not retried
+    # Not emailed: the owner switched email off, or SES reported the address undeliverable.
+    emails_skipped: int = 0
     batches: int = 0
     complete: bool = True  # False: stopped early to stay within the time limit; next run resumes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -98,11 +99,40 @@ class Settings(BaseSettings):
     # No new batch is claimed when less than this is left before the function's timeout.
     deadline_reserve_seconds: int = Field(default=30, ge=1, le=600)
 
-    @field_validator("notifications_topic_arn", "notification_email_sender", mode="before")
+    # Reminders people control (docs/deadlines.md).
+    # The API's public base URL (https in AWS), for unsubscribe links and calendar feed URLs;
+    # NOTIFICATION_EMAIL_SENDER requires it (every email carries an unsubscribe link).
+    public_api_url: str | None = None
+    # SES configuration set whose event destination reports bounces and complaints.
+    email_configuration_set: str | None = None
+    # How long the one-click unsubscribe link in an email keeps working.
+    unsubscribe_token_ttl_seconds: int = Field(default=60 * 86400, ge=3600, le=366 * 86400)
+    unsubscribe_audience: str = "taskline-unsubscribe"
+
+    @field_validator(
+        "notifications_topic_arn",
+        "notification_email_sender",
+        "public_api_url",
+        "email_configuration_set",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # Template parameters left empty arrive as "", which means "not configured".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_api_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value)
+        local = parsed.hostname in {"localhost", "127.0.0.1", "::1"}
+        if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+            raise ValueError("must be an https:// URL (http:// only for localhost)")
+        if not parsed.hostname or parsed.query or parsed.fragment:
+            raise ValueError("must be a base URL: scheme, host and optional path only")
+        return value.rstrip("/")
 
     @field_validator("jwt_secret")
     @classmethod
@@ -137,6 +167,9 @@ class Settings(BaseSettings):
             raise ValueError("set DATABASE_URL, or DB_HOST and DB_SECRET_ARN")
         if self.jwt_secret is None and not self.jwt_secret_arn:
             raise ValueError("set JWT_SECRET or JWT_SECRET_ARN")
+        if self.notification_email_sender and not self.public_api_url:
+            # Every email carries a one-click unsubscribe link (RFC 8058) to the API.
+            raise ValueError("NOTIFICATION_EMAIL_SENDER needs PUBLIC_API_URL")
         return self
 
 

@@ -142,6 +142,30 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
         lambda e: f"This path accepts {', '.join(e.allowed)}.",
         headers=lambda e: {"Allow": ", ".join(e.allowed)},
     ),
+    errors.UnsubscribeLinkInvalid: Problem(
+        404,
+        "unsubscribe-link-invalid",
+        "Not Found",
+        lambda _: "This unsubscribe link is not valid. Sign in to change your email settings.",
+    ),
+    errors.UnsubscribeLinkExpired: Problem(
+        410,
+        "unsubscribe-link-expired",
+        "Gone",
+        lambda _: (
+            "This unsubscribe link has expired, or email was switched on again since it was "
+            "sent. Use the link in a newer email, or sign in to change your email settings."
+        ),
+    ),
+    errors.OneClickBodyMissing: Problem(
+        400,
+        "one-click-body-missing",
+        "Bad Request",
+        lambda _: "Send the form field List-Unsubscribe=One-Click (RFC 8058) to unsubscribe.",
+    ),
+    errors.CalendarFeedNotFound: Problem(
+        404, "calendar-feed-not-found", "Not Found", lambda _: "No such calendar feed."
+    ),
 }
 
 

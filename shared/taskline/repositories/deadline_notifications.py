@@ -17,21 +17,32 @@ from sqlalchemy import (
     DateTime,
     Select,
     String,
+    and_,
     case,
     column,
     delete,
+    func,
     literal,
     select,
     text,
+    true,
     tuple_,
     update,
     values,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from taskline.models import OPEN_TASK_SQL, NotificationStage, Task, TaskNotification, User
+from taskline.models import (
+    OPEN_TASK_SQL,
+    EmailSuppression,
+    NotificationPreference,
+    NotificationStage,
+    Task,
+    TaskNotification,
+    User,
+)
+from taskline.repositories.tasks import schedule
 
 
 class NotificationKey(NamedTuple):
@@ -42,12 +53,12 @@ class NotificationKey(NamedTuple):
 
 @dataclass(frozen=True)
 class DueWindow:
-    """Which deadlines are due at `now`: overdue in (overdue_since, now], due soon in
-    (now, due_soon_until]."""
+    """Which tasks are due at `now`: a stage is due once its time (`due_soon_at`, `overdue_at`)
+    has come, within a bounded look back; due soon only while the deadline is still ahead."""
 
     now: datetime
-    overdue_since: datetime
-    due_soon_until: datetime
+    overdue_since: datetime  # overdue_at in (overdue_since, now]
+    due_soon_since: datetime  # due_soon_at in (due_soon_since, now]: the longest lead time back
 
 
 @dataclass(frozen=True)
@@ -58,74 +69,107 @@ class DueTask:
     owner_email: str
     stage: NotificationStage
     claimed: bool  # False: another run recorded this stage first (a race lost); skip it
+    # The owner wants email and SES has not reported the address as bouncing or complaining.
+    email_allowed: bool = True
 
     @property
     def key(self) -> NotificationKey:
         return NotificationKey(self.task.id, self.stage, self.task.deadline)
 
 
+def due_at(stage: NotificationStage) -> InstrumentedAttribute[datetime | None]:
+    """The task column that says when `stage` is due (and orders its index)."""
+    return Task.due_soon_at if stage is NotificationStage.DUE_SOON else Task.overdue_at
+
+
 @dataclass(frozen=True)
 class ClaimedBatch:
+    stage: NotificationStage
     tasks: list[DueTask]
 
     @property
     def last_key(self) -> tuple[datetime, int] | None:
-        """Where the next batch of this run starts (the keyset cursor)."""
+        """Where the next batch of this stage starts (the keyset cursor)."""
         if not self.tasks:
             return None
         last = self.tasks[-1].task
-        return last.deadline, last.id
-
-
-def _stage(window: DueWindow) -> ColumnElement[str]:
-    return case(
-        (Task.deadline <= window.now, literal(NotificationStage.OVERDUE.value)),
-        else_=literal(NotificationStage.DUE_SOON.value),
-    )
+        moment = last.due_soon_at if self.stage is NotificationStage.DUE_SOON else last.overdue_at
+        if moment is None:  # cannot happen: the selection only returns tasks with one
+            raise RuntimeError("a claimed task has no time for its stage")
+        return moment, last.id
 
 
 def select_due(
-    window: DueWindow, after: tuple[datetime, int] | None, limit: int
-) -> Select[int, datetime, str]:
-    """The selection: open tasks due in the window and not yet notified for their current stage,
-    in (deadline, id) order after the keyset cursor, locked, skipping rows other runs hold.
+    window: DueWindow,
+    stage: NotificationStage,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> Select[int, datetime, datetime | None, str]:
+    """The selection of one stage: open tasks whose time for it has come and that were not yet
+    notified for it at their current deadline, in (time, id) order after the keyset cursor,
+    locked, skipping rows other runs hold.
 
-    It is a range scan of the partial index `ix_tasks_open_deadline`; Done tasks are not in it.
+    It is a range scan of that stage's partial index (`ix_tasks_open_due_soon_at` or
+    `ix_tasks_open_overdue_at`); Done tasks are not in them, and tasks whose stage is off
+    (NULL) are outside every range.
     """
+    moment = due_at(stage)
+    # The stage as a function of the task's deadline (it equals `stage` for every row this
+    # selection returns) rather than a constant: a constant lets the planner hash or materialise
+    # all of the stage's records and compare them with every task (seen at 0.8 s per batch
+    # with a freshly analysed, then filled, task_notifications); this way each task is probed
+    # in the primary key (task_id, stage, deadline) whatever the statistics say.
+    probed_stage = case(
+        (Task.deadline <= window.now, literal(NotificationStage.OVERDUE.value)),
+        else_=literal(NotificationStage.DUE_SOON.value),
+    )
     already_notified = (
         select(TaskNotification.task_id)
         .where(
             TaskNotification.task_id == Task.id,
-            TaskNotification.stage == _stage(window),
+            TaskNotification.stage == probed_stage,
             TaskNotification.deadline == Task.deadline,
         )
         .exists()
     )
-    statement = select(Task.id, Task.deadline, _stage(window).label("stage")).where(
+    if stage is NotificationStage.DUE_SOON:
+        # Once the deadline has passed, being "due soon" is moot: only overdue is sent.
+        in_window = [
+            moment > window.due_soon_since,
+            moment <= window.now,
+            Task.deadline > window.now,
+        ]
+    else:
+        in_window = [moment > window.overdue_since, moment <= window.now]
+    statement = select(
+        Task.id, Task.deadline, moment.label("due_at"), literal(stage.value).label("stage")
+    ).where(
         text(OPEN_TASK_SQL),  # the index's own predicate, so the planner can use the index
-        Task.deadline > window.overdue_since,
-        Task.deadline <= window.due_soon_until,
+        *in_window,
         ~already_notified,
     )
     if after is not None:
-        statement = statement.where(tuple_(Task.deadline, Task.id) > tuple_(*after))
+        statement = statement.where(tuple_(moment, Task.id) > tuple_(*after))
     return (
-        statement.order_by(Task.deadline, Task.id)
-        .limit(limit)
-        .with_for_update(of=Task, skip_locked=True)
+        statement.order_by(moment, Task.id).limit(limit).with_for_update(of=Task, skip_locked=True)
     )
 
 
 def claim_due(
-    session: Session, window: DueWindow, after: tuple[datetime, int] | None, limit: int
+    session: Session,
+    window: DueWindow,
+    stage: NotificationStage,
+    after: tuple[datetime, int] | None,
+    limit: int,
 ) -> ClaimedBatch:
-    """Lock up to `limit` due tasks and insert their notification records, in one statement.
+    """Lock up to `limit` tasks due for `stage` and insert their notification records, in one
+    statement; also says, per task, whether its owner may be emailed.
 
     The primary key (task_id, stage, deadline) is the final arbiter: a run whose snapshot
     predates another run's commit may still select a task, but its insert then conflicts and
     the task comes back with `claimed=False`.
     """
-    due = select_due(window, after, limit).cte("due")
+    due = select_due(window, stage, after, limit).cte("due")
     claimed = (
         insert(TaskNotification)
         .from_select(
@@ -135,25 +179,47 @@ def claim_due(
         .returning(TaskNotification.task_id)
         .cte("claimed")
     )
+    # A claimed stage leaves its index (and an overdue task the due-soon one: moot by then), so
+    # later runs do not walk what was already sent; a task write or a released claim puts the
+    # times back (tasks.schedule). The record stays the arbiter either way.
+    cleared_columns: dict[str, None] = {"due_soon_at": None}
+    if stage is NotificationStage.OVERDUE:
+        cleared_columns["overdue_at"] = None
+    cleared = (
+        update(Task)
+        .where(Task.id.in_(select(claimed.c.task_id)))
+        .values(**cleared_columns)
+        .returning(Task.id)
+        .cte("cleared")
+    )
+    email_allowed = and_(
+        func.coalesce(NotificationPreference.email_enabled, true()),
+        EmailSuppression.address.is_(None),
+    )
     statement = (
-        select(Task, User.email, due.c.stage, claimed.c.task_id.is_not(None))
+        select(Task, User.email, claimed.c.task_id.is_not(None), email_allowed)
         .select_from(due)
         .join(Task, Task.id == due.c.id)
         .join(User, User.id == Task.user_id)
+        .outerjoin(NotificationPreference, NotificationPreference.user_id == Task.user_id)
+        .outerjoin(EmailSuppression, EmailSuppression.address == func.lower(User.email))
         .outerjoin(claimed, claimed.c.task_id == due.c.id)
-        .order_by(due.c.deadline, due.c.id)
+        .order_by(due.c.due_at, due.c.id)
+        .add_cte(cleared)  # PostgreSQL runs a data-modifying CTE whether or not it is read
     )
     rows = session.execute(statement).all()
     return ClaimedBatch(
+        stage,
         [
-            DueTask(task=task, owner_email=email, stage=NotificationStage(stage), claimed=won)
-            for task, email, stage, won in rows
-        ]
+            DueTask(task=task, owner_email=email, stage=stage, claimed=won, email_allowed=allowed)
+            for task, email, won, allowed in rows
+        ],
     )
 
 
-def release(session: Session, keys: list[NotificationKey]) -> None:
-    """Forget claims whose publish failed, so a later run tries them again."""
+def release(session: Session, keys: list[NotificationKey], default_lead_minutes: int) -> None:
+    """Forget claims whose publish failed, and put their tasks' due times back, so a later run
+    tries them again."""
     if not keys:
         return
     columns = (TaskNotification.task_id, TaskNotification.stage, TaskNotification.deadline)
@@ -162,6 +228,9 @@ def release(session: Session, keys: list[NotificationKey]) -> None:
             tuple_(*columns).in_([(key.task_id, key.stage.value, key.deadline) for key in keys])
         )
     )
+    planned = schedule(Task.user_id, Task.deadline, Task.remind_before, default_lead_minutes)
+    task_ids = sorted({key.task_id for key in keys})
+    session.execute(update(Task).where(Task.id.in_(task_ids)).values(**planned))
 
 
 def record_message_ids(session: Session, message_ids: dict[NotificationKey, str]) -> None:
@@ -188,6 +257,16 @@ def record_message_ids(session: Session, message_ids: dict[NotificationKey, str]
             TaskNotification.deadline == sent.c.deadline,
         )
         .values(message_id=sent.c.message_id)
+    )
+
+
+def forget_due_soon(session: Session, task_id: int) -> None:
+    """Re-arm a task's due-soon reminder (its remind_before changed)."""
+    session.execute(
+        delete(TaskNotification).where(
+            TaskNotification.task_id == task_id,
+            TaskNotification.stage == NotificationStage.DUE_SOON.value,
+        )
     )
 
 

@@ -5,16 +5,76 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from taskline.models import Task
+from taskline.models import NotificationPreference, Task
 from taskline.schemas import TaskFilters
 
+_MINUTE: ColumnElement[Any] = literal_column("interval '1 minute'")
 
-def add(session: Session, user_id: int, values: dict[str, Any]) -> Task:
-    statement = insert(Task).values(user_id=user_id, **values).returning(Task)
+
+def _preference(column: Any, user_id: Any) -> Any:
+    return select(column).where(NotificationPreference.user_id == user_id).scalar_subquery()
+
+
+def schedule(
+    user_id: Any, deadline: Any, remind_before: Any, default_lead_minutes: int
+) -> dict[str, ColumnElement[Any]]:
+    """`due_soon_at` and `overdue_at`: when the deadline check sends each stage, or NULL for
+    never. Written with every task write (and for all of an owner's tasks when their
+    preferences change), so the check's selection is a range scan of one index per stage.
+
+    A task's own remind_before wins over the account's lead time, and over its due-soon switch.
+    """
+    preferences = NotificationPreference
+    lead = func.coalesce(
+        remind_before,
+        _preference(preferences.due_soon_minutes, user_id),
+        literal(default_lead_minutes, Integer),
+    )
+    due_soon_on = or_(
+        remind_before.is_not(None),
+        func.coalesce(_preference(preferences.due_soon_enabled, user_id), true()),
+    )
+    overdue_on = func.coalesce(_preference(preferences.overdue_enabled, user_id), true())
+    return {
+        "due_soon_at": case((due_soon_on, deadline - lead * _MINUTE), else_=null()),
+        "overdue_at": case((overdue_on, deadline), else_=null()),
+    }
+
+
+def add(session: Session, user_id: int, values: dict[str, Any], default_lead_minutes: int) -> Task:
+    planned = schedule(
+        literal(user_id),
+        literal(values["deadline"], Task.deadline.type),
+        literal(values.get("remind_before"), Integer),
+        default_lead_minutes,
+    )
+    statement = insert(Task).values(user_id=user_id, **values, **planned).returning(Task)
     return session.scalars(statement).one()
+
+
+def reschedule_owner(session: Session, user_id: int, default_lead_minutes: int) -> None:
+    """Recompute when each stage is due for every task of the owner (preferences changed)."""
+    planned = schedule(Task.user_id, Task.deadline, Task.remind_before, default_lead_minutes)
+    session.execute(update(Task).where(Task.user_id == user_id).values(**planned))
 
 
 # Built once: a constant statement skips rebuilding the expression and its cache key per call.
@@ -56,19 +116,43 @@ def update_for_owner(
     user_id: int,
     task_id: int,
     values: dict[str, Any],
+    default_lead_minutes: int,
     versions: frozenset[datetime] | None = None,
-) -> Task | None:
-    """Change the task if it is the owner's and, when `versions` is given, still at one of them.
+) -> tuple[Task, int | None] | None:
+    """Change the task if it is the owner's and, when `versions` is given, still at one of them;
+    returns it with its remind_before from before the change (to tell whether it changed).
 
     `updated_at` is the task's version (its ETag is made from it), so it moves strictly forward
     on every write, even when two land within the same microsecond or the clock steps back.
     """
-    statement = update(Task).where(Task.id == task_id, Task.user_id == user_id)
+    # The row as it was, locked first so a concurrent write cannot slip in between.
+    previous = (
+        select(Task.id, Task.remind_before)
+        .where(Task.id == task_id, Task.user_id == user_id)
+        .with_for_update()
+        .subquery("previous")
+    )
+    statement = update(Task).where(Task.id == previous.c.id)
     if versions is not None:
         statement = statement.where(Task.updated_at.in_(versions))
     next_version = func.greatest(func.now(), Task.updated_at + timedelta(microseconds=1))
-    statement = statement.values(**values, updated_at=next_version).returning(Task)
-    return session.scalars(statement).one_or_none()
+    deadline = literal(values["deadline"], Task.deadline.type) if "deadline" in values else None
+    remind = literal(values["remind_before"], Integer) if "remind_before" in values else None
+    # Only what decides when reminders are due recomputes them: a renamed task keeps the times
+    # the deadline check cleared once it was notified.
+    planned: dict[str, Any] = {}
+    if {"deadline", "remind_before", "status"} & values.keys():
+        planned = schedule(
+            Task.user_id,
+            Task.deadline if deadline is None else deadline,
+            Task.remind_before if remind is None else remind,
+            default_lead_minutes,
+        )
+    statement = statement.values(**values, **planned, updated_at=next_version).returning(
+        Task, previous.c.remind_before
+    )
+    row = session.execute(statement).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def delete_for_owner(

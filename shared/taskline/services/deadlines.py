@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from taskline import notifications
 from taskline.db import transaction
 from taskline.errors import DeliveryUnavailable, EmailRejected
-from taskline.models import NotificationStage
+from taskline.models import MAX_LEAD_MINUTES, NotificationStage
 from taskline.notifications import Publisher, SesMailer
 from taskline.repositories import deadline_notifications as records
 from taskline.repositories.deadline_notifications import (
@@ -33,10 +33,13 @@ logger = Logger(child=True)
 
 
 def due_window(now: datetime, settings: Settings) -> DueWindow:
+    # A reminder can be due at most the longest lead time before its deadline, and the
+    # deadline must still be ahead: that bounds how far back the due-soon scan looks.
+    longest_lead = max(MAX_LEAD_MINUTES, settings.deadline_due_soon_minutes)
     return DueWindow(
         now=now,
         overdue_since=now - timedelta(minutes=settings.deadline_overdue_lookback_minutes),
-        due_soon_until=now + timedelta(minutes=settings.deadline_due_soon_minutes),
+        due_soon_since=now - timedelta(minutes=longest_lead),
     )
 
 
@@ -74,44 +77,56 @@ def check_deadlines(
     publisher = publisher or notifications.publisher_for(settings)
     mailer = mailer or notifications.mailer_for(settings)
     summary = DeadlineCheckSummary(checked_at=window.now, publisher=publisher.name)
-    after: tuple[datetime, int] | None = None
-    while True:
-        if time_left is not None and time_left() < settings.deadline_reserve_seconds:
-            summary.complete = False
-            logger.warning("Stopping early to stay within the time limit; the next run resumes")
-            break
-        batch, sent, error = _claim_and_publish(
-            window, after, settings.deadline_batch_size, publisher, summary
-        )
-        if mailer is not None:
-            _email_owners(mailer, sent, summary)
-        if error is not None:
-            error.summary = summary
-            logger.error("Publishing failed as a whole", extra={"summary": summary.model_dump()})
-            raise error
-        if len(batch.tasks) < settings.deadline_batch_size:
-            break  # the window is exhausted
-        after = batch.last_key
+    # One stage after the other, each through its own index; overdue first, so a run short of
+    # time sends what is most pressing.
+    for stage in (NotificationStage.OVERDUE, NotificationStage.DUE_SOON):
+        after: tuple[datetime, int] | None = None
+        while True:
+            if time_left is not None and time_left() < settings.deadline_reserve_seconds:
+                summary.complete = False
+                logger.warning("Stopping early to stay within the time limit; the next run resumes")
+                return summary
+            batch, sent, error = _claim_and_publish(
+                window, stage, after, settings.deadline_batch_size, publisher, summary
+            )
+            if mailer is not None:
+                _email_owners(mailer, sent, summary)
+            if error is not None:
+                error.summary = summary
+                logger.error(
+                    "Publishing failed as a whole", extra={"summary": summary.model_dump()}
+                )
+                raise error
+            if len(batch.tasks) < settings.deadline_batch_size:
+                break  # this stage is exhausted
+            after = batch.last_key
     return summary
 
 
 def _claim_and_publish(
     window: DueWindow,
+    stage: NotificationStage,
     after: tuple[datetime, int] | None,
     limit: int,
     publisher: Publisher,
     summary: DeadlineCheckSummary,
 ) -> tuple[ClaimedBatch, list[DeadlineNotice], DeliveryUnavailable | None]:
-    """One batch, one transaction: claim, publish, release the failed claims, commit."""
+    """One batch, one transaction: claim, publish, release the failed claims, commit.
+
+    Returns what to email after the commit: sent notifications whose owners may get email."""
     published: list[str] = []
     try:
         with transaction() as session:
-            batch = records.claim_due(session, window, after, limit)
+            batch = records.claim_due(session, window, stage, after, limit)
             claimed = {notification_id(due.key): due for due in batch.tasks if due.claimed}
             notices = [_notice(due, window.now) for due in claimed.values()]
             result = publisher.publish(notices)
             published = list(result.message_ids)
-            records.release(session, [claimed[nid].key for nid in result.failures])
+            records.release(
+                session,
+                [claimed[nid].key for nid in result.failures],
+                get_settings().deadline_due_soon_minutes,
+            )
             records.record_message_ids(
                 session,
                 {claimed[nid].key: mid for nid, mid in result.message_ids.items() if mid},
@@ -134,7 +149,9 @@ def _claim_and_publish(
     sent = [notice for notice in notices if notice.notification_id in result.message_ids]
     summary.due_soon += sum(notice.event_type == "task.due_soon" for notice in sent)
     summary.overdue += sum(notice.event_type == "task.overdue" for notice in sent)
-    return batch, sent, result.error
+    emails = [notice for notice in sent if claimed[notice.notification_id].email_allowed]
+    summary.emails_skipped += len(sent) - len(emails)
+    return batch, emails, result.error
 
 
 def _email_owners(

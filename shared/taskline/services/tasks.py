@@ -33,7 +33,7 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
     try:
         with transaction() as session:
             return TaskOut.model_validate(
-                tasks.add(session, user_id, _columns(request.model_dump()))
+                tasks.add(session, user_id, _columns(request.model_dump()), _default_lead())
             )
     except DBAPIError as error:
         _raise_if_orphaned(error)
@@ -112,7 +112,7 @@ def create_once(
         with transaction() as session:
             if idempotency.claim(session, user_id, idempotency_key, fingerprint, ttl):
                 created = TaskOut.model_validate(
-                    tasks.add(session, user_id, _columns(request.model_dump()))
+                    tasks.add(session, user_id, _columns(request.model_dump()), _default_lead())
                 )
                 sent = _created(created, headers_for)
                 idempotency.record(
@@ -195,8 +195,13 @@ def update(
     them, checked and written in one statement so no other write can slip in between."""
     changes = request.changes() if isinstance(request, TaskPatch) else request.model_dump()
     with transaction() as session:
+        previous_remind_before: int | None = None
         if changes:
-            task = tasks.update_for_owner(session, user_id, task_id, _columns(changes), versions)
+            updated = tasks.update_for_owner(
+                session, user_id, task_id, _columns(changes), _default_lead(), versions
+            )
+            task = None if updated is None else updated[0]
+            previous_remind_before = None if updated is None else updated[1]
         else:
             task = tasks.get_for_owner(session, user_id, task_id)
             if task is not None and versions is not None and task.updated_at not in versions:
@@ -210,7 +215,15 @@ def update(
             deadline_notifications.forget_for_task(
                 session, task.id, None if done else task.deadline
             )
+        if "remind_before" in changes and task.remind_before != previous_remind_before:
+            # A new per-task reminder re-arms the due-soon stage (the overdue one stands).
+            deadline_notifications.forget_due_soon(session, task.id)
         return TaskOut.model_validate(task)
+
+
+def _default_lead() -> int:
+    """The lead time of accounts that never chose one (DEADLINE_DUE_SOON_MINUTES)."""
+    return get_settings().deadline_due_soon_minutes
 
 
 def delete(user_id: int, task_id: int, versions: frozenset[datetime] | None = None) -> None:

@@ -5,7 +5,7 @@ schema on a replay, so a deploy that changed the task schema could break replays
 written before this migration keep `response` and are replayed from it as stored; the
 column can go once every such row has expired (IDEMPOTENCY_KEY_TTL_SECONDS after deploy).
 
-Revision ID: 0005_i13
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0005_i13"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

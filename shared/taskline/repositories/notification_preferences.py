@@ -1,0 +1,73 @@
+"""Queries on notification preferences and suppressed email addresses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, delete, exists, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from taskline.models import EmailSuppression, NotificationPreference, User
+
+
+def get(
+    session: Session, user_id: int, *, for_update: bool = False
+) -> NotificationPreference | None:
+    statement = select(NotificationPreference).where(NotificationPreference.user_id == user_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return session.scalars(statement).one_or_none()
+
+
+def save(session: Session, user_id: int, values: dict[str, Any]) -> NotificationPreference:
+    """Insert or replace the account's preferences (every column in `values`).
+
+    `email_enabled_at` moves only when email goes from off to on."""
+    table = NotificationPreference
+    statement = insert(table).values(user_id=user_id, **values, updated_at=func.now())
+    switched_on = (~table.email_enabled) & statement.excluded.email_enabled
+    upsert = statement.on_conflict_do_update(
+        index_elements=[table.user_id],
+        set_={
+            **{name: statement.excluded[name] for name in values},
+            "updated_at": func.now(),
+            "email_enabled_at": case((switched_on, func.now()), else_=table.email_enabled_at),
+        },
+    ).returning(table)
+    # The row may already be in the session (read FOR UPDATE before): refresh it from RETURNING.
+    upsert = upsert.execution_options(populate_existing=True)
+    saved: NotificationPreference = session.scalars(upsert).one()
+    return saved
+
+
+def suppressed(session: Session, user_id: int) -> bool:
+    """Whether SES reported the account's current address as bouncing or complaining."""
+    statement = select(
+        exists().where(User.id == user_id, EmailSuppression.address == func.lower(User.email))
+    )
+    return bool(session.scalar(statement))
+
+
+def lift_suppression(session: Session, user_id: int) -> None:
+    address = select(func.lower(User.email)).where(User.id == user_id).scalar_subquery()
+    session.execute(delete(EmailSuppression).where(EmailSuppression.address == address))
+
+
+def suppress(session: Session, addresses: dict[str, tuple[str, str | None]]) -> int:
+    """Record undeliverable addresses {lower(address): (reason, feedback id)}; an address
+    already listed keeps its first report. Returns how many were new."""
+    if not addresses:
+        return 0
+    statement = (
+        insert(EmailSuppression)
+        .values(
+            [
+                {"address": address, "reason": reason, "feedback_id": feedback_id}
+                for address, (reason, feedback_id) in addresses.items()
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(EmailSuppression.address)
+    )
+    return len(session.scalars(statement).all())

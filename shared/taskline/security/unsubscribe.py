@@ -1,0 +1,76 @@
+"""One-click unsubscribe links (RFC 8058): signed, expiring, usable without signing in.
+
+The token is a JWT signed with the API's signing keys (HS256, `kid`, rotation as for access
+tokens) but for another audience (UNSUBSCRIBE_AUDIENCE) and without a session: an access token
+is refused here, and an unsubscribe token is refused as an access token (wrong audience, no
+`sid`). It only ever switches email off for its account, and only if email has not been
+switched on again since it was issued (`iat` before `email_enabled_at`: stale).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from taskline.errors import UnsubscribeLinkExpired, UnsubscribeLinkInvalid
+from taskline.security.tokens import ALGORITHM, MAX_ID, signing_keys
+from taskline.settings import get_settings
+
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti"]
+MAX_TOKEN_CHARS = 1024
+
+
+@dataclass(frozen=True)
+class UnsubscribeClaim:
+    user_id: int
+    issued_at: int  # seconds since the epoch
+
+
+def issue_unsubscribe_token(user_id: int, now: float | None = None) -> str:
+    settings = get_settings()
+    key = signing_keys()[0]
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "sub": str(user_id),
+        "iat": issued,
+        "exp": issued + settings.unsubscribe_token_ttl_seconds,
+        "iss": settings.jwt_issuer,
+        "aud": settings.unsubscribe_audience,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+def verify_unsubscribe_token(token: str) -> UnsubscribeClaim:
+    """The account the link is for; UnsubscribeLinkInvalid (forged, malformed, unknown key,
+    another kind of token) or UnsubscribeLinkExpired."""
+    settings = get_settings()
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        raise UnsubscribeLinkInvalid
+    try:
+        header = jwt.get_unverified_header(token)
+        key = next((k for k in signing_keys() if k.kid == header.get("kid")), None)
+        if key is None:
+            raise UnsubscribeLinkInvalid
+        claims = jwt.decode(
+            token,
+            key.secret,
+            algorithms=[ALGORITHM],
+            audience=settings.unsubscribe_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
+            options={"require": REQUIRED_CLAIMS},
+        )
+    except jwt.ExpiredSignatureError as error:
+        raise UnsubscribeLinkExpired from error
+    except jwt.PyJWTError as error:
+        raise UnsubscribeLinkInvalid from error
+    subject, issued = claims["sub"], claims["iat"]
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise UnsubscribeLinkInvalid
+    if not 0 < int(subject) <= MAX_ID or not isinstance(issued, int) or "sid" in claims:
+        raise UnsubscribeLinkInvalid
+    return UnsubscribeClaim(user_id=int(subject), issued_at=issued)
