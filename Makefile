@@ -15,7 +15,7 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean
+	sam-build cfn-lint security-scan bench bench-deadlines ci clean artifact-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ sam-build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13; no Docker)
 	PATH="$(dir $(shell command -v python3.13 2>/dev/null || echo $(PYTHON))):$$PATH" \
 	  $(SAM_VENV)/bin/sam build --region us-east-1
 
+artifact-check: $(STAMP) ## Check .aws-sam/build: 3.13 unchecked-hash bytecode, aarch64 .so, sizes
+	$(BIN)/python -m localdev.artifact_check
+
 cfn-lint: $(SAM_VENV)/.installed ## cfn-lint on template.yaml (SAM transform included)
 	$(SAM_VENV)/bin/cfn-lint --regions us-east-1 -- template.yaml
 
@@ -111,7 +114,7 @@ $(BENCH_BUILD)/peer/.installed: $(STAMP) bench/peers/fastapi/requirements.txt
 bench: $(VENV)/.bench-installed $(BENCH_BUILD)/layer/.installed $(BENCH_BUILD)/peer/.installed $(SAM_VENV)/.installed ## Benchmarks vs the FastAPI peer (writes bench/results/)
 	$(BIN)/python -m bench.run
 
-ci: lint test sam-validate cfn-lint security-scan sam-build ## Everything CI runs
+ci: lint test sam-validate cfn-lint security-scan sam-build artifact-check ## Everything CI runs
 
 clean: ## Remove build output (keeps .local, the dev database)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache bench/.build
