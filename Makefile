@@ -100,18 +100,22 @@ $(VENV)/.bench-installed: $(STAMP) bench/requirements.txt
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	@touch $@
 
-# What each side ships, installed apart so each benchmarked process imports only that.
-$(BENCH_BUILD)/layer/.installed: $(STAMP) shared/requirements.txt
-	rm -rf $(BENCH_BUILD)/layer
-	$(BIN)/python -m pip install --quiet --target $(BENCH_BUILD)/layer -r shared/requirements.txt
+# What each side ships, installed apart so each benchmarked process imports only that. The
+# layer's x86_64 twin is built by the artifact's own recipe (packaging/Makefile) and lends the
+# bench its native extensions, which the arm64 artifact cannot run here. The peer is installed
+# as `sam build` would package it: pip --no-compile, no bytecode.
+$(BENCH_BUILD)/layer-x86_64/.installed: $(STAMP) shared/requirements.txt packaging/Makefile
+	rm -rf $(BENCH_BUILD)/layer-x86_64
+	$(MAKE) --no-print-directory -C shared -f ../packaging/Makefile build-TasklineLayer \
+	  ARTIFACTS_DIR=$(CURDIR)/$(BENCH_BUILD)/layer-x86_64 WHEEL_PLATFORM=manylinux2014_x86_64
 	@touch $@
 
 $(BENCH_BUILD)/peer/.installed: $(STAMP) bench/peers/fastapi/requirements.txt
 	rm -rf $(BENCH_BUILD)/peer
-	$(BIN)/python -m pip install --quiet --target $(BENCH_BUILD)/peer -r bench/peers/fastapi/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-compile --target $(BENCH_BUILD)/peer -r bench/peers/fastapi/requirements.txt
 	@touch $@
 
-bench: $(VENV)/.bench-installed $(BENCH_BUILD)/layer/.installed $(BENCH_BUILD)/peer/.installed $(SAM_VENV)/.installed ## Benchmarks vs the FastAPI peer (writes bench/results/)
+bench: $(VENV)/.bench-installed $(BENCH_BUILD)/layer-x86_64/.installed $(BENCH_BUILD)/peer/.installed $(SAM_VENV)/.installed ## Benchmarks vs the FastAPI peer (writes bench/results/)
 	$(BIN)/python -m bench.run
 
 ci: lint test sam-validate cfn-lint security-scan sam-build artifact-check ## Everything CI runs
