@@ -153,12 +153,14 @@ EncodableText = Annotated[str, AfterValidator(_encodable)]
 LoginName = Annotated[str, AfterValidator(_encodable)]
 
 
+# Every schema builds its validator on first use (defer_build), not at import: a function's
+# cold start then pays only for the schemas its first request uses (docs/performance.md).
 class RequestModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ResponseModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, defer_build=True)
 
 
 # Accounts and tokens
@@ -186,7 +188,7 @@ class PasswordGrant(BaseModel):
     """POST /token's password grant, from the OAuth2 form (`username`) or JSON (`email`)."""
 
     # Unknown form fields (scope, client_id, ...) are ignored, as RFC 6749 asks.
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     # No upper bounds: an over-long email or password is just a wrong one (invalid_grant, one
     # bcrypt check), and the 64 KiB body limit already bounds them.
@@ -198,13 +200,15 @@ class PasswordGrant(BaseModel):
 class RefreshGrant(BaseModel):
     """POST /token's refresh grant (RFC 6749 section 6): a refresh token for a new pair."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     grant_type: Literal["refresh_token"]
     refresh_token: EncodableText = Field(min_length=1, max_length=512)
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
@@ -215,7 +219,7 @@ class TokenRevocation(BaseModel):
     """POST /token/revoke (RFC 7009). `token_type_hint` is accepted and not needed: the two
     kinds of token are told apart by their shape, as RFC 7009 section 2.1 allows."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     token: EncodableText = Field(min_length=1, max_length=4096)
 
@@ -305,6 +309,8 @@ class TaskOut(ResponseModel):
 class TaskFilters(BaseModel):
     """The list endpoint's filters, already validated."""
 
+    model_config = ConfigDict(defer_build=True)
+
     status: TaskStatus | None = None
     category: str | None = None
     due_before: datetime | None = None
@@ -312,6 +318,8 @@ class TaskFilters(BaseModel):
 
 
 class TaskPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     items: list[TaskOut]
     next_cursor: str | None
 
@@ -320,12 +328,16 @@ class TaskPage(BaseModel):
 
 
 class NotificationOwner(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: int
     email: str
 
 
 class DeadlineNotice(BaseModel):
     """The JSON body of one deadline notification on the SNS topic."""
+
+    model_config = ConfigDict(defer_build=True)
 
     event_type: Literal["task.due_soon", "task.overdue"]
     # Stable per task, stage and deadline: subscribers can de-duplicate on it.
@@ -338,7 +350,7 @@ class DeadlineNotice(BaseModel):
 class ScheduledRun(BaseModel):
     """What EventBridge Scheduler sends (template.yaml's Input); every field is optional."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     schedule_arn: str | None = Field(default=None, alias="scheduleArn")
     scheduled_time: UtcDatetime | None = Field(default=None, alias="scheduledTime")
@@ -348,6 +360,8 @@ class ScheduledRun(BaseModel):
 
 class DeadlineCheckSummary(BaseModel):
     """The deadline check's result (the function's return value)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     checked_at: UtcDatetime
     publisher: Literal["sns", "log"]
