@@ -221,6 +221,59 @@ SHARED_IMPORTS = [
 ]
 
 
+# What the TasksFunction cold path imports, in the order it builds up: each step adds to the
+# previous ones, so the difference between two steps' medians is what that step costs.
+IMPORT_STEPS = [
+    ("the interpreter alone", []),
+    ("sqlalchemy (Core)", ["sqlalchemy"]),
+    ("PostgreSQL dialect + pg8000", ["sqlalchemy.dialects.postgresql.pg8000", "pg8000"]),
+    ("pydantic", ["pydantic.main"]),
+    ("PyJWT", ["jwt"]),
+    ("sqlalchemy.orm", ["sqlalchemy.orm"]),
+    ("Powertools event handler", ["aws_lambda_powertools.event_handler"]),
+    (
+        "Powertools Logger + Metrics",
+        ["aws_lambda_powertools.logging", "aws_lambda_powertools.metrics"],
+    ),
+    ("taskline.models (7 mapped tables)", ["taskline.models"]),
+    ("taskline.schemas", ["taskline.schemas"]),
+    (
+        "settings, tokens, resolver, problems",
+        ["taskline.settings", "taskline.security.tokens", "taskline.api.resolver"],
+    ),
+    ("services, repositories, db, pgwire", ["taskline.services.tasks", "taskline.db"]),
+    ("app.py (routes registered)", ["app"]),
+]
+
+
+def measure_import_steps(all_systems: dict[str, Any], runs_each: int) -> list[dict[str, Any]]:
+    """Fresh processes importing each cumulative step, interleaved; medians and differences."""
+    tasks = all_systems["tasks"]
+    steps = []
+    cumulative: list[str] = []
+    for label, modules in IMPORT_STEPS:
+        cumulative = [*cumulative, *modules]
+        steps.append({**tasks, "label": label, "imports": cumulative, "env": tasks["env"]})
+    samples: list[list[float]] = [[] for _ in steps]
+    for index in range(runs_each):
+        order = list(range(len(steps)))
+        order = order[index % len(order) :] + order[: index % len(order)]
+        for step in order:
+            _, wall_ms = spawn(steps[step], "imports", {})
+            samples[step].append(wall_ms)
+    log(f"import steps: {runs_each} runs each of {len(steps)} steps")
+    medians = [statistics.median(s) for s in samples]
+    return [
+        {
+            "label": label,
+            "modules": modules,
+            "wall_ms": medians[i],
+            "added_ms": medians[i] - medians[i - 1] if i else medians[0],
+        }
+        for i, (label, modules) in enumerate(IMPORT_STEPS)
+    ]
+
+
 def spawn(
     system: dict[str, Any], mode: str, events: dict[str, Any]
 ) -> tuple[dict[str, Any], float]:
@@ -428,6 +481,7 @@ def main() -> int:
     all_systems = systems(template, data)
 
     cold = measure_cold(all_systems, events, COLD_RUNS)
+    import_steps = measure_import_steps(all_systems, COLD_RUNS)
     warm = measure_warm(all_systems, events)
     artifacts = measure_artifacts()
     results = {
@@ -449,6 +503,7 @@ def main() -> int:
             "deep_page": bench_data.DEEP_PAGE,
         },
         "cold": cold,
+        "import_steps": import_steps,
         "warm": warm,
         "bcrypt": {"rounds": BCRYPT_ROUNDS, "check_ms": warm["auth"]["bcrypt"]["p50_ms"]},
         "artifacts": artifacts,
