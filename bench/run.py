@@ -11,8 +11,8 @@ like-for-like comparison, compiled the same way as Taskline. Absolute numbers de
 machine; the ratios, measured interleaved, are what the targets are about.
 
 Environment knobs (for quick iterations; `make bench` uses the defaults): BENCH_COLD_RUNS (15),
-BENCH_ROUNDS (3), BENCH_SCALE (1.0, multiplies warm iterations), BENCH_SAM (1; 0 skips
-`make sam-build` and reuses .aws-sam/build if present).
+BENCH_STEP_RUNS (11, the import steps), BENCH_ROUNDS (3), BENCH_SCALE (1.0, multiplies warm
+iterations), BENCH_SAM (1; 0 skips `make sam-build` and reuses .aws-sam/build if present).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ PEER = BENCH / "peers" / "fastapi"
 CHILD_TIMEOUT = 600
 
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "15"))
+STEP_RUNS = int(os.environ.get("BENCH_STEP_RUNS", "11"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 RUN_SAM = os.environ.get("BENCH_SAM", "1") != "0"
@@ -481,7 +482,7 @@ def main() -> int:
     all_systems = systems(template, data)
 
     cold = measure_cold(all_systems, events, COLD_RUNS)
-    import_steps = measure_import_steps(all_systems, COLD_RUNS)
+    import_steps = measure_import_steps(all_systems, STEP_RUNS)
     warm = measure_warm(all_systems, events)
     artifacts = measure_artifacts()
     results = {
@@ -494,6 +495,7 @@ def main() -> int:
         },
         "setup": {
             "cold_runs": COLD_RUNS,
+            "step_runs": STEP_RUNS,
             **packages,
             "shared_imports": SHARED_IMPORTS,
             "rounds": ROUNDS,
