@@ -174,14 +174,17 @@ def test_warm_up_prepares_the_engine_without_connecting_or_reading_secrets(
 
     assert schemas.TaskOut.__pydantic_complete__
     assert schemas.TaskCreate.__pydantic_complete__
-    assert schemas.TaskOut.model_validate(
-        {
-            "id": 1,
-            "description": "d",
-            "category": "c",
-            "deadline": "2030-01-01T00:00:00Z",
-            "status": "To Do",
-            "created_at": "2030-01-01T00:00:00Z",
-            "updated_at": "2030-01-01T00:00:00Z",
-        }
-    ).id == 1
+    assert (
+        schemas.TaskOut.model_validate(
+            {
+                "id": 1,
+                "description": "d",
+                "category": "c",
+                "deadline": "2030-01-01T00:00:00Z",
+                "status": "To Do",
+                "created_at": "2030-01-01T00:00:00Z",
+                "updated_at": "2030-01-01T00:00:00Z",
+            }
+        ).id
+        == 1
+    )
