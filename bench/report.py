@@ -337,6 +337,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         cold["peer_deployed"]["wall_ms"] * TARGETS["cold_deployed"], color=peer, linestyle=":",
         linewidth=1, label=f"target: {TARGETS['cold_deployed']}x the peer as deployed",
     )  # fmt: skip
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Cold start: process start to first response (median)")
     ax.set_ylabel("ms")
     ax.set_ylim(top=max(cold[n]["wall_ms"] for n in names) * 1.35)  # room for the legend
