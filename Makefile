@@ -16,7 +16,8 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions
+	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions \
+	artifact-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -95,6 +96,9 @@ sam-build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13; no Docker)
 	PATH="$(dir $(shell command -v python3.13 2>/dev/null || echo $(PYTHON))):$$PATH" \
 	  $(SAM_VENV)/bin/sam build --region us-east-1
 
+artifact-check: $(STAMP) ## Check .aws-sam/build: 3.13 unchecked-hash bytecode, aarch64 .so, sizes
+	$(BIN)/python -m localdev.artifact_check
+
 cfn-lint: $(SAM_VENV)/.installed ## cfn-lint on template.yaml (SAM transform included)
 	$(SAM_VENV)/bin/cfn-lint --regions us-east-1 -- template.yaml
 
@@ -114,21 +118,25 @@ $(VENV)/.bench-installed: $(STAMP) bench/requirements.txt
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	@touch $@
 
-# What each side ships, installed apart so each benchmarked process imports only that.
-$(BENCH_BUILD)/layer/.installed: $(STAMP) shared/requirements.txt
-	rm -rf $(BENCH_BUILD)/layer
-	$(BIN)/python -m pip install --quiet --target $(BENCH_BUILD)/layer -r shared/requirements.txt
+# What each side ships, installed apart so each benchmarked process imports only that. The
+# layer's x86_64 twin is built by the artifact's own recipe (packaging/Makefile) and lends the
+# bench its native extensions, which the arm64 artifact cannot run here. The peer is installed
+# as `sam build` would package it: pip --no-compile, no bytecode.
+$(BENCH_BUILD)/layer-x86_64/.installed: $(STAMP) shared/requirements.txt packaging/Makefile
+	rm -rf $(BENCH_BUILD)/layer-x86_64
+	$(MAKE) --no-print-directory -C shared -f ../packaging/Makefile build-TasklineLayer \
+	  ARTIFACTS_DIR=$(CURDIR)/$(BENCH_BUILD)/layer-x86_64 WHEEL_PLATFORM=manylinux2014_x86_64
 	@touch $@
 
 $(BENCH_BUILD)/peer/.installed: $(STAMP) bench/peers/fastapi/requirements.txt
 	rm -rf $(BENCH_BUILD)/peer
-	$(BIN)/python -m pip install --quiet --target $(BENCH_BUILD)/peer -r bench/peers/fastapi/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-compile --target $(BENCH_BUILD)/peer -r bench/peers/fastapi/requirements.txt
 	@touch $@
 
-bench: $(VENV)/.bench-installed $(BENCH_BUILD)/layer/.installed $(BENCH_BUILD)/peer/.installed $(SAM_VENV)/.installed ## Benchmarks vs the FastAPI peer (writes bench/results/)
+bench: $(VENV)/.bench-installed $(BENCH_BUILD)/layer-x86_64/.installed $(BENCH_BUILD)/peer/.installed $(SAM_VENV)/.installed ## Benchmarks vs the FastAPI peer (writes bench/results/)
 	$(BIN)/python -m bench.run
 
-ci: lint test sam-validate cfn-lint security-scan sam-build ## Everything CI runs
+ci: lint test sam-validate cfn-lint security-scan sam-build artifact-check ## Everything CI runs
 
 clean: ## Remove build output (keeps .local, the dev database)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache bench/.build

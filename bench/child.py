@@ -10,6 +10,9 @@ EMF metrics) goes to /dev/null, as cheap a sink as CloudWatch's agent is for a r
 Modes:
 - `cold`: import, answer the first request, report, exit (the parent times the whole process).
 - `imports`: only import the libraries listed (what every design on this stack must load).
+- `restore`: a SnapStart restore: import, run the before-snapshot hook named in the spec
+  (everything imported, the engine built, no connection), then the first request alone, its
+  round trips counted and its time split into phases (report, exit).
 - `warm`: the same first request, then per route: the database round trips and statements of
   one request (counted on the wire), then the latency of thousands of invocations; optionally
   the same SQL replayed through raw pg8000 in this same process (the floor), in blocks that
@@ -61,6 +64,8 @@ class Wire:
     def __init__(self) -> None:
         self.round_trips = 0
         self.statements: list[list[Any]] = []  # [sql, [text parameters] or None]
+        # Each round trip: when the client began it, and the first message it sent.
+        self.turns: list[tuple[float, str]] = []
         self._state: dict[int, dict[str, Any]] = {}
         self._write = socket.SocketIO.write
         self._readinto = socket.SocketIO.readinto
@@ -68,12 +73,16 @@ class Wire:
     def start(self) -> None:
         self.round_trips = 0
         self.statements = []
+        self.turns = []
         wire = self
 
         def write(io: socket.SocketIO, data: Any) -> Any:
             state = wire._state.setdefault(id(io), {"buffer": b"", "startup": True})
             if state.get("last") != "write":
                 wire.round_trips += 1
+                first = bytes(data[:1])
+                kind = "startup" if state["startup"] else first.decode("latin-1")
+                wire.turns.append((time.perf_counter(), kind))
             state["last"] = "write"
             state["buffer"] += bytes(data)
             wire._parse(state)
@@ -133,6 +142,23 @@ def _bind_values(payload: bytes) -> list[str | None]:
             values.append(payload[offset : offset + length].decode())
             offset += length
     return values
+
+
+def phases(turns: list[tuple[float, str]], begun: float, ended: float) -> dict[str, float]:
+    """The first request's time by phase, from when each round trip began: before the first
+    byte to the database (routing, the token, the pool), connecting (TLS, startup and
+    authentication), the first connection's other queries (the dialect's), and the request's
+    own statement with the response."""
+    statements = [t for t, kind in turns if kind in ("P", "Q")]
+    if not turns or not statements:
+        return {"before_database": (ended - begun) * 1e3}
+    first_byte, first_statement, last = turns[0][0], statements[0], statements[-1]
+    return {
+        "before_database": (first_byte - begun) * 1e3,
+        "connect": (first_statement - first_byte) * 1e3,
+        "first_connection_queries": (last - first_statement) * 1e3,
+        "query_and_response": (ended - last) * 1e3,
+    }
 
 
 def peak_rss_kb() -> int:
@@ -291,13 +317,17 @@ def main() -> None:
         return
     module = importlib.import_module(spec["module"])
     handler = getattr(module, spec["handler"])
+    restoring = spec["mode"] == "restore"
+    if restoring and spec.get("before_first"):
+        hook_module, hook = spec["before_first"]
+        getattr(importlib.import_module(hook_module), hook)()
     ready_at = time.perf_counter()
     first_name, first_status = spec["first"]
-    if counting:
+    if counting or restoring:
         wire.start()
     result = invoke(handler, events[first_name])
     answered_at = time.perf_counter()
-    if counting:
+    if counting or restoring:
         wire.stop()
     check(first_name, result, first_status)
     out: dict[str, Any] = {
@@ -307,6 +337,11 @@ def main() -> None:
         "peak_rss_kb_after_first": peak_rss_kb(),
         "modules_after_first": len(sys.modules),
     }
+    if restoring:
+        out["first_round_trips"] = wire.round_trips
+        out["first_statements"] = wire.statements
+        out["first_turns"] = [kind for _, kind in wire.turns]
+        out["first_phases_ms"] = phases(wire.turns, ready_at, answered_at)
     if not counting:
         report.write(json.dumps(out) + "\n")
         report.flush()

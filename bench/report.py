@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any
 
 TARGETS = {
-    "cold": 0.5,  # Taskline cold start <= 0.5x the peer's
-    "warm_vs_peer": 0.4,  # warm GET /tasks/{id} p50 <= 0.4x the peer's
+    "cold_deployed": 0.35,  # cold start, each side's artifact as it ships, <= 0.35x the peer's
+    "cold_like_for_like": 0.75,  # cold start, both compiled, <= 0.75x the peer's
+    "warm_vs_peer": 0.25,  # warm GET /tasks/{id} p50 <= 0.25x the peer's
     "warm_vs_floor": 2.0,  # ... and <= 2x the raw pg8000 floor
-    "memory": 0.75,  # peak memory <= 0.75x the peer's
     "round_trips": 1,  # database round trips for a read by id
     "deep_page": 1.5,  # page 1,000 p50 <= 1.5x page 1 p50
 }
+COLD_ROWS = [
+    ("tasks", "Taskline TasksFunction, GET /tasks/{id} (the sam build artifact, bytecode shipped)"),
+    ("auth", "Taskline AuthFunction, GET /users/me (the sam build artifact)"),
+    ("peer_deployed", "FastAPI peer, GET /tasks/{id}, as sam build packages it (no bytecode)"),
+    ("peer", "FastAPI peer, GET /tasks/{id}, compiled like Taskline"),
+    ("tasks_source", "Taskline TasksFunction without bytecode (sam build before issue 12)"),
+    ("shared", "Shared libraries only (imports, no request)"),
+]
 ROUTES = [
     ("get", "GET /tasks/{id}"),
     ("list_p1", "GET /tasks, page 1"),
@@ -34,7 +42,9 @@ def _size(megabytes: float) -> str:
     return f"{megabytes:.1f} MB" if megabytes >= 1 else f"{megabytes * 1000:.1f} kB"
 
 
-def _verdict(met: bool) -> str:
+def _verdict(met: bool | None) -> str:
+    if met is None:
+        return "reported"
     return "met" if met else "NOT met"
 
 
@@ -43,19 +53,29 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     tasks, peer = warm["tasks"], warm["peer"]
     get_p50 = tasks["routes"]["get"]["p50_ms"]
     floor = tasks["floor"]["get"]["run"]["p50_ms"]
-    cold_ratio = cold["tasks"]["wall_ms"] / cold["peer"]["wall_ms"]
+    mine = cold["tasks"]["wall_ms"]
+    deployed_ratio = mine / cold["peer_deployed"]["wall_ms"]
+    like_ratio = mine / cold["peer"]["wall_ms"]
     warm_ratio = get_p50 / peer["routes"]["get"]["p50_ms"]
     floor_ratio = get_p50 / floor
     memory_ratio = cold["tasks"]["peak_rss_kb"] / cold["peer"]["peak_rss_kb"]
     trips = tasks["routes"]["get"]["round_trips"]
     deep_ratio = tasks["routes"]["list_p1000"]["p50_ms"] / tasks["routes"]["list_p1"]["p50_ms"]
+    restore = cold["tasks_restore"]
     return [
         {
-            "figure": "Cold start, TasksFunction vs peer (median wall time)",
-            "target": f"<= {TARGETS['cold']}x",
-            "measured": f"{cold_ratio:.2f}x ({_ms(cold['tasks']['wall_ms'])} vs "
-            f"{_ms(cold['peer']['wall_ms'])})",
-            "met": cold_ratio <= TARGETS["cold"],
+            "figure": "Cold start as deployed: TasksFunction artifact vs the peer as sam build "
+            "packages it (median wall time)",
+            "target": f"<= {TARGETS['cold_deployed']}x",
+            "measured": f"{deployed_ratio:.2f}x ({_ms(mine)} vs "
+            f"{_ms(cold['peer_deployed']['wall_ms'])})",
+            "met": deployed_ratio <= TARGETS["cold_deployed"],
+        },
+        {
+            "figure": "Cold start like for like: both compiled (median wall time)",
+            "target": f"<= {TARGETS['cold_like_for_like']}x",
+            "measured": f"{like_ratio:.2f}x ({_ms(mine)} vs {_ms(cold['peer']['wall_ms'])})",
+            "met": like_ratio <= TARGETS["cold_like_for_like"],
         },
         {
             "figure": "Warm GET /tasks/{id} p50 vs peer",
@@ -71,13 +91,6 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "met": floor_ratio <= TARGETS["warm_vs_floor"],
         },
         {
-            "figure": "Peak memory (VmHWM after the first request) vs peer",
-            "target": f"<= {TARGETS['memory']}x",
-            "measured": f"{memory_ratio:.2f}x ({_mb(cold['tasks']['peak_rss_kb'])} vs "
-            f"{_mb(cold['peer']['peak_rss_kb'])})",
-            "met": memory_ratio <= TARGETS["memory"],
-        },
-        {
             "figure": "Database round trips, GET /tasks/{id} (counted on the socket)",
             "target": f"{TARGETS['round_trips']}",
             "measured": f"{trips}",
@@ -89,6 +102,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "measured": f"{deep_ratio:.2f}x ({_ms(tasks['routes']['list_p1000']['p50_ms'])} vs "
             f"{_ms(tasks['routes']['list_p1']['p50_ms'])})",
             "met": deep_ratio <= TARGETS["deep_page"],
+        },
+        {
+            "figure": "First request after a SnapStart restore: round trips, time",
+            "target": "fewest justified",
+            "measured": f"{restore['first_round_trips']:.0f} round trips, "
+            f"{_ms(restore['first_request_ms'])} (peer: "
+            f"{cold['peer_restore']['first_round_trips']:.0f}, "
+            f"{_ms(cold['peer_restore']['first_request_ms'])})",
+            "met": None,
+        },
+        {
+            "figure": "Peak memory (VmHWM after the first request) vs peer, compiled",
+            "target": "report",
+            "measured": f"{memory_ratio:.2f}x ({_mb(cold['tasks']['peak_rss_kb'])} vs "
+            f"{_mb(cold['peer']['peak_rss_kb'])})",
+            "met": None,
         },
     ]
 
@@ -112,35 +141,70 @@ def markdown(results: dict[str, Any]) -> str:
         f"| {t['figure']} | {t['target']} | {t['measured']} | {_verdict(t['met'])} |"
         for t in targets(results)
     ]
-    source = results["cold_from_source"]
     shared = cold["shared"]
+    during = cold["load_average_during"]
     lines += [
         "",
         f"Lower bound on this stack: a process that only imports what both sides need "
         f"({', '.join(f'`{m}`' for m in setup['shared_imports'])}) takes "
         f"{_ms(shared['wall_ms'])}, {shared['wall_ms'] / cold['peer']['wall_ms']:.2f}x the peer's "
-        f"cold start, and peaks at {_mb(shared['peak_rss_kb'])}, "
+        f"compiled cold start, and peaks at {_mb(shared['peak_rss_kb'])}, "
         f"{shared['peak_rss_kb'] / cold['peer']['peak_rss_kb']:.2f}x the peer's memory.",
         "",
-        f"### Cold start (median of {setup['cold_runs']} fresh processes each, interleaved)",
+        f"### Cold start (median of {setup['cold_runs']} fresh `python -I -S -B` processes each, "
+        "all interleaved in one loop)",
+        "",
+        f"Load average (1 min) during the loop: {during['min']:.2f} to {during['max']:.2f}, "
+        f"median {during['median']:.2f}. Native packages taken from the x86_64 twin of the "
+        f"layer: {', '.join(setup.get('swapped_native_packages', []))}.",
         "",
         "| Function | Process start to first response | of which imports | first request "
-        "| peak RSS (VmHWM) after it | modules loaded | without bytecode cache "
-        f"(median of {setup['source_runs']}) |",
-        "|---|---|---|---|---|---|---|",
+        "| peak RSS (VmHWM) after it | modules loaded |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, label in (
-        ("tasks", "Taskline TasksFunction, GET /tasks/{id}"),
-        ("auth", "Taskline AuthFunction, GET /users/me"),
-        ("peer", "FastAPI peer, GET /tasks/{id}"),
-        ("shared", "Shared libraries only (imports, no request)"),
-    ):
+    for name, label in COLD_ROWS:
         figures = cold[name]
-        from_source = _ms(source[name]["wall_ms"]) if name in source else "-"
         lines.append(
             f"| {label} | {_ms(figures['wall_ms'])} | {_ms(figures['import_ms'])} | "
             f"{_ms(figures['first_request_ms'])} | {_mb(figures['peak_rss_kb'])} | "
-            f"{figures['modules']:.0f} | {from_source} |"
+            f"{figures['modules']:.0f} |"
+        )
+    lines += [
+        "",
+        "### Where the TasksFunction cold start goes: imports, step by step",
+        "",
+        "Each step imports everything the steps above it import, plus its own modules, in a "
+        "fresh `python -I -S -B` against the artifact (same interleaving, medians of wall "
+        "time); a step's cost is the difference from the step above.",
+        "",
+        "| Step | Modules added | Process start to imports done | This step |",
+        "|---|---|---|---|",
+    ]
+    for step in results.get("import_steps", []):
+        lines.append(
+            f"| {step['label']} | {', '.join(f'`{m}`' for m in step['modules']) or '-'} | "
+            f"{_ms(step['wall_ms'])} | {_ms(step['added_ms'])} |"
+        )
+    lines += [
+        "",
+        "### First request after a SnapStart restore (imports done, engine built, no connection)",
+        "",
+        "| Function | Round trips | First request | before the database | connecting "
+        "| first-connection queries | the query and the response | statements sent |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (
+        ("tasks_restore", "Taskline TasksFunction, GET /tasks/{id}"),
+        ("peer_restore", "FastAPI peer, GET /tasks/{id}"),
+    ):
+        figures = cold[name]
+        phase = figures["first_phases_ms"]
+        lines.append(
+            f"| {label} | {figures['first_round_trips']:.0f} | "
+            f"{_ms(figures['first_request_ms'])} | {_ms(phase.get('before_database', 0))} | "
+            f"{_ms(phase.get('connect', 0))} | {_ms(phase.get('first_connection_queries', 0))} | "
+            f"{_ms(phase.get('query_and_response', 0))} | "
+            f"{'; '.join(_short(sql) for sql, _ in figures['first_statements'])} |"
         )
     lines += [
         "",
@@ -247,16 +311,18 @@ def chart(results: dict[str, Any], path: Path) -> None:
     figure.suptitle("Taskline vs the FastAPI + Mangum peer (same database, data and events)")
 
     ax = axes[0][0]
-    names = ["tasks", "auth", "peer", "shared"]
+    names = ["tasks", "auth", "peer", "peer_deployed", "tasks_source", "shared"]
     labels = [
         "Taskline\nTasksFunction",
         "Taskline\nAuthFunction",
-        "FastAPI peer",
+        "peer\ncompiled",
+        "peer as\ndeployed",
+        "Taskline\nno bytecode",
         "shared libs\nonly",
     ]
     imports = [cold[n]["import_ms"] for n in names]
     rest = [cold[n]["wall_ms"] - cold[n]["import_ms"] for n in names]
-    colors = [taskline, taskline, peer, floor]
+    colors = [taskline, taskline, peer, peer, taskline, floor]
     ax.bar(labels, imports, color=colors, label="imports")
     ax.bar(
         labels, rest, bottom=imports, color=colors, alpha=0.45, label="interpreter + first request"
@@ -264,9 +330,14 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for i, n in enumerate(names):
         ax.text(i, cold[n]["wall_ms"], f"{cold[n]['wall_ms']:.0f} ms", ha="center", va="bottom")
     ax.axhline(
-        cold["peer"]["wall_ms"] * TARGETS["cold"], color=peer, linestyle="--", linewidth=1,
-        label=f"target: {TARGETS['cold']}x the peer",
+        cold["peer"]["wall_ms"] * TARGETS["cold_like_for_like"], color=peer, linestyle="--",
+        linewidth=1, label=f"target: {TARGETS['cold_like_for_like']}x the compiled peer",
     )  # fmt: skip
+    ax.axhline(
+        cold["peer_deployed"]["wall_ms"] * TARGETS["cold_deployed"], color=peer, linestyle=":",
+        linewidth=1, label=f"target: {TARGETS['cold_deployed']}x the peer as deployed",
+    )  # fmt: skip
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Cold start: process start to first response (median)")
     ax.set_ylabel("ms")
     ax.set_ylim(top=max(cold[n]["wall_ms"] for n in names) * 1.35)  # room for the legend
@@ -300,13 +371,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     ax = axes[1][0]
     values = [cold[n]["peak_rss_kb"] / 1024 for n in names]
     ax.bar(labels, values, color=colors)
+    ax.tick_params(axis="x", labelsize=8)
     for i, value in enumerate(values):
         ax.text(i, value, f"{value:.0f} MB", ha="center", va="bottom")
-    ax.axhline(
-        cold["peer"]["peak_rss_kb"] / 1024 * TARGETS["memory"], color=peer, linestyle="--",
-        linewidth=1, label=f"target: {TARGETS['memory']}x the peer",
-    )  # fmt: skip
-    ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Peak memory after the first request (VmHWM)")
     ax.set_ylabel("MB")
 

@@ -1,14 +1,18 @@
 """`make bench`: Taskline against the FastAPI peer and the raw pg8000 floor, side by side.
 
 Every figure comes from this one run, on one database and one data set, with the same HTTP
-API 2.0 events for both sides. Each function runs in its own fresh interpreter (bench/child.py)
-with only what its deployment ships on sys.path: the Taskline layer's requirements
-(bench/.build/layer) or the peer's (bench/.build/peer). Absolute numbers depend on the
+API 2.0 events for both sides. Each function runs in its own fresh interpreter (bench/child.py,
+`python -I -S -B`: no site, nothing written) with only what its deployment ships on sys.path.
+Taskline runs its `sam build` artifact (.aws-sam/build: the function folder and the layer's
+python/ folder, with their bytecode), where only the packages holding native extensions are
+swapped for the x86_64 twin built by the same recipe (bench/.build/layer-x86_64), since the
+arm64 ones cannot run here. The peer runs as `sam build` packages it (no bytecode) and, for the
+like-for-like comparison, compiled the same way as Taskline. Absolute numbers depend on the
 machine; the ratios, measured interleaved, are what the targets are about.
 
 Environment knobs (for quick iterations; `make bench` uses the defaults): BENCH_COLD_RUNS (15),
-BENCH_SOURCE_RUNS (5), BENCH_ROUNDS (3), BENCH_SCALE (1.0, multiplies warm iterations),
-BENCH_SAM (1; 0 skips `make sam-build` and reuses .aws-sam/build if present).
+BENCH_STEP_RUNS (11, the import steps), BENCH_ROUNDS (3), BENCH_SCALE (1.0, multiplies warm
+iterations), BENCH_SAM (1; 0 skips `make sam-build` and reuses .aws-sam/build if present).
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from localdev.template import ROOT, load
 
 BENCH = ROOT / "bench"
 BUILD = BENCH / ".build"
+SAM_BUILD = ROOT / ".aws-sam" / "build"
 RESULTS = BENCH / "results"
 CHILD = BENCH / "child.py"
 PEER = BENCH / "peers" / "fastapi"
 CHILD_TIMEOUT = 600
 
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "15"))
-SOURCE_RUNS = int(os.environ.get("BENCH_SOURCE_RUNS", "5"))
+STEP_RUNS = int(os.environ.get("BENCH_STEP_RUNS", "11"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 RUN_SAM = os.environ.get("BENCH_SAM", "1") != "0"
@@ -57,9 +62,55 @@ def iterations(n: int) -> int:
     return max(20, int(n * SCALE))
 
 
+def prepare_packages() -> dict[str, Any]:
+    """What each benchmarked process gets on sys.path, built from what ships.
+
+    - Taskline as deployed: `.aws-sam/build/<Function>` and a copy of the layer's `python/`
+      folder in which each top-level package holding native extensions (aarch64 here) is
+      replaced by the same package from the x86_64 twin, built by the very same recipe.
+    - Taskline before this change (for reference): the same files without their bytecode.
+    - The peer as deployed: its requirements (pip --no-compile) and its code, no bytecode.
+    - The peer compiled: the same, with unchecked-hash 3.13 bytecode as Taskline ships.
+    """
+    if RUN_SAM or not (SAM_BUILD / "TasklineLayer").is_dir():
+        log("make sam-build ...")
+        completed = subprocess.run(
+            ["make", "sam-build"], cwd=ROOT, capture_output=True, text=True, timeout=1800
+        )
+        if completed.returncode != 0:
+            raise SystemExit(f"sam build failed:\n{completed.stdout[-3000:]}\n{completed.stderr}")
+    twin = BUILD / "layer-x86_64" / "python"
+    packages = BUILD / "packages"
+    shutil.rmtree(packages, ignore_errors=True)
+    layer = packages / "layer"
+    shutil.copytree(SAM_BUILD / "TasklineLayer" / "python", layer)
+    swapped = []
+    for entry in sorted(layer.iterdir()):
+        if entry.is_dir() and any(entry.rglob("*.so")):
+            shutil.rmtree(entry)
+            shutil.copytree(twin / entry.name, entry)
+            swapped.append(entry.name)
+    no_bytecode = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(layer, packages / "layer-source", ignore=no_bytecode)
+    for function in ("TasksFunction", "AuthFunction"):
+        shutil.copytree(SAM_BUILD / function, packages / function)
+        shutil.copytree(SAM_BUILD / function, packages / f"{function}-source", ignore=no_bytecode)
+    peer = packages / "peer"
+    shutil.copytree(BUILD / "peer", peer, ignore=no_bytecode)
+    shutil.copytree(PEER / "api", peer / "api", ignore=no_bytecode)
+    shutil.copytree(peer, packages / "peer-compiled")
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+         "unchecked-hash", str(packages / "peer-compiled")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    log(f"packages ready; native packages from the x86_64 twin: {', '.join(swapped)}")
+    return {"swapped_native_packages": swapped}
+
+
 def systems(template: Any, data: bench_data.Data) -> dict[str, dict[str, Any]]:
     """How to start each function: sys.path, handler, environment, what to run warm."""
-    layer = BUILD / "layer"
+    packages = BUILD / "packages"
     base = bench_data.bench_environment()
 
     def taskline_env(function: str) -> dict[str, str]:
@@ -82,23 +133,41 @@ def systems(template: Any, data: bench_data.Data) -> dict[str, dict[str, Any]]:
         "list_p1000": route(200, 1000),
         "create": route(201, 1000),
     }
-    return {
-        "tasks": {
-            "label": "Taskline TasksFunction",
-            "sys_path": [str(ROOT / "functions" / "tasks"), str(ROOT / "shared"), str(layer)],
-            "module": "app",
-            "handler": "lambda_handler",
-            "env": taskline_env("TasksFunction"),
-            "first": ["get", 200],
-            "routes": reads,
-            "floor": {
-                "connect": data.connect,
-                "routes": ["get", "list_p1", "list_p1000", "create"],
-            },
+    tasks = {
+        "label": "Taskline TasksFunction",
+        "sys_path": [str(packages / "TasksFunction"), str(packages / "layer")],
+        "module": "app",
+        "handler": "lambda_handler",
+        "env": taskline_env("TasksFunction"),
+        "first": ["get", 200],
+        "routes": reads,
+        "floor": {
+            "connect": data.connect,
+            "routes": ["get", "list_p1", "list_p1000", "create"],
         },
+    }
+    peer_env = {
+        **base,
+        "DATABASE_URL": data.sqlalchemy_url,
+        "JWT_SECRET": bench_data.JWT_SECRET,
+        "JWT_ISSUER": "taskline",
+        "JWT_AUDIENCE": "taskline-api",
+    }
+    peer = {
+        "label": "FastAPI peer (Mangum), compiled",
+        "sys_path": [str(packages / "peer-compiled")],
+        "module": "api.main",
+        "handler": "handler",
+        "env": peer_env,
+        "first": ["get", 200],
+        # Page 1,000 the way each side pages: Taskline's cursor, the peer's ?skip= (OFFSET).
+        "routes": {**reads, "list_p1000": route(200, 1000, event="peer_list_p1000")},
+    }
+    return {
+        "tasks": tasks,
         "auth": {
             "label": "Taskline AuthFunction",
-            "sys_path": [str(ROOT / "functions" / "auth"), str(ROOT / "shared"), str(layer)],
+            "sys_path": [str(packages / "AuthFunction"), str(packages / "layer")],
             "module": "app",
             "handler": "lambda_handler",
             "env": taskline_env("AuthFunction"),
@@ -113,28 +182,31 @@ def systems(template: Any, data: bench_data.Data) -> dict[str, dict[str, Any]]:
                 "token": {"status": 200, "iterations": 15, "warmup": 1},
             },
         },
-        "peer": {
-            "label": "FastAPI peer (Mangum)",
-            "sys_path": [str(PEER), str(BUILD / "peer")],
-            "module": "api.main",
-            "handler": "handler",
-            "env": {
-                **base,
-                "DATABASE_URL": data.sqlalchemy_url,
-                "JWT_SECRET": bench_data.JWT_SECRET,
-                "JWT_ISSUER": "taskline",
-                "JWT_AUDIENCE": "taskline-api",
-            },
-            "first": ["get", 200],
-            # Page 1,000 the way each side pages: Taskline's cursor, the peer's ?skip= (OFFSET).
-            "routes": {**reads, "list_p1000": route(200, 1000, event="peer_list_p1000")},
+        "peer": peer,
+        "peer_deployed": {
+            **peer,
+            "label": "FastAPI peer (Mangum), as sam build packages it",
+            "sys_path": [str(packages / "peer")],
+        },
+        "tasks_source": {
+            **tasks,
+            "label": "Taskline TasksFunction without bytecode (sam build before this change)",
+            "sys_path": [str(packages / "TasksFunction-source"), str(packages / "layer-source")],
         },
         "shared": {
             "label": "The libraries both sides import, alone",
-            "sys_path": [str(layer)],
+            "sys_path": [str(packages / "layer")],
             "imports": SHARED_IMPORTS,
             "env": base,
         },
+        # A SnapStart restore: everything imported and the engine built (the before-snapshot
+        # hook), no connection; then the first request, its round trips counted.
+        "tasks_restore": {
+            **tasks,
+            "label": "Taskline TasksFunction after a SnapStart restore",
+            "before_first": ["taskline.snapstart", "warm_up"],
+        },
+        "peer_restore": {**peer, "label": "FastAPI peer, first request after its imports"},
     }
 
 
@@ -150,10 +222,68 @@ SHARED_IMPORTS = [
 ]
 
 
+# What the TasksFunction cold path imports, in the order it builds up: each step adds to the
+# previous ones, so the difference between two steps' medians is what that step costs.
+IMPORT_STEPS = [
+    ("the interpreter alone", []),
+    ("sqlalchemy (Core)", ["sqlalchemy"]),
+    ("PostgreSQL dialect + pg8000", ["sqlalchemy.dialects.postgresql.pg8000", "pg8000"]),
+    ("pydantic", ["pydantic.main"]),
+    ("PyJWT", ["jwt"]),
+    ("sqlalchemy.orm", ["sqlalchemy.orm"]),
+    ("Powertools event handler", ["aws_lambda_powertools.event_handler"]),
+    (
+        "Powertools Logger + Metrics",
+        ["aws_lambda_powertools.logging", "aws_lambda_powertools.metrics"],
+    ),
+    ("taskline.models (7 mapped tables)", ["taskline.models"]),
+    ("taskline.schemas", ["taskline.schemas"]),
+    (
+        "settings, tokens, resolver, problems",
+        ["taskline.settings", "taskline.security.tokens", "taskline.api.resolver"],
+    ),
+    ("services, repositories, db, pgwire", ["taskline.services.tasks", "taskline.db"]),
+    ("app.py (routes registered)", ["app"]),
+]
+
+
+def measure_import_steps(all_systems: dict[str, Any], runs_each: int) -> list[dict[str, Any]]:
+    """Fresh processes importing each cumulative step, interleaved; medians and differences."""
+    tasks = all_systems["tasks"]
+    steps = []
+    cumulative: list[str] = []
+    for label, modules in IMPORT_STEPS:
+        cumulative = [*cumulative, *modules]
+        steps.append({**tasks, "label": label, "imports": cumulative, "env": tasks["env"]})
+    samples: list[list[float]] = [[] for _ in steps]
+    for index in range(runs_each):
+        order = list(range(len(steps)))
+        order = order[index % len(order) :] + order[: index % len(order)]
+        for step in order:
+            _, wall_ms = spawn(steps[step], "imports", {})
+            samples[step].append(wall_ms)
+    log(f"import steps: {runs_each} runs each of {len(steps)} steps")
+    medians = [statistics.median(s) for s in samples]
+    return [
+        {
+            "label": label,
+            "modules": modules,
+            "wall_ms": medians[i],
+            "added_ms": medians[i] - medians[i - 1] if i else medians[0],
+        }
+        for i, (label, modules) in enumerate(IMPORT_STEPS)
+    ]
+
+
 def spawn(
-    system: dict[str, Any], mode: str, events: dict[str, Any], flags: tuple[str, ...] = ()
+    system: dict[str, Any], mode: str, events: dict[str, Any]
 ) -> tuple[dict[str, Any], float]:
-    """Start a fresh interpreter; return its report and the wall time until it arrived."""
+    """Start a fresh interpreter; return its report and the wall time until it arrived.
+
+    `python -I -S -B`, as Lambda's runtime starts: no site-packages, no user environment, and
+    no bytecode written (the deployment is read-only), so a module without shipped bytecode is
+    compiled from source on every start.
+    """
     spec = {**system, "mode": mode, "events": events if mode != "imports" else {}}
     if mode != "warm":
         spec.pop("floor", None)
@@ -161,7 +291,7 @@ def spawn(
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(spec, file)
     try:
-        command = [sys.executable, "-I", "-S", *flags, str(CHILD), file.name]
+        command = [sys.executable, "-I", "-S", "-B", str(CHILD), file.name]
         begun = time.perf_counter()
         process = subprocess.Popen(
             command,
@@ -182,30 +312,38 @@ def spawn(
         Path(file.name).unlink()
 
 
+COLD_SYSTEMS = ("tasks", "auth", "peer", "peer_deployed", "tasks_source", "shared")
+RESTORE_SYSTEMS = ("tasks_restore", "peer_restore")
+
+
 def _mode(name: str) -> str:
-    return "imports" if name == "shared" else "cold"
+    if name == "shared":
+        return "imports"
+    return "restore" if name in RESTORE_SYSTEMS else "cold"
 
 
 def measure_cold(
-    all_systems: dict[str, Any],
-    events: dict[str, Any],
-    runs_each: int,
-    flags: tuple[str, ...] = (),
+    all_systems: dict[str, Any], events: dict[str, Any], runs_each: int
 ) -> dict[str, Any]:
-    """Fresh processes, interleaved in a rotating order; medians per system."""
-    names = list(all_systems)
-    if not flags:
-        for name in names:  # compile bytecode caches first, as a deployed package would ship
-            spawn(all_systems[name], _mode(name), events)
+    """Fresh processes, all systems interleaved in a rotating order; medians per system.
+
+    One unmeasured start of each first, so every run reads its files from the page cache.
+    """
+    names = [*COLD_SYSTEMS, *RESTORE_SYSTEMS]
+    for name in names:
+        spawn(all_systems[name], _mode(name), events)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    loads = []
     for index in range(runs_each):
         order = names[index % len(names) :] + names[: index % len(names)]
         for name in order:
-            report, wall_ms = spawn(all_systems[name], _mode(name), events, flags)
+            report, wall_ms = spawn(all_systems[name], _mode(name), events)
             runs[name].append({**report, "wall_ms": wall_ms})
-    log(f"cold starts{' ' + ' '.join(flags) if flags else ''}: {runs_each} runs each of {names}")
-    return {
-        name: {
+        loads.append(os.getloadavg()[0])
+    log(f"cold starts: {runs_each} runs each of {names}")
+    summary: dict[str, Any] = {}
+    for name, samples in runs.items():
+        figures = {
             "runs": samples,
             "wall_ms": statistics.median(s["wall_ms"] for s in samples),
             "import_ms": statistics.median(s["import_ms"] for s in samples),
@@ -213,34 +351,22 @@ def measure_cold(
             "peak_rss_kb": statistics.median(s["peak_rss_kb_after_first"] for s in samples),
             "modules": statistics.median(s["modules_after_first"] for s in samples),
         }
-        for name, samples in runs.items()
+        if "first_round_trips" in samples[0]:
+            figures["first_round_trips"] = statistics.median(
+                s["first_round_trips"] for s in samples
+            )
+            figures["first_statements"] = samples[-1]["first_statements"]
+            figures["first_phases_ms"] = {
+                phase: statistics.median(s["first_phases_ms"][phase] for s in samples)
+                for phase in samples[-1]["first_phases_ms"]
+            }
+        summary[name] = figures
+    summary["load_average_during"] = {
+        "min": min(loads),
+        "median": statistics.median(loads),
+        "max": max(loads),
     }
-
-
-def measure_cold_from_source(all_systems: dict[str, Any], events: dict[str, Any]) -> dict[str, Any]:
-    """Cold starts with no bytecode cache, as `sam build` output runs on Lambda today.
-
-    `sam build` ships no .pyc files and /var/task and /opt are read-only, so every cold start
-    compiles every imported module of the function and its layer from source (the runtime's
-    own standard library is precompiled). Copies without __pycache__ and `python -B` (write
-    no bytecode) reproduce that here.
-    """
-    with tempfile.TemporaryDirectory(prefix="taskline-bench-src-") as scratch:
-        copies: dict[str, str] = {}
-
-        def copy(path: str) -> str:
-            if path not in copies:
-                target = Path(scratch) / str(len(copies))
-                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
-                copies[path] = str(target)
-            return copies[path]
-
-        chosen = {
-            name: {**system, "sys_path": [copy(p) for p in system["sys_path"]]}
-            for name, system in all_systems.items()
-            if name in ("tasks", "peer", "shared")
-        }
-        return measure_cold(chosen, events, SOURCE_RUNS, flags=("-B",))
+    return summary
 
 
 def measure_warm(all_systems: dict[str, Any], events: dict[str, Any]) -> dict[str, Any]:
@@ -305,20 +431,10 @@ def directory_sizes(path: Path) -> dict[str, float]:
 
 
 def measure_artifacts() -> dict[str, Any]:
-    build = ROOT / ".aws-sam" / "build"
-    if RUN_SAM:
-        log("make sam-build ...")
-        completed = subprocess.run(
-            ["make", "sam-build"], cwd=ROOT, capture_output=True, text=True, timeout=1800
-        )
-        if completed.returncode != 0:
-            log(f"sam build failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
-            return {"error": "sam build failed"}
-    if not build.is_dir():
-        return {"error": "no .aws-sam/build (run with BENCH_SAM=1)"}
+    """The size of each directory `sam build` made (built by prepare_packages)."""
     sizes = {
         child.name: directory_sizes(child)
-        for child in sorted(build.iterdir())
+        for child in sorted(SAM_BUILD.iterdir())
         if child.is_dir() and child.name != "__pycache__"
     }
     sizes["FastAPI peer (arm64 package)"] = peer_package_size()
@@ -330,7 +446,8 @@ def peer_package_size() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as target:
         completed = subprocess.run(
             [
-                sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
+                sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+                "--target", target,
                 "--platform", "manylinux2014_aarch64", "--implementation", "cp",
                 "--python-version", "3.13", "--only-binary=:all:",
                 "-r", str(PEER / "requirements.txt"),
@@ -347,7 +464,7 @@ def peer_package_size() -> dict[str, Any]:
 
 def main() -> int:
     begun = time.perf_counter()
-    for needed in (BUILD / "layer", BUILD / "peer"):
+    for needed in (BUILD / "layer-x86_64", BUILD / "peer"):
         if not needed.is_dir():
             raise SystemExit(f"{needed} is missing: run `make bench`, which installs it")
     os.environ.update(
@@ -361,10 +478,11 @@ def main() -> int:
     os.environ["DATABASE_URL"] = data.url
     template = load()
     events = bench_data.events(template, data)
+    packages = prepare_packages()
     all_systems = systems(template, data)
 
     cold = measure_cold(all_systems, events, COLD_RUNS)
-    cold_from_source = measure_cold_from_source(all_systems, events)
+    import_steps = measure_import_steps(all_systems, STEP_RUNS)
     warm = measure_warm(all_systems, events)
     artifacts = measure_artifacts()
     results = {
@@ -377,7 +495,8 @@ def main() -> int:
         },
         "setup": {
             "cold_runs": COLD_RUNS,
-            "source_runs": SOURCE_RUNS,
+            "step_runs": STEP_RUNS,
+            **packages,
             "shared_imports": SHARED_IMPORTS,
             "rounds": ROUNDS,
             "big_account_tasks": BIG_TASKS,
@@ -386,7 +505,7 @@ def main() -> int:
             "deep_page": bench_data.DEEP_PAGE,
         },
         "cold": cold,
-        "cold_from_source": cold_from_source,
+        "import_steps": import_steps,
         "warm": warm,
         "bcrypt": {"rounds": BCRYPT_ROUNDS, "check_ms": warm["auth"]["bcrypt"]["p50_ms"]},
         "artifacts": artifacts,

@@ -149,3 +149,48 @@ def test_an_idle_connection_costs_one_ping(user: ApiClient, wire: Wire) -> None:
     assert user.get(f"/tasks/{task_id}").status == 200
     assert wire.round_trips == 2  # the ping (an empty query), then the read
     assert wire.statements[0].strip() in ("", ";")
+
+
+def test_a_new_engines_first_request_is_connect_one_query_and_the_read(
+    user: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restored SnapStart environment (an engine, no connection) pays for connecting, the
+    one query SQLAlchemy's first-connection checks need, and the read: no BEGIN or ROLLBACK,
+    no version or standard_conforming_strings queries (the server reports those)."""
+    from taskline.db import get_engine
+
+    task_id = _task_id(user)
+    get_engine().dispose()
+    get_engine.cache_clear()
+    counted = listen(monkeypatch)
+    assert user.get(f"/tasks/{task_id}").status == 200
+    assert counted.statements[0] == (
+        "SELECT current_schema(), current_setting('transaction_isolation')"
+    )
+    assert len(counted.statements) == 2
+    assert counted.statements[1].startswith("SELECT")
+    assert counted.round_trips == 3  # start-up and authentication, the checks, the read
+
+
+def test_the_first_connection_checks_give_what_sqlalchemys_queries_give(
+    admin_engine: Engine,
+) -> None:
+    """pgwire's dialect takes the version and standard_conforming_strings from the server's
+    start-up report: the same values pg8000's dialect gets by asking."""
+    from taskline.db import get_engine
+
+    get_engine().dispose()
+    get_engine.cache_clear()
+    ours = get_engine()
+    with ours.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    with admin_engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    theirs = admin_engine.dialect
+    assert theirs.driver == "pg8000"
+    assert ours.dialect.driver == "pgwire"
+    assert ours.dialect.server_version_info == theirs.server_version_info
+    assert ours.dialect.default_schema_name == theirs.default_schema_name
+    assert ours.dialect.default_isolation_level == theirs.default_isolation_level
+    assert getattr(ours.dialect, "_backslash_escapes") is False  # noqa: B009 - private
+    assert getattr(theirs, "_backslash_escapes") is False  # noqa: B009

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pg8000.dbapi
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -104,3 +105,35 @@ def test_server_errors_keep_their_sqlstate_and_leave_the_connection_usable() -> 
     assert sqlstate(syntax.value) == "42601"
     with transaction() as session:
         assert session.execute(text("SELECT CAST(:x AS int) + 1"), {"x": 41}).scalar() == 42
+
+
+def test_without_a_tls_context_no_tls_is_attempted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DB_SSL_MODE=disable means plain: no default TLS context (the system CA store) is built
+    and no SSLRequest costs a round trip, where pg8000 would try TLS first."""
+    import socket
+    import ssl
+    import struct
+
+    from taskline.db import get_engine
+
+    def refuse(*args: object, **kwargs: object) -> ssl.SSLContext:
+        raise AssertionError("a TLS context was built")
+
+    sent: list[bytes] = []
+    sendall = socket.socket.sendall
+
+    def recording_sendall(sock: socket.socket, data: bytes, *args: int) -> None:
+        sent.append(bytes(data))
+        sendall(sock, data, *args)
+
+    monkeypatch.setattr(ssl, "create_default_context", refuse)
+    monkeypatch.setattr(socket.socket, "sendall", recording_sendall)
+    engine = get_engine()
+    engine.dispose()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar_one() == 1
+    assert struct.pack("!ii", 8, 80877103) not in b"".join(sent)  # no SSLRequest
+    # pg8000 itself, given no context, would have tried TLS:
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    with pytest.raises(AssertionError, match="a TLS context was built"):
+        pg8000.dbapi.connect(*args, **kwargs)

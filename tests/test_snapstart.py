@@ -170,3 +170,22 @@ def test_warm_up_prepares_the_engine_without_connecting_or_reading_secrets(
     assert ssl_context("verify-full", str(AWS_CA_BUNDLE)) is not None
     assert secret_store._provider is None
     assert "aws_lambda_powertools.utilities.parameters" in sys.modules
+    # What a cold start builds on first use is in the snapshot: mappers and schemas.
+    from taskline import schemas
+
+    assert schemas.TaskOut.__pydantic_complete__
+    assert schemas.TaskCreate.__pydantic_complete__
+    assert (
+        schemas.TaskOut.model_validate(
+            {
+                "id": 1,
+                "description": "d",
+                "category": "c",
+                "deadline": "2030-01-01T00:00:00Z",
+                "status": "To Do",
+                "created_at": "2030-01-01T00:00:00Z",
+                "updated_at": "2030-01-01T00:00:00Z",
+            }
+        ).id
+        == 1
+    )

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+_PROTOCOL_3_0 = struct.pack("!i", 196608)
+
 
 @dataclass
 class Wire:
@@ -31,6 +33,10 @@ class Wire:
             self.round_trips += 1
         self._last[stream] = "write"
         buffer = self._pending.get(stream, b"") + data
+        if stream not in self._pending and buffer[4:8] == _PROTOCOL_3_0:
+            # A new connection's start-up packet, alone, has no type byte: length, protocol.
+            (length,) = struct.unpack("!i", buffer[:4])
+            buffer = buffer[length:]
         while len(buffer) >= 5:  # typed messages: 1 byte type, 4 bytes length
             kind, (length,) = buffer[:1], struct.unpack("!i", buffer[1:5])
             if len(buffer) < 1 + length:

@@ -105,11 +105,13 @@ def _as_user(cparams: dict[str, Any], credentials: Any) -> dict[str, Any]:
 
 
 def database_url(settings: Settings) -> URL:
-    """DATABASE_URL as a pg8000 URL, or DB_HOST/DB_PORT/DB_NAME without credentials."""
+    """DATABASE_URL, or DB_HOST/DB_PORT/DB_NAME without credentials, as a URL of pgwire's
+    dialect (pg8000's, with fewer round trips on a new connection)."""
     if settings.database_url is not None:
-        return sqlalchemy_url(settings.database_url.get_secret_value())
+        url = sqlalchemy_url(settings.database_url.get_secret_value())
+        return url.set(drivername=pgwire.DRIVERNAME)
     return URL.create(
-        "postgresql+pg8000", host=settings.db_host, port=settings.db_port, database=settings.db_name
+        pgwire.DRIVERNAME, host=settings.db_host, port=settings.db_port, database=settings.db_name
     )
 
 

@@ -8,6 +8,12 @@ waiting is gone. Two per-request costs pg8000 pays in pure Python go too: turnin
 placeholders into `$n` (a character-by-character scan of the SQL) is remembered per statement
 text, and timestamps are parsed with `datetime.fromisoformat` instead of `strptime`.
 
+A new connection costs fewer round trips too. Without a TLS context it attempts no TLS (libpq's
+sslmode=disable), where pg8000 would "prefer" it: build a default context, loading the system
+CA store, and spend a round trip on an SSLRequest. And SQLAlchemy's first-connection checks
+(`Dialect`) cost one query sent in autocommit instead of six statements, BEGIN and ROLLBACK
+included, in as many round trips.
+
 A connection reset while reading is reported as pg8000 reports every other socket failure
 (InterfaceError "network error"), so SQLAlchemy sees a lost connection, and closing a
 connection whose server is gone is quiet. Everything else (types, errors, transactions, COPY)
@@ -18,6 +24,8 @@ through this module.
 
 from __future__ import annotations
 
+import re
+import types
 from contextlib import suppress
 from datetime import datetime
 from functools import lru_cache
@@ -27,6 +35,11 @@ import pg8000
 from pg8000 import converters, core, legacy
 from pg8000.dbapi import convert_paramstyle
 from pg8000.exceptions import DatabaseError, InterfaceError
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
+
+# The SQLAlchemy URL scheme of `Dialect` (taskline.db builds the engine's URL with it).
+DRIVERNAME = "postgresql+pgwire"
 
 _UNNAMED_PORTAL = core.PORTAL + core.NULL_BYTE
 
@@ -100,6 +113,8 @@ class Connection(legacy.Connection):  # type: ignore[misc]  # pg8000 is untyped
     """A pg8000 DB-API connection that pipelines each statement into one round trip."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("ssl_context") is None:  # no context: plain, never an SSLRequest
+            kwargs["ssl_context"] = False
         super().__init__(*args, **kwargs)
         self.register_in_adapter(converters.TIMESTAMPTZ, _timestamptz_in)
         self.register_in_adapter(converters.TIMESTAMP, _timestamp_in)
@@ -149,6 +164,69 @@ class Connection(legacy.Connection):  # type: ignore[misc]  # pg8000 is untyped
 def connect(*args: Any, **kwargs: Any) -> Connection:
     """Like `pg8000.connect`, with this module's connection."""
     return Connection(*args, **kwargs)
+
+
+_SERVER_VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
+class Dialect(PGDialect_pg8000):
+    """SQLAlchemy's pg8000 dialect, with a first connection that costs one round trip.
+
+    On a new engine's first connection SQLAlchemy asks the server for its version
+    (`select pg_catalog.version()`), `current_schema()`, `standard_conforming_strings` and
+    the default isolation level, one statement each, inside a transaction pg8000 opens for
+    them: six statements and six round trips before the request's own. The server already
+    reported its version and standard_conforming_strings at start-up (ParameterStatus
+    messages, https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-ASYNC);
+    the other two are read with one SELECT sent in autocommit (no BEGIN, no ROLLBACK). The
+    values are the ones SQLAlchemy's own queries return; if the server did not report a
+    parameter, SQLAlchemy's query for it runs as before.
+    """
+
+    driver = "pgwire"
+    supports_statement_cache = True  # what it compiles is pg8000's dialect's, cached the same
+
+    @classmethod
+    def import_dbapi(cls) -> types.ModuleType:
+        import taskline.pgwire
+
+        return taskline.pgwire
+
+    def initialize(self, connection: Any) -> None:
+        dbapi_connection = connection.connection.dbapi_connection
+        self._reported = dict(getattr(dbapi_connection, "parameter_statuses", {}))
+        autocommit, dbapi_connection.autocommit = dbapi_connection.autocommit, True
+        try:
+            schema, isolation = connection.exec_driver_sql(
+                "SELECT current_schema(), current_setting('transaction_isolation')"
+            ).one()
+        finally:
+            dbapi_connection.autocommit = autocommit
+        self._session_facts: tuple[str, Any] = (str(schema), isolation.upper())
+        super().initialize(connection)  # type: ignore[no-untyped-call]
+
+    def _get_server_version_info(self, connection: Any) -> tuple[int, ...]:
+        match = _SERVER_VERSION.match(self._reported.get("server_version", ""))
+        if match is None:
+            version: tuple[int, ...] = super()._get_server_version_info(connection)  # type: ignore[no-untyped-call]
+            return version
+        return tuple(int(part) for part in match.groups() if part is not None)
+
+    def _get_default_schema_name(self, connection: Any) -> str:  # noqa: ARG002 - the API
+        return self._session_facts[0]
+
+    def get_default_isolation_level(self, dbapi_connection: Any) -> Any:  # noqa: ARG002
+        return self._session_facts[1]
+
+    def _set_backslash_escapes(self, connection: Any) -> None:
+        reported = self._reported.get("standard_conforming_strings")
+        if reported is None:
+            super()._set_backslash_escapes(connection)  # type: ignore[no-untyped-call]
+        else:
+            self._backslash_escapes = reported == "off"
+
+
+registry.register("postgresql.pgwire", __name__, "Dialect")
 
 
 def __getattr__(name: str) -> Any:

@@ -236,12 +236,14 @@ RemindBefore = Annotated[
 StrictFlag = Annotated[bool, Strict()]
 
 
+# Every schema builds its validator on first use (defer_build), not at import: a function's
+# cold start then pays only for the schemas its first request uses (docs/performance.md).
 class RequestModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ResponseModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, defer_build=True)
 
 
 # Realistic examples, in every schema and request body of the OpenAPI document (Swagger UI's
@@ -303,7 +305,7 @@ class PasswordGrant(BaseModel):
     """POST /token's password grant, from the OAuth2 form (`username`) or JSON (`email`)."""
 
     # Unknown form fields (scope, client_id, ...) are ignored, as RFC 6749 asks.
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     # No upper bounds: an over-long email or password is just a wrong one (invalid_grant, one
     # bcrypt check), and the 64 KiB body limit already bounds them.
@@ -315,7 +317,7 @@ class PasswordGrant(BaseModel):
 class RefreshGrant(BaseModel):
     """POST /token's refresh grant (RFC 6749 section 6): a refresh token for a new pair."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     # No upper bound: an over-long refresh token is just one we never issued (invalid_grant,
     # decided on a bounded prefix); the 64 KiB body limit bounds it anyway.
@@ -325,6 +327,7 @@ class RefreshGrant(BaseModel):
 
 class TokenOut(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -336,7 +339,7 @@ class TokenOut(BaseModel):
                     "refresh_token": "qinEqv3Zk1b0fQ9m6h2Yx4Tt8pLw5sRcNdAe7uJgKoI",
                 }
             ]
-        }
+        },
     )
 
     access_token: str
@@ -349,7 +352,7 @@ class TokenRevocation(BaseModel):
     """POST /token/revoke (RFC 7009). `token_type_hint` is accepted and not needed: the two
     kinds of token are told apart by their shape, as RFC 7009 section 2.1 allows."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     # Any text: RFC 7009 section 2.2 answers 200 for any token the server does not know,
     # whatever its length or content; only a missing (or empty) one is invalid_request.
@@ -500,6 +503,8 @@ class TaskOut(ResponseModel):
 class TaskFilters(BaseModel):
     """The list endpoint's filters, already validated."""
 
+    model_config = ConfigDict(defer_build=True)
+
     status: TaskStatus | None = None
     category: str | None = None
     due_before: datetime | None = None
@@ -507,6 +512,8 @@ class TaskFilters(BaseModel):
 
 
 class TaskPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     items: list[TaskOut]
     next_cursor: str | None
 
@@ -597,6 +604,7 @@ class NotificationPreferencesPatch(RequestModel):
 
 class CalendarFeedOut(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -605,7 +613,7 @@ class CalendarFeedOut(BaseModel):
                     "created_at": "2030-01-08T09:00:00Z",
                 }
             ]
-        }
+        },
     )
 
     url: str = Field(
@@ -624,12 +632,16 @@ class CalendarFeedOut(BaseModel):
 
 
 class NotificationOwner(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: int
     email: str
 
 
 class DeadlineNotice(BaseModel):
     """The JSON body of one deadline notification on the SNS topic."""
+
+    model_config = ConfigDict(defer_build=True)
 
     event_type: Literal["task.due_soon", "task.overdue"]
     # Stable per task, stage and deadline: subscribers can de-duplicate on it.
@@ -642,7 +654,7 @@ class DeadlineNotice(BaseModel):
 class ScheduledRun(BaseModel):
     """What EventBridge Scheduler sends (template.yaml's Input); every field is optional."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     schedule_arn: str | None = Field(default=None, alias="scheduleArn")
     scheduled_time: UtcDatetime | None = Field(default=None, alias="scheduledTime")
@@ -652,6 +664,8 @@ class ScheduledRun(BaseModel):
 
 class DeadlineCheckSummary(BaseModel):
     """The deadline check's result (the function's return value)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     checked_at: UtcDatetime
     publisher: Literal["sns", "log"]
@@ -680,6 +694,7 @@ class Problem(BaseModel):
     `correlation_id`."""
 
     model_config = ConfigDict(
+        defer_build=True,
         title="Problem",
         json_schema_extra={
             "examples": [
@@ -714,6 +729,7 @@ class OAuthError(BaseModel):
     """The token endpoints' errors (RFC 6749 section 5.2)."""
 
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -721,7 +737,7 @@ class OAuthError(BaseModel):
                     "error_description": "The email or password is incorrect.",
                 }
             ]
-        }
+        },
     )
 
     error: Literal["invalid_grant", "invalid_request", "unsupported_grant_type", "slow_down"]

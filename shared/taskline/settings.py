@@ -3,17 +3,70 @@
 from __future__ import annotations
 
 import json
+import os
+import types
+import typing
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 MIN_JWT_SECRET_BYTES = 32
 
 
-class Settings(BaseSettings):
+class NoDecode:
+    """Marks a field whose environment value is passed to its validators as the raw string,
+    where a list or mapping field's value would otherwise be decoded as JSON first."""
+
+
+_COMPLEX_ORIGINS = (list, set, frozenset, tuple, dict)
+
+
+def _decodes_json(annotation: Any) -> bool:
+    """Whether an environment value for `annotation` is JSON (lists, mappings, models), as
+    pydantic-settings reads them; scalars, strings and NoDecode fields are taken as given."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        inner, *metadata = typing.get_args(annotation)
+        return not any(m is NoDecode for m in metadata) and _decodes_json(inner)
+    if origin is Union or origin is types.UnionType:
+        return any(_decodes_json(arg) for arg in typing.get_args(annotation))
+    if origin is not None:
+        return origin in _COMPLEX_ORIGINS
+    return isinstance(annotation, type) and issubclass(annotation, (*_COMPLEX_ORIGINS, BaseModel))
+
+
+class EnvironmentSettings(BaseModel):
+    """A typed model whose fields are read from environment variables of the same name, in
+    any case (DB_HOST or db_host); keyword arguments win over the environment.
+
+    It does what pydantic-settings' BaseSettings did here, environment only (no .env file,
+    no secrets directory), without importing pydantic-settings and python-dotenv on every
+    cold start (docs/performance.md).
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_environment(cls, given: Any) -> Any:
+        if not isinstance(given, dict):
+            return given
+        fields = cls.model_fields
+        values: dict[str, Any] = {}
+        for name, value in os.environ.items():
+            field = fields.get(name.lower())
+            if field is None:
+                continue
+            if _decodes_json(field.rebuild_annotation()):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    raise ValueError(f"{name.upper()} is not valid JSON") from None
+            values[name.lower()] = value
+        return {**values, **given}
+
+
+class Settings(EnvironmentSettings):
     """Every knob Taskline reads from the environment, with its default.
 
     Secrets come from one of two places. Locally (and in tests) DATABASE_URL and JWT_SECRET
@@ -24,9 +77,7 @@ class Settings(BaseSettings):
     """
 
     # Errors name the variable but never echo its value: it may be a secret or a URL with one.
-    model_config = SettingsConfigDict(
-        case_sensitive=False, extra="ignore", frozen=True, hide_input_in_errors=True
-    )
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     # Database, either as a libpq-style URL: postgresql://user:password@host:port/dbname
     # (a Unix socket directory may be given as ?host=/path) ...

@@ -14,7 +14,8 @@ shared by every restored environment and may be hours old, so after a restore:
 Before the snapshot, `warm_up` does the expensive one-off work a first request would do
 lazily, so it is paid once at publish time instead of on every cold start: import the
 database driver and, in AWS, boto3 and Powertools Parameters; build the engine and its SSL
-context (loading the CA bundle). It opens no connection and reads no secret.
+context (loading the CA bundle); configure the ORM's mappers and build every schema's
+validator. It opens no connection and reads no secret.
 
 `snapshot_restore_py` is provided by the Lambda Python runtime (never ship it in the layer: a
 second copy would hold a registry the runtime never reads). Where it is missing the import
@@ -48,9 +49,24 @@ def warm_up() -> None:
 
     settings = get_settings()
     db.get_engine()  # imports the pg8000 dialect, builds the URL and the shared SSL context
+    _build_lazy_parts()
     if settings.jwt_secret_arn or settings.db_secret_arn:
         import boto3  # noqa: F401 - the import itself is the cost being moved
         from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: F401
+
+
+def _build_lazy_parts() -> None:
+    """What a cold start leaves to first use, built into the snapshot instead: the ORM's
+    mapper configuration and the schemas' validators (built on first use, `defer_build`)."""
+    from pydantic import BaseModel
+    from sqlalchemy.orm import configure_mappers
+
+    from taskline import schemas
+
+    configure_mappers()
+    for value in vars(schemas).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
+            value.model_rebuild()
 
 
 def after_restore() -> None:
