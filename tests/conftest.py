@@ -364,7 +364,7 @@ def _record_response_headers() -> Iterator[None]:
             SEEN_RESPONSE_HEADERS.setdefault(name.lower(), f"{response.status} {method} {path}")
         return response
 
-    LocalGateway._route = recording  # type: ignore[method-assign]
+    LocalGateway._route = recording  # type: ignore[method-assign,assignment]
     yield
     LocalGateway._route = real  # type: ignore[method-assign]
 

@@ -166,9 +166,9 @@ class _HeaderUses(ast.NodeVisitor):
                 self._dict_keys(keyword.value)
                 if isinstance(keyword.value, ast.Name):
                     self._header_functions.add(keyword.value.id)
-            if keyword.arg == "alias" and isinstance(func, ast.Name) and func.id == "Header":
-                if name := _string(keyword.value):
-                    self.read.add(name)
+            is_header = isinstance(func, ast.Name) and func.id == "Header"
+            if keyword.arg == "alias" and is_header and (name := _string(keyword.value)):
+                self.read.add(name)
         self.generic_visit(node)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
@@ -251,10 +251,10 @@ def test_the_gateway_answers_a_preflight_from_an_allowed_origin(cors_gateway: Lo
     assert answer.status == 204
     assert answer.body == b""
     assert answer.header("Access-Control-Allow-Origin") == ORIGIN
-    assert _lower(answer.header("Access-Control-Allow-Headers").split(",")) == (
+    assert _lower(str(answer.header("Access-Control-Allow-Headers")).split(",")) == (
         cors.allowed_request_headers()
     )
-    assert set(answer.header("Access-Control-Allow-Methods").split(",")) == set(cors.METHODS)
+    assert set(str(answer.header("Access-Control-Allow-Methods")).split(",")) == set(cors.METHODS)
     assert answer.header("Access-Control-Max-Age") == str(cors.MAX_AGE_SECONDS)
     assert answer.header("Access-Control-Allow-Credentials") is None
 
@@ -284,7 +284,7 @@ def test_responses_to_an_allowed_origin_expose_the_declared_headers(
     )
     assert created.status == 201
     assert created.header("Access-Control-Allow-Origin") == ORIGIN
-    exposed = _lower(created.header("Access-Control-Expose-Headers").split(","))
+    exposed = _lower(str(created.header("Access-Control-Expose-Headers")).split(","))
     assert exposed == cors.exposed_response_headers()
     assert {"etag", "location"} <= exposed
 
@@ -304,9 +304,10 @@ def test_options_without_a_preflight_goes_to_the_routes(cors_gateway: LocalGatew
 def test_cors_headers_from_a_function_are_ignored(
     cors_gateway: LocalGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from localdev import events
     from localdev import gateway as gateway_module
 
-    real = gateway_module.decode_response
+    real = events.decode_response
 
     def with_own_cors(result: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         status, headers, body = real(result)
