@@ -15,7 +15,7 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean
+	sam-build cfn-lint security-scan bench bench-deadlines ci clean stop browser-install browser-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ install: $(STAMP) ## Create .venv with every dependency
 
 run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
 	$(BIN)/python -m localdev.server
+
+stop: $(STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; make run stops its own)
+	$(BIN)/python -m localdev.database stop
 
 test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
