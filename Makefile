@@ -39,6 +39,17 @@ stop: $(STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; mak
 test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser-install: ## Install Debian's chromium and chromium-driver (for make browser-test)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver; }
+
+browser-test: $(STAMP) browser-install ## Headless Chromium: examples/web/ from another origin, and Swagger UI
+	TASKLINE_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
+
 fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server (FUZZ_* knobs)
 	$(BIN)/python -m localdev.fuzz
 
