@@ -68,7 +68,7 @@ def local_servers(
     env = {
         **os.environ,
         "DATABASE_URL": url,  # names the database: every server uses it as it is
-        "CONTAINERS": "1",  # one container each, as these servers were sized (extra_env may say more)
+        "CONTAINERS": "1",  # one container each, as these servers are sized
         "JWT_SECRET": os.environ.get("JWT_SECRET") or secrets.token_urlsafe(48),
         "HOST": "127.0.0.1",
         **(extra_env or {}),
