@@ -140,8 +140,14 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        # gunicorn's containers are forked from here and unwind through this block too.
-        if os.getpid() == master and started_embedded:
+        # gunicorn's containers are forked from here and unwind through this block too. They
+        # end here, at once: the exit handlers they inherited are the server's (the embedded
+        # PostgreSQL library's among them), not theirs to run.
+        if os.getpid() != master:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        if started_embedded:
             database.stop_embedded_server()
             _say("embedded PostgreSQL stopped")
 

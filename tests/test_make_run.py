@@ -72,6 +72,7 @@ def test_ctrl_c_stops_the_server_and_the_embedded_postgresql_it_started(own_pgda
         assert status == 0, server.text()
     assert not database.embedded_server_running(Path(own_pgdata))
     assert "Traceback" not in server.text()
+    assert "[ERROR]" not in server.text()  # every container ended on its own, none was killed
     assert "embedded PostgreSQL stopped" in server.text()
 
 
