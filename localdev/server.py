@@ -1,35 +1,50 @@
 """`make run`: serve every HTTP route of template.yaml at http://127.0.0.1:3000 (PORT overrides).
 
-Starts the embedded PostgreSQL unless DATABASE_URL is set, applies migrations, and calls the
-real handlers with the events API Gateway would send. No Docker needed.
+Uses the database DATABASE_URL names (creating it when missing and allowed), or else starts the
+embedded PostgreSQL, applies migrations, and serves the real handlers through the local API
+Gateway (localdev.gateway: routes, CORS, limits) behind a real HTTP front (localdev.http_front:
+gunicorn, CONTAINERS worker processes, one invocation at a time each). No Docker needed.
+
+    PORT                  port to listen on (default 3000; 0 picks a free one)
+    HOST                  address to listen on (default 127.0.0.1)
+    API_DOMAIN_NAME       the API's domain name in events and Link headers (default 127.0.0.1:PORT)
+    CONTAINERS            worker processes, each one warm container (default 3)
+    CORS_ALLOWED_ORIGINS  browser origins allowed (localdev.cors; empty: no CORS)
+    DATABASE_URL          use this database instead of the embedded server
+    TASKLINE_TEMPLATE     another template file to serve (tests use one with other CORS lists)
+
+Ctrl-C (or SIGTERM) stops the server, and the embedded PostgreSQL too when this run started it.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
+import socket
 import sys
-from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
-from typing import Any, cast
-from urllib.parse import urlsplit
+from pathlib import Path
 
 from localdev import database
-from localdev.gateway import GATEWAY_MAX_BODY_BYTES, LocalGateway
-from localdev.template import ROOT, load
+from localdev.template import ROOT, TEMPLATE, Template, load
 
 DEV_DATABASE = "taskline"
 DEV_SECRET_FILE = ROOT / ".local" / "jwt-secret"
+DEFAULT_CONTAINERS = 3
 
-log = logging.getLogger("taskline.localdev")
-FORWARDED_HEADERS = frozenset({"x-forwarded-for", "x-forwarded-port", "x-forwarded-proto"})
+
+def _template() -> Template:
+    return load(Path(os.environ.get("TASKLINE_TEMPLATE") or TEMPLATE))
 
 
 def configure_environment() -> str:
     """Environment for the functions: template defaults, then the local database and a dev key."""
     template = load()
-    server_url = database.server_url()
-    app_url = database.ensure_database(server_url, os.environ.get("TASKLINE_DB_NAME", DEV_DATABASE))
+    if os.environ.get("DATABASE_URL"):
+        app_url = database.named_database_url(os.environ["DATABASE_URL"])
+    else:
+        app_url = database.ensure_database(database.embedded_server_url(), DEV_DATABASE)
     defaults = {}
     for function in template.functions.values():
         defaults.update({k: v for k, v in function.environment.items() if v})
@@ -51,102 +66,93 @@ def _dev_secret() -> str:
     return DEV_SECRET_FILE.read_text().strip()
 
 
-def migrate() -> None:
+def migrate() -> str:
+    """Migrate to the newest revision, quietly; the revision the database is at."""
     from taskline.db import get_engine
-    from taskline.migrate import upgrade
+    from taskline.migrate import database_revision, upgrade
     from taskline.settings import get_settings
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # no plugin or per-step lines
+    engine = get_engine()
     # Bounded by the migrations' own timeout, not the role default applied next.
-    upgrade(get_engine(), statement_timeout_ms=get_settings().migration_statement_timeout_ms)
-    database.apply_session_defaults(get_engine())
-    get_engine().dispose()  # role defaults apply to sessions opened from now on
+    upgrade(engine, statement_timeout_ms=get_settings().migration_statement_timeout_ms)
+    database.apply_session_defaults(engine)  # role defaults apply to sessions opened from now on
+    revision = database_revision(engine) or "none"
+    # The HTTP front forks its containers next: none may inherit this process's connections.
+    engine.dispose()
+    get_engine.cache_clear()
+    return revision
 
 
-def make_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "taskline-local"
-        # Headers and body go out in two writes; with Nagle's algorithm the body would wait for
-        # the client's delayed ACK of the headers (about 40 ms on Linux) on every keep-alive
-        # response. The load test (bench/load.py) showed it.
-        disable_nagle_algorithm = True
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > GATEWAY_MAX_BODY_BYTES:
-                self.send_error(413)
-                return
-            body = self.rfile.read(length) if length else b""
-            target = urlsplit(self.path)
-            # API Gateway sets the X-Forwarded-* headers itself (clients cannot forge them); the
-            # handlers build absolute URLs (the Link header) from them.
-            headers = [
-                (name, value)
-                for name, value in self.headers.items()
-                if name.lower() not in FORWARDED_HEADERS
-            ]
-            headers += [
-                ("X-Forwarded-For", self.client_address[0]),
-                ("X-Forwarded-Port", str(cast(HTTPServer, self.server).server_port)),
-                ("X-Forwarded-Proto", "http"),
-            ]
-            response = gateway.request(
-                self.command,
-                target.path,
-                target.query,
-                headers,
-                body,
-                source_ip=self.client_address[0],
-                domain_name=self.headers.get("Host", "127.0.0.1"),
-            )
-            self.send_response(response.status)
-            for name, value in response.headers:
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
-
-        def __getattr__(self, name: str) -> Any:
-            # Any other method (TRACE, QUERY, ...) goes to the gateway too, whose catch-all
-            # route answers 405 with Allow, instead of the standard library's bare 501.
-            if name.startswith("do_"):
-                return self._serve
-            raise AttributeError(name)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-            log.info("%s %s", self.address_string(), format % args)
-
-    return Handler
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, or a one-line message and exit status 1 when the port is taken."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise SystemExit(
+                f"Port {port} on {host} is already in use; stop what is using it, or choose "
+                f"another port: PORT={port + 1} make run"
+            ) from None
+        raise SystemExit(f"Cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.listen(1024)
+    listener.set_inheritable(True)
+    return listener
 
 
-def serve(host: str, port: int) -> ThreadingHTTPServer:
-    gateway = LocalGateway(load())
-    return ThreadingHTTPServer((host, port), make_handler(gateway))
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    template = load()
+    from localdev.gateway import LocalGateway
+    from localdev.http_front import HttpFront
+    from localdev.wsgi import wsgi_app
+
+    template = _template()
     for path in template.layer_paths:
         sys.path.insert(0, str(path))
-    url = configure_environment()
-    migrate()
-    port = int(os.environ.get("PORT", "3000"))
     host = os.environ.get("HOST", "127.0.0.1")
-    server = serve(host, port)
-    log.info("Taskline on http://%s:%d (database %s); Swagger UI at /docs", host, port, url)
-    for route, function in sorted(template.routes(), key=lambda rf: rf[0].path):
-        log.info("  %-7s %-20s -> %s", route.method, route.path, function.logical_id)
+    listener = listen(host, int(os.environ.get("PORT", "3000")))
+    port = listener.getsockname()[1]
+    domain_name = os.environ.get("API_DOMAIN_NAME") or f"127.0.0.1:{port}"
+    containers = int(os.environ.get("CONTAINERS") or DEFAULT_CONTAINERS)
+
+    started_embedded = not os.environ.get("DATABASE_URL") and not database.embedded_server_running()
+    master = os.getpid()
     try:
-        server.serve_forever()
+        url = configure_environment()
+        revision = migrate()
+        gateway = LocalGateway(template)
+        origins = ", ".join(gateway.cors.origins) if gateway.cors else "none (CORS off)"
+        shown = url.split("@")[-1]  # no password on the terminal
+        _say(f"Taskline on http://{host}:{port} (API domain {domain_name}); Swagger UI at /docs")
+        _say(f"  database {shown}, at revision {revision}")
+        _say(f"  {containers} containers, one invocation at a time each")
+        _say(f"  CORS origins: {origins} (CORS_ALLOWED_ORIGINS)")
+        for route, function in sorted(template.routes(), key=lambda rf: rf[0].path):
+            _say(f"  {route.method:<7} {route.path:<20} -> {function.logical_id}")
+        _say(
+            "Ctrl-C stops it"
+            + (" and the embedded PostgreSQL it started." if started_embedded else ".")
+        )
+        HttpFront(wsgi_app(gateway, domain_name), listener, containers).run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        # gunicorn's containers are forked from here and unwind through this block too. They
+        # end here, at once: the exit handlers they inherited are the server's (the embedded
+        # PostgreSQL library's among them), not theirs to run.
+        if os.getpid() != master:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        if started_embedded:
+            database.stop_embedded_server()
+            _say("embedded PostgreSQL stopped")
 
 
 if __name__ == "__main__":

@@ -76,9 +76,21 @@ class Function:
 
 
 @dataclass(frozen=True)
+class CorsConfiguration:
+    """The HTTP API's CorsConfiguration (its origins are a deploy-time parameter)."""
+
+    allow_headers: tuple[str, ...]
+    expose_headers: tuple[str, ...]
+    allow_methods: tuple[str, ...]
+    max_age: int | None
+    allow_credentials: bool
+
+
+@dataclass(frozen=True)
 class Template:
     functions: dict[str, Function]
     layer_paths: tuple[Path, ...]
+    cors: CorsConfiguration | None = None
 
     def routes(self) -> list[tuple[Route, Function]]:
         return [(route, fn) for fn in self.functions.values() for route in fn.routes]
@@ -103,6 +115,27 @@ def _scalar(value: Any, parameters: dict[str, Any]) -> str:
     if isinstance(value, dict):
         return ""
     return str(value)
+
+
+def _cors(document: dict[str, Any]) -> CorsConfiguration | None:
+    """The CorsConfiguration of the HTTP API, as deployed when origins are configured."""
+    for resource in document["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::HttpApi":
+            continue
+        config = resource.get("Properties", {}).get("CorsConfiguration")
+        if isinstance(config, dict) and "Fn::If" in config:
+            config = config["Fn::If"][1]  # the branch taken when CorsAllowedOrigins is set
+        if not isinstance(config, dict):
+            return None
+        max_age = config.get("MaxAge")
+        return CorsConfiguration(
+            allow_headers=tuple(str(h) for h in config.get("AllowHeaders", [])),
+            expose_headers=tuple(str(h) for h in config.get("ExposeHeaders", [])),
+            allow_methods=tuple(str(m) for m in config.get("AllowMethods", [])),
+            max_age=int(max_age) if max_age is not None else None,
+            allow_credentials=bool(config.get("AllowCredentials", False)),
+        )
+    return None
 
 
 def load(path: Path = TEMPLATE) -> Template:
@@ -134,4 +167,4 @@ def load(path: Path = TEMPLATE) -> Template:
             routes=routes,
             timeout=int(properties.get("Timeout", global_function.get("Timeout", 3))),
         )
-    return Template(functions=functions, layer_paths=tuple(layers))
+    return Template(functions=functions, layer_paths=tuple(layers), cors=_cors(document))

@@ -1,8 +1,11 @@
-"""The local API Gateway as a WSGI application, so WSGI tooling can drive the real handlers.
+"""The local API Gateway as a WSGI application: what `make run`'s HTTP front (localdev.http_front,
+gunicorn) serves, and what Schemathesis (tests/test_fuzz.py) drives in process.
 
-Schemathesis (the fuzzer in tests/test_fuzz.py) sends its generated requests through this in
-process: each one becomes the HTTP API 2.0 event API Gateway would build, delivered to the
-function that owns the route, exactly as `make run` does for requests over a socket.
+Each request becomes the HTTP API 2.0 event API Gateway would build, delivered to the function
+that owns the route. What API Gateway does before any function runs is done here too: its
+request limits (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html:
+10240 bytes of request line and header values, a 10 MB payload), its own X-Forwarded-* headers,
+and its own domain name: the API's, from configuration, never the client's Host header.
 """
 
 from __future__ import annotations
@@ -12,11 +15,23 @@ from http import HTTPStatus
 from urllib.parse import quote
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from localdev.gateway import GATEWAY_MAX_BODY_BYTES, LocalGateway
+from localdev.gateway import (
+    GATEWAY_MAX_BODY_BYTES,
+    GATEWAY_MAX_REQUEST_LINE_AND_HEADERS_BYTES,
+    GatewayResponse,
+    LocalGateway,
+    front_problem,
+    payload_too_large,
+)
 
+# The front's way to close the connection after this answer (localdev.http_front).
+CLOSE_CONNECTION = "localdev.close_connection"
 # CGI names WSGI gives two headers without the HTTP_ prefix.
 _UNPREFIXED = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
-_HOP_BY_HOP = frozenset({"connection", "transfer-encoding", "content-length"})
+_HOP_BY_HOP = frozenset({"connection", "transfer-encoding", "content-length", "keep-alive"})
+# API Gateway sets these itself (clients cannot forge them); the handlers build absolute URLs
+# (the Link header) from them. Host becomes the API's domain name, as API Gateway's is.
+_GATEWAY_SET = frozenset({"host", "x-forwarded-for", "x-forwarded-port", "x-forwarded-proto"})
 
 
 def _request_target(environ: WSGIEnvironment) -> tuple[str, str]:
@@ -47,29 +62,116 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-def wsgi_app(gateway: LocalGateway) -> WSGIApplication:
-    """A WSGI application answering every request through `gateway`."""
+def _request_line_bytes(environ: WSGIEnvironment) -> int:
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+    method, protocol = environ["REQUEST_METHOD"], environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    return len(f"{method} {target} {protocol}".encode("latin-1", "replace"))
+
+
+def _too_big(environ: WSGIEnvironment, headers: list[tuple[str, str]]) -> GatewayResponse | None:
+    """API Gateway's limit on the request line plus header values, as 414 or 431."""
+    line = _request_line_bytes(environ)
+    limit = GATEWAY_MAX_REQUEST_LINE_AND_HEADERS_BYTES
+    if line > limit:
+        return front_problem(
+            414, "uri-too-long", "URI Too Long", f"The request line is over {limit} bytes."
+        )
+    values = sum(len(value.encode("latin-1", "replace")) for _, value in headers)
+    if line + values > limit:
+        return front_problem(
+            431,
+            "request-header-fields-too-large",
+            "Request Header Fields Too Large",
+            f"The request line and header values add up to more than {limit} bytes.",
+        )
+    return None
+
+
+def _unframed(environ: WSGIEnvironment) -> GatewayResponse | None:
+    """A Transfer-Encoding other than plain `chunked` (gunicorn lets `identity, chunked` or
+    `gzip, chunked` through): 400, as a front that frames only chunked bodies must."""
+    coding = environ.get("HTTP_TRANSFER_ENCODING")
+    if coding is None or coding.strip().lower() == "chunked":
+        return None
+    return front_problem(
+        400, "bad-request", "Bad Request", "Transfer-Encoding must be chunked, alone."
+    )
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes | None:
+    """The body (Content-Length or chunked, as the server framed it); None when over 10 MB."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        size = int(length)  # the server refused any Content-Length that is not digits
+        if size > GATEWAY_MAX_BODY_BYTES:
+            return None
+        return bytes(stream.read(size)) if size else b""
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return b""  # no framing header: a request has no body (RFC 9112 section 6.3)
+    chunks: list[bytes] = []
+    received = 0
+    while received <= GATEWAY_MAX_BODY_BYTES:
+        chunk = stream.read(min(65536, GATEWAY_MAX_BODY_BYTES + 1 - received))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        received += len(chunk)
+    return None
+
+
+def wsgi_app(
+    gateway: LocalGateway, domain_name: str = "localhost", scheme: str = "http"
+) -> WSGIApplication:
+    """A WSGI application answering every request through `gateway`, as the API at
+    `scheme://domain_name` (API Gateway's own domain name, whatever Host the client sent)."""
+
+    def respond(
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        response: GatewayResponse,
+        method: str,
+        close: bool = False,
+    ) -> Iterable[bytes]:
+        headers = [(k, v) for k, v in response.headers if k.lower() not in _HOP_BY_HOP]
+        headers.append(("Content-Length", str(len(response.body))))
+        if close:  # the rest of the request was not read: this connection cannot be reused
+            environ.get(CLOSE_CONNECTION, lambda: None)()
+        start_response(_status_line(response.status), headers)
+        return [] if method == "HEAD" else [response.body]
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > GATEWAY_MAX_BODY_BYTES:
-            start_response(_status_line(413), [("Content-Type", "application/json")])
-            return [b'{"message":"Request Entity Too Large"}']
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        path, query = _request_target(environ)
         method = str(environ["REQUEST_METHOD"]).upper()
+        received = _request_headers(environ)
+        if environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and "HTTP_HOST" not in environ:
+            missing_host = front_problem(
+                400, "bad-request", "Bad Request", "An HTTP/1.1 request needs a Host header."
+            )  # RFC 9112 section 3.2
+            return respond(environ, start_response, missing_host, method, close=True)
+        refused = _too_big(environ, received) or _unframed(environ)
+        if refused is not None:
+            return respond(environ, start_response, refused, method, close=True)
+        body = _read_body(environ)
+        if body is None:
+            return respond(environ, start_response, payload_too_large(), method, close=True)
+        path, query = _request_target(environ)
+        source_ip = environ.get("REMOTE_ADDR") or "127.0.0.1"
+        headers = [(k, v) for k, v in received if k.lower() not in _GATEWAY_SET | _HOP_BY_HOP]
+        headers += [
+            ("Host", domain_name),
+            ("X-Forwarded-For", source_ip),
+            ("X-Forwarded-Port", domain_name.rpartition(":")[2] if ":" in domain_name else "80"),
+            ("X-Forwarded-Proto", scheme),
+        ]
         response = gateway.request(
             method,
             path,
             query,
-            _request_headers(environ),
+            headers,
             body,
-            source_ip=environ.get("REMOTE_ADDR") or "127.0.0.1",
-            domain_name=environ.get("HTTP_HOST") or "localhost",
+            source_ip=source_ip,
+            domain_name=domain_name,
         )
-        headers = [(k, v) for k, v in response.headers if k.lower() not in _HOP_BY_HOP]
-        headers.append(("Content-Length", str(len(response.body))))
-        start_response(_status_line(response.status), headers)
-        return [] if method == "HEAD" else [response.body]
+        return respond(environ, start_response, response, method)
 
     return application

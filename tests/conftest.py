@@ -429,3 +429,32 @@ def tls_server() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+# --- Every response header the suite sees (tests/test_cors.py checks each one is readable by
+# a page on another origin). Recorded at the local gateway, which every in-process test uses.
+SEEN_RESPONSE_HEADERS: dict[str, str] = {}  # lower-cased name -> the first route that sent it
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_response_headers() -> Iterator[None]:
+    real = LocalGateway._route
+
+    def recording(self: LocalGateway, method: str, path: str, *args: Any) -> GatewayResponse:
+        response = real(self, method, path, *args)
+        for name, _ in response.headers:
+            SEEN_RESPONSE_HEADERS.setdefault(name.lower(), f"{response.status} {method} {path}")
+        return response
+
+    LocalGateway._route = recording  # type: ignore[method-assign,assignment]
+    yield
+    LocalGateway._route = real  # type: ignore[method-assign]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "after_all: runs after every other test of the session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked after_all go last (they read what the whole run recorded)."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)

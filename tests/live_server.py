@@ -1,16 +1,102 @@
-"""A live local server for tests that need a real socket: the local API Gateway served over
-HTTP by the standard library's WSGI server (localdev/wsgi.py), on a free port."""
+"""Live local servers for tests that need a real socket, on free ports:
+- `live_server()`: `make run`'s server (python -m localdev.server) as a child process, against
+  the test session's database (DATABASE_URL names it) with the test session's signing key, so
+  fixtures and direct checks see what it does; stopped when the block ends.
+- `serving(gateway)`: the tests' own local API Gateway served in this process by the standard
+  library's WSGI server (localdev/wsgi.py), for tests that drive the gateway's fixtures' state.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from localdev.gateway import LocalGateway
+from localdev.template import ROOT
 from localdev.wsgi import wsgi_app
+
+STARTUP_SECONDS = 90
+_BANNER = re.compile(r"Taskline on http://([^:]+):(\d+) ")
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen[str]
+    host: str = ""
+    port: int = 0
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+
+def _drain(server: LiveServer, ready: threading.Event) -> None:
+    assert server.process.stdout is not None
+    for line in server.process.stdout:
+        server.output.append(line)
+        found = _BANNER.search(line)
+        if found:
+            server.host, server.port = found.group(1), int(found.group(2))
+            ready.set()
+    ready.set()
+
+
+def stop(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> int:
+    """Stop the server as Ctrl-C would (SIGINT to its process group); its exit status."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    return process.returncode
+
+
+@contextmanager
+def live_server(**environment: str) -> Iterator[LiveServer]:
+    env = {
+        **os.environ,
+        "PORT": "0",
+        "CONTAINERS": "2",
+        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
+        **environment,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localdev.server"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream: the access log goes to stdout, the rest not
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job is
+    )
+    server = LiveServer(process)
+    ready = threading.Event()
+    threading.Thread(target=_drain, args=(server, ready), daemon=True).start()
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not server.port and time.monotonic() < deadline and process.poll() is None:
+            ready.wait(timeout=0.5)
+        if not server.port:
+            raise RuntimeError(f"the server did not start:\n{server.text()}")
+        yield server
+    finally:
+        stop(process)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -32,8 +118,12 @@ def _forwarded_as_http(application: WSGIApplication) -> WSGIApplication:
 @contextmanager
 def serving(gateway: LocalGateway) -> Iterator[str]:
     """The base URL of a server answering through `gateway` until the block ends."""
-    application = _forwarded_as_http(wsgi_app(gateway))
-    server: WSGIServer = make_server("127.0.0.1", 0, application, handler_class=_QuietHandler)
+    server: WSGIServer = make_server(
+        "127.0.0.1", 0, _forwarded_as_http(wsgi_app(gateway)), handler_class=_QuietHandler
+    )
+    # API Gateway's domain name is its own, never the client's Host: here, this server's address.
+    domain_name = f"127.0.0.1:{server.server_address[1]}"
+    server.set_app(_forwarded_as_http(wsgi_app(gateway, domain_name=domain_name)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -26,7 +26,9 @@ def _post(user: ApiClient, body: dict[str, Any], key: str = KEY) -> GatewayRespo
 
 def _v1_fingerprint(body: dict[str, Any]) -> str:
     """The fingerprint the code before this change stored: every field, defaults included."""
-    request = TaskCreate.model_validate(body).model_dump(mode="json")
+    # TaskCreate's fields then (later fields, such as remind_before, did not exist yet).
+    then = {"description", "category", "deadline", "status"}
+    request = TaskCreate.model_validate(body).model_dump(mode="json", include=then)
     canonical = json.dumps(["POST /tasks", request], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -3,17 +3,12 @@ pinned down as plain tests."""
 
 from __future__ import annotations
 
-import http.client
 import re
-import threading
-from http.server import ThreadingHTTPServer
 from urllib.parse import urlencode
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from localdev.gateway import LocalGateway
-from localdev.server import make_handler
 from taskline.schemas import TEXT_PATTERN, Category
 from tests.conftest import ApiClient, assert_problem, task_body
 
@@ -101,26 +96,6 @@ def test_the_published_text_pattern_is_exactly_what_the_validator_accepts() -> N
         except ValidationError:
             accepted = False
         assert accepted == (pattern.fullmatch(sample) is not None), repr(sample)
-
-
-@pytest.mark.parametrize("method", ["TRACE", "QUERY", "PROPFIND"])
-def test_the_local_server_answers_any_method_through_the_gateway(
-    gateway: LocalGateway, method: str
-) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(gateway))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
-        connection.request(method, "/tasks")
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 405
-        assert response.getheader("Allow") == "GET, POST"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("username", ["a\x00b@example.com", "tab\t@example.com"])

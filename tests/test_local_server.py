@@ -1,4 +1,8 @@
-"""`make run`'s server over real HTTP: the README walkthrough and the contract's edges."""
+"""`make run`'s server over real HTTP: the README walkthrough and the contract's edges.
+
+The server is the real one (python -m localdev.server: gunicorn in front of the local gateway),
+in a child process on a free port, against the test session's database.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from localdev.server import serve
+from tests.live_server import live_server
 
 
 @dataclass
@@ -56,16 +60,9 @@ class Http:
 
 
 @pytest.fixture(scope="module")
-def http_api() -> Iterator[Http]:
-    server = serve("127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Http(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+def http_api(database_url: str) -> Iterator[Http]:
+    with live_server() as server:
+        yield Http(server.port)
 
 
 @pytest.fixture
@@ -127,7 +124,7 @@ def test_walkthrough(api: Http) -> None:
             assert found, link
             url = urlsplit(found.group(1))
             assert url.scheme == "http"  # followable as given: the local server speaks HTTP
-            assert url.netloc == f"127.0.0.1:{api.port}"  # the Host the client used
+            assert url.netloc == f"127.0.0.1:{api.port}"  # the API's domain name (configured)
             target = f"{url.path}?{url.query}"
     assert pages == 2
     assert seen == [ids[1], ids[3], ids[2], ids[0]]

@@ -14,11 +14,9 @@ import sys
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from localdev.gateway import LocalGateway
 from localdev.template import ROOT
-from tests.live_server import serving
+from tests.live_server import live_server
 
 README = (ROOT / "README.md").read_text()
 
@@ -52,13 +50,11 @@ def _invoke(line: str, environment: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the walkthrough is written for curl")
-def test_the_readme_examples_run_in_the_order_written(
-    gateway: LocalGateway, database_url: str, tmp_path: Any
-) -> None:
+def test_the_readme_examples_run_in_the_order_written(database_url: str, tmp_path: Any) -> None:
     walkthrough = _block_after("Calling the API")
     assert "API=http://127.0.0.1:3000" in walkthrough
-    with serving(gateway) as base_url:
-        script = walkthrough.replace("API=http://127.0.0.1:3000", f"API={base_url}")
+    with live_server() as server:  # `make run`'s own server, as the README has it
+        script = walkthrough.replace("API=http://127.0.0.1:3000", f"API={server.url}")
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             cwd=tmp_path,
@@ -71,12 +67,11 @@ def test_the_readme_examples_run_in_the_order_written(
     output = done.stdout
     assert '"email":"ada@example.com"' in output  # signed up
     assert "Idempotent-Replayed: true" in output  # the retried create
-    # DELETE task, password change, logout-all, account deletion.
-    assert output.count("204 No Content") == 4, output
+    # DELETE task, password change, logout-all, calendar feed revoked, account deletion.
+    assert output.count("204 No Content") == 5, output
     assert 'rel="next"' in output
 
-    # The invoke commands, on the same database as the server (make invoke's configure_environment
-    # keeps DATABASE_URL's server and picks the database by TASKLINE_DB_NAME).
+    # The invoke commands, on the same database as the server (DATABASE_URL names it).
     invocations = [
         line
         for line in _block_after("Invoking one function without Docker").splitlines()
@@ -85,7 +80,7 @@ def test_the_readme_examples_run_in_the_order_written(
     assert len(invocations) == 2
     environment = {
         **os.environ,
-        "TASKLINE_DB_NAME": str(make_url(database_url).database),
+        "DATABASE_URL": database_url,
         "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
     }
     signed_up = _invoke(invocations[0], environment)

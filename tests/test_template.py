@@ -505,3 +505,25 @@ def test_samconfig_has_default_and_prod_environments() -> None:
         assert "CAPABILITY_AUTO_EXPAND" in deploy["capabilities"]  # LanguageExtensions
         assert config[environment_name]["global"]["parameters"]["stack_name"]
     assert config["prod"]["global"]["parameters"]["stack_name"] != "taskline"
+
+
+def test_the_bcrypt_routes_have_their_own_lower_throttles(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """HTTP APIs cannot take AWS WAF: per-route limits keep sign-up and login from taking the
+    whole API's budget (and the functions' bcrypt CPU) in a burst."""
+    routes = resources["HttpApi"]["Properties"]["RouteSettings"]
+    declared = {
+        f"{event['Properties']['Method']} {event['Properties']['Path']}"
+        for resource in of_type(resources, "AWS::Serverless::Function").values()
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+    assert set(routes) == {"POST /users", "POST /token"}
+    assert set(routes) <= declared  # route keys of real routes, or API Gateway rejects them
+    for key, prefix in (("POST /users", "SignUp"), ("POST /token", "Token")):
+        rate = routes[key]["ThrottlingRateLimit"]["Ref"]
+        burst = routes[key]["ThrottlingBurstLimit"]["Ref"]
+        assert (rate, burst) == (f"{prefix}ThrottlingRateLimit", f"{prefix}ThrottlingBurstLimit")
+        assert default(template, rate) < default(template, "ApiThrottlingRateLimit")
+        assert default(template, burst) < default(template, "ApiThrottlingBurstLimit")

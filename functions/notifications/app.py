@@ -65,11 +65,13 @@ FEED_HEADERS: dict[str, OpenAPIResponseHeader] = {
     },
     "Cache-Control": {"schema": {"type": "string"}},
 }
+# No length bound here: whatever the path holds, a value that is not a secret or a link we
+# issued is 404 (the services check the shape first, before any database lookup).
 FeedSecret = Annotated[
-    str, Path(min_length=1, max_length=100, description="The secret from POST /users/me/calendar.")
+    str, Path(min_length=1, description="The secret from POST /users/me/calendar.")
 ]
 UnsubscribeToken = Annotated[
-    str, Path(min_length=1, max_length=1024, description="The signed token of the email's link.")
+    str, Path(min_length=1, description="The signed token of the email's link.")
 ]
 ONE_CLICK_BODY = {
     "required": True,

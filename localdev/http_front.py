@@ -1,0 +1,151 @@
+"""`make run`'s HTTP front: gunicorn, as API Gateway's edge is to the local gateway.
+
+gunicorn's parser frames requests as RFC 9112 section 6.3 says and refuses what is ambiguous
+(Content-Length with Transfer-Encoding, repeated or non-numeric Content-Length, a Transfer-Encoding
+that does not end in chunked, malformed chunks) with 400, reads chunked bodies, and keeps
+connections alive correctly; tests/test_http_front.py sends each case over a raw socket.
+
+Concurrency is shaped like Lambda's: each gunicorn worker is one warm container (it imports the
+functions on its first request, and runs one invocation at a time: one thread), and CONTAINERS
+workers (default 3) serve requests in parallel, as several containers of a function would.
+
+gunicorn answers its own refusals with an HTML page; here they are the contract's problem+json.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.gthread import ThreadWorker
+
+from localdev.gateway import GATEWAY_MAX_REQUEST_LINE_AND_HEADERS_BYTES, front_problem
+from localdev.wsgi import CLOSE_CONNECTION, _status_line
+
+# One short line per request; <pid> names the container that served it.
+ACCESS_LOG_FORMAT = '%(p)s %(h)s "%(r)s" %(s)s %(b)sB %(M)sms'
+
+
+def _refusal(error: BaseException) -> tuple[int, str, str, str]:
+    """(status, problem slug, title, detail) for an error raised while reading a request."""
+    if isinstance(error, http_errors.LimitRequestHeaders):
+        return (
+            431,
+            "request-header-fields-too-large",
+            "Request Header Fields Too Large",
+            f"The request's header fields are over {GATEWAY_MAX_REQUEST_LINE_AND_HEADERS_BYTES} "
+            "bytes.",
+        )
+    if isinstance(error, http_errors.LimitRequestLine):
+        return 414, "uri-too-long", "URI Too Long", "The request line is too long."
+    if isinstance(error, http_errors.UnsupportedTransferCoding):
+        return (
+            501,
+            "not-implemented",
+            "Not Implemented",
+            "The request's Transfer-Encoding is not supported; send chunked or a Content-Length.",
+        )
+    if isinstance(error, http_errors.ExpectationFailed):
+        return 417, "expectation-failed", "Expectation Failed", "Only Expect: 100-continue works."
+    if isinstance(error, (http_errors.ParseException, ValueError)):
+        return (
+            400,
+            "bad-request",
+            "Bad Request",
+            "The request is not valid HTTP/1.1 (RFC 9112): its framing or a header is malformed"
+            " or ambiguous.",
+        )
+    return 500, "internal-error", "Internal Server Error", "The local HTTP front failed."
+
+
+class ContainerWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints
+    """One warm Lambda container: one request at a time, keep-alive between requests.
+
+    A busy container takes no new connection (Lambda sends a request to a free container, or
+    starts one): the listening socket is left to the idle ones until this request is done.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = 0
+
+    def enqueue_req(self, conn: Any) -> None:  # on the worker's event loop, as finish_request
+        self._in_flight += 1
+        self.set_accept_enabled(False)
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        self._in_flight -= 1
+        super().finish_request(conn, fs)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and self._in_flight == 0)
+
+    def load_wsgi(self) -> None:
+        """The application, given a way to close the connection after its answer (what it
+        refuses unread must not be read as the next request); WSGI has none of its own."""
+        super().load_wsgi()
+        application: Any = getattr(self, "wsgi")  # noqa: B009 - gunicorn sets it, untyped
+
+        def with_close(environ: dict[str, Any], start_response: Any) -> Any:
+            environ[CLOSE_CONNECTION] = self._request.force_close
+            return application(environ, start_response)
+
+        self.wsgi: Any = with_close
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        self._request = req  # one thread: one request at a time
+        return super().handle_request(req, conn)
+
+    def handle_error(self, _req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        status, slug, title, detail = _refusal(exc)
+        if status == 500:
+            self.log.exception("Error handling request")
+        else:
+            self.log.warning("refused %s from %s: %s", status, (addr or ("?",))[0], exc)
+        problem = front_problem(status, slug, title, detail)
+        head = (
+            f"HTTP/1.1 {_status_line(status)}\r\n"
+            f"Content-Type: {problem.header('Content-Type')}\r\n"
+            f"Content-Length: {len(problem.body)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        try:
+            client.sendall(head.encode("latin-1") + problem.body)
+        except OSError:
+            self.log.debug("could not send the refusal")
+
+
+class HttpFront(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    def __init__(self, application: Any, listener: socket.socket, containers: int) -> None:
+        self.application = application
+        self.options = {
+            "bind": [f"fd://{listener.fileno()}"],
+            "workers": containers,
+            "worker_class": f"{ContainerWorker.__module__}.{ContainerWorker.__name__}",
+            "threads": 1,
+            "keepalive": 5,
+            "timeout": 60,  # above the functions' 29 s integration timeout
+            "graceful_timeout": 5,
+            # API Gateway's limit is on the request line and header values together (10240
+            # bytes, checked in localdev.wsgi); gunicorn's own caps sit just above it, so
+            # anything it lets through is measured there.
+            "limit_request_line": 0,  # 0: gunicorn's largest, 1 MiB; localdev.wsgi answers 414
+            "limit_request_field_size": GATEWAY_MAX_REQUEST_LINE_AND_HEADERS_BYTES + 1024,
+            "limit_request_fields": 1000,
+            "accesslog": "-",
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "errorlog": "-",
+            "loglevel": "warning",  # no "Booting worker" lines; refusals and errors only
+            "proc_name": "taskline-local",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.application
