@@ -128,7 +128,9 @@ class HttpFront(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
             "threads": 1,
             "keepalive": 5,
             "timeout": 60,  # above the functions' 29 s integration timeout
-            "graceful_timeout": 5,
+            # Ctrl-C: containers finish their request and exit; on a loaded 2-core machine one
+            # took over 5 s once (and was killed), so allow more before gunicorn sends SIGKILL.
+            "graceful_timeout": 20,
             # API Gateway's limit is on the request line and header values together (10240
             # bytes, checked in localdev.wsgi); gunicorn's own caps sit just above it, so
             # anything it lets through is measured there.
