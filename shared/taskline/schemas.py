@@ -21,11 +21,15 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from taskline.domain import (
+    MAX_LEAD_MINUTES,
+    MAX_PASSWORD_BYTES,
+    MIN_LEAD_MINUTES,
+    MIN_PASSWORD_CHARS,
+    TaskStatus,
+)
 from taskline.emails import MAX_EMAIL_CHARS, login_email, normalize_email
-from taskline.models import MAX_LEAD_MINUTES, MIN_LEAD_MINUTES, TaskStatus
 
-MIN_PASSWORD_CHARS = 8
-MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything beyond 72 bytes; we refuse instead of truncating
 MAX_DESCRIPTION_CHARS = 4000
 MAX_CATEGORY_CHARS = 255
 MAX_JSON_SAFE_INTEGER = 2**53 - 1
@@ -498,17 +502,6 @@ class TaskOut(ResponseModel):
     remind_before: int | None = Field(
         default=None, description="Minutes before the deadline; null: the account's setting."
     )
-
-
-class TaskFilters(BaseModel):
-    """The list endpoint's filters, already validated."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    status: TaskStatus | None = None
-    category: str | None = None
-    due_before: datetime | None = None
-    due_after: datetime | None = None
 
 
 class TaskPage(BaseModel):

@@ -16,8 +16,8 @@ from aws_lambda_powertools import Logger
 
 from taskline import notifications
 from taskline.db import transaction
+from taskline.domain import MAX_LEAD_MINUTES, NotificationStage
 from taskline.errors import DeliveryUnavailable, EmailRejected
-from taskline.models import MAX_LEAD_MINUTES, NotificationStage
 from taskline.notifications import Publisher, SesMailer
 from taskline.repositories import deadline_notifications as records
 from taskline.repositories.deadline_notifications import (

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from sqlalchemy.exc import IntegrityError
 
 from taskline import clock
-from taskline.db import sqlstate, transaction
+from taskline.db import FOREIGN_KEY_VIOLATION, sqlstate, transaction
 from taskline.errors import (
     AuthenticationRequired,
     InvalidCredentials,
@@ -41,7 +41,6 @@ from taskline.services import throttling
 from taskline.settings import get_settings
 
 logger = Logger(child=True)
-_FOREIGN_KEY_VIOLATION = "23503"
 
 
 def issue_token(grant: PasswordGrant | RefreshGrant, source_ip: str) -> TokenOut:
@@ -78,7 +77,7 @@ def _sign_in(grant: PasswordGrant, source_ip: str) -> TokenOut:
                 session_expires_at=now + timedelta(seconds=settings.session_max_age_seconds),
             )
     except IntegrityError as error:
-        if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the account was deleted meanwhile
+        if sqlstate(error) == FOREIGN_KEY_VIOLATION:  # the account was deleted meanwhile
             raise InvalidCredentials from error
         raise
     return _pair(user.id, session_id, refresh_token)
