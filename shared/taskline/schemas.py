@@ -267,12 +267,6 @@ EXAMPLE_TASK: dict[str, Any] = {
     "deadline": "2030-01-15T09:00:00Z",
     "status": "To Do",
 }
-EXAMPLE_TASK_OUT: dict[str, Any] = {
-    "id": 42,
-    **EXAMPLE_TASK,
-    "created_at": "2029-12-01T08:30:00.123456Z",
-    "updated_at": "2029-12-01T08:30:00.123456Z",
-}
 
 
 # Accounts and tokens
@@ -416,6 +410,20 @@ class TaskFields(RequestModel):
     deadline: Timestamp
     status: TaskStatus = TaskStatus.TODO
     remind_before: RemindBefore | None = None
+
+
+# The example task as responses show it: fields EXAMPLE_TASK leaves out at their defaults.
+EXAMPLE_TASK_OUT: dict[str, Any] = {
+    "id": 42,
+    **{
+        name: field.default
+        for name, field in TaskFields.model_fields.items()
+        if not field.is_required() and field.default is not None
+    },
+    **EXAMPLE_TASK,
+    "created_at": "2029-12-01T08:30:00.123456Z",
+    "updated_at": "2029-12-01T08:30:00.123456Z",
+}
 
 
 class TaskCreate(TaskFields):
