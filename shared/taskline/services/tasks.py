@@ -184,7 +184,10 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
 
 def listing_scope(user_id: int, filters: TaskFilters) -> bytes:
     """What a cursor is bound to: the caller and the filters (as validated, so equal filters
-    spelled differently share cursors); `limit` may change from page to page."""
+    spelled differently share cursors); `limit` may change from page to page.
+
+    The filters are written in pydantic's JSON form, as when they were a pydantic model, so
+    cursors issued before keep verifying."""
     canonical = json.dumps(
         [user_id, to_jsonable_python(filters)], sort_keys=True, separators=(",", ":")
     )
