@@ -147,8 +147,8 @@ def token_for(data: Data, user_id: int) -> str:
 
 def events(template: Template, data: Data) -> dict[str, dict[str, Any]]:
     """The HTTP API 2.0 events API Gateway would send; the peer gets the very same ones."""
+    from taskline.domain import TaskFilters
     from taskline.pagination import encode_cursor
-    from taskline.schemas import TaskFilters
     from taskline.services.tasks import listing_scope
 
     routes = {route.route_key: route for route, _ in template.routes()}

@@ -197,7 +197,7 @@ def check_stored_schedule(engine: Engine) -> int:
 
 def selection_sql(engine: Engine, now: datetime, stage: str) -> tuple[str, tuple[Any, ...]]:
     """The service's own selection statement, compiled for the driver, with its parameters."""
-    from taskline.models import NotificationStage
+    from taskline.domain import NotificationStage
     from taskline.repositories.deadline_notifications import select_due
     from taskline.services.deadlines import due_window
     from taskline.settings import get_settings

@@ -328,8 +328,8 @@ def verify(url: str, clients: list[Client], stats: Stats) -> dict[str, int]:
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT t.id, t.description, t.category, t.deadline, t.status, t.created_at, "
-                "t.updated_at, u.email FROM tasks t JOIN users u ON u.id = t.user_id"
+                # Every column: TaskOut picks the task's fields (and ignores the rest).
+                "SELECT t.*, u.email FROM tasks t JOIN users u ON u.id = t.user_id"
             )
         ).mappings()
         in_db = {row["id"]: row for row in rows}

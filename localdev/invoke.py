@@ -27,29 +27,15 @@ def _fill_token(event: dict[str, Any], email: str | None) -> None:
         return
     if email is None:
         raise SystemExit("this event needs a token: pass --user EMAIL of an existing account")
-    import uuid
-    from datetime import timedelta
+    from taskline.errors import InvalidCredentials
+    from taskline.services.sessions import sign_in_trusted
 
-    from taskline import clock
-    from taskline.db import transaction
-    from taskline.emails import login_email
-    from taskline.repositories import sessions, users
-    from taskline.security.tokens import issue_access_token, new_refresh_token, refresh_token_hash
-
-    # A real session (as a password grant would start), so account routes accept the token too.
-    session_id, now, lifetime = uuid.uuid4(), clock.utcnow(), timedelta(hours=1)
-    with transaction() as session:
-        # Looked up exactly as a login looks it up: any spelling that signs in works here.
-        user = users.get_by_email(session, login_email(email))
-        user_id = user.id if user is not None else None
-        if user_id is not None:
-            hashed = refresh_token_hash(new_refresh_token())
-            sessions.start(
-                session, user_id, session_id, hashed, now, now + lifetime, now + lifetime
-            )
-    if user_id is None:
-        raise SystemExit(f"no account {email}; sign up first (POST /users)")
-    token = issue_access_token(user_id, session_id).token
+    # A real session, found and started as a password grant would, so account routes accept
+    # the token too and any spelling that signs in works here.
+    try:
+        token = sign_in_trusted(email).access_token
+    except InvalidCredentials:
+        raise SystemExit(f"no account {email}; sign up first (POST /users)") from None
     headers["authorization"] = headers["authorization"].replace("{{token}}", token)
 
 

@@ -31,7 +31,7 @@ from schemathesis.config import SchemathesisConfig
 from localdev.gateway import LocalGateway
 from localdev.template import ROOT, load
 from localdev.wsgi import wsgi_app
-from taskline.schemas import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
+from taskline.domain import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
 from tests.conftest import ApiClient
 
 OPENAPI = ROOT / "shared" / "taskline" / "api" / "openapi.json"

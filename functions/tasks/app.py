@@ -39,7 +39,7 @@ from taskline.api.etags import (
 )
 from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
-from taskline.models import TaskStatus
+from taskline.domain import TaskFilters, TaskStatus
 from taskline.pagination import MAX_CURSOR_CHARS
 from taskline.schemas import (
     MAX_JSON_SAFE_INTEGER,
@@ -47,7 +47,6 @@ from taskline.schemas import (
     IdempotencyKeyValue,
     OmittedNotNull,
     TaskCreate,
-    TaskFilters,
     TaskOut,
     TaskPatch,
     TaskReplace,

@@ -25,6 +25,9 @@ _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
 _QUERY_CANCELED = "57014"  # statement_timeout fired
 # The server (or RDS Proxy) refused the user name or password: the secret may have rotated.
 _AUTHENTICATION_FAILED = frozenset({"28P01", "28000"})
+# A row names a parent that is gone (pg8000 reports it as ProgrammingError or IntegrityError, so
+# services match this code): e.g. a token that outlived its account.
+FOREIGN_KEY_VIOLATION = "23503"
 
 logger = Logger(child=True)
 

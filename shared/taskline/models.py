@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Enum,
     ForeignKey,
     Identity,
     Index,
@@ -28,6 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from taskline.domain import (
+    MAX_LEAD_MINUTES,
+    MIN_LEAD_MINUTES,
+    NotificationStage,
+    TaskStatus,
+    ThrottleScope,
+)
+
 # Deterministic constraint names, so Alembic migrations can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,30 +47,22 @@ NAMING_CONVENTION = {
 }
 
 
-class TaskStatus(StrEnum):
-    TODO = "To Do"
-    IN_PROGRESS = "In Progress"
-    DONE = "Done"
-
-
 # The one definition of "open task"; the deadline indexes and the deadline query must agree on it
 # word for word, or PostgreSQL cannot prove the query may use the partial index.
 OPEN_TASK_SQL = "status <> 'Done'"
-# Bounds of a reminder's lead time (a task's remind_before, an account's due_soon_minutes).
-MIN_LEAD_MINUTES = 1
-MAX_LEAD_MINUTES = 10080  # 7 days
 
 
-class NotificationStage(StrEnum):
-    """The deadline notifications a task can get, each at most once per deadline."""
-
-    DUE_SOON = "due_soon"
-    OVERDUE = "overdue"
-
-    @property
-    def event_type(self) -> str:
-        """`task.due_soon` / `task.overdue`: the SNS `event_type` attribute."""
-        return f"task.{self.value}"
+def _stored_as_text(enum: type[StrEnum], length: int) -> Enum:
+    """An enum column stored as its members' values in a VARCHAR(length), as the migrations
+    created it: no PostgreSQL enum type, and no constraint of the type's own (each table
+    declares its CHECK by name below)."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class Base(DeclarativeBase):
@@ -91,7 +92,9 @@ class Task(Base):
     description: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(255))
     deadline: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(20), server_default=TaskStatus.TODO.value)
+    status: Mapped[TaskStatus] = mapped_column(
+        _stored_as_text(TaskStatus, 20), server_default=TaskStatus.TODO.value
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The owner's per-task reminder: minutes before the deadline; NULL: the account's lead time.
@@ -231,11 +234,6 @@ class RefreshToken(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-
-
-class ThrottleScope(StrEnum):
-    ACCOUNT = "account"  # subject: SHA-256 (hex) of lower(email), whether or not the account exists
-    IP = "ip"  # subject: the source IP address
 
 
 class LoginThrottle(Base):

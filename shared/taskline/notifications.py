@@ -234,9 +234,12 @@ def render_email(notice: DeadlineNotice, unsubscribe_url: str = "") -> tuple[str
 
 def unsubscribe_url(base_url: str, user_id: int) -> str:
     """The one-click unsubscribe link of the owner's emails (an API route, no sign-in)."""
+    from taskline import clock
     from taskline.security.unsubscribe import issue_unsubscribe_token
 
-    return f"{base_url}/unsubscribe/{issue_unsubscribe_token(user_id)}"
+    # Issued on the clock that stamps email_enabled_at, the time the link is compared with.
+    token = issue_unsubscribe_token(user_id, clock.utcnow().timestamp())
+    return f"{base_url}/unsubscribe/{token}"
 
 
 def build_message(sender: str, notice: DeadlineNotice, base_url: str) -> EmailMessage:

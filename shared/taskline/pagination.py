@@ -19,6 +19,7 @@ import struct
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+from taskline.domain import TaskPosition
 from taskline.errors import InvalidQuery
 from taskline.security.tokens import SigningKey, signing_keys
 
@@ -51,7 +52,7 @@ def encode_cursor(deadline: datetime, task_id: int, scope: bytes) -> str:
     return base64.urlsafe_b64encode(position + mac).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, scope: bytes) -> tuple[datetime, int]:
+def decode_cursor(cursor: str, scope: bytes) -> TaskPosition:
     """The key a cursor stands for, or InvalidQuery for anything this API did not issue for
     `scope` (another user, other filters, a forged or altered value)."""
     if len(cursor) != CURSOR_CHARS or not cursor.isascii():
@@ -74,4 +75,4 @@ def decode_cursor(cursor: str, scope: bytes) -> tuple[datetime, int]:
         raise InvalidQuery("cursor", _NOT_OURS) from error
     if version != CURSOR_VERSION or not 0 < task_id < 2**63:
         raise InvalidQuery("cursor", _NOT_OURS)
-    return deadline, task_id
+    return TaskPosition(deadline, task_id)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+import operator
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -16,16 +20,22 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationInfo,
+    create_model,
     field_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticUndefined
 
+from taskline.domain import (
+    MAX_LEAD_MINUTES,
+    MAX_PASSWORD_BYTES,
+    MIN_LEAD_MINUTES,
+    MIN_PASSWORD_CHARS,
+    TaskStatus,
+)
 from taskline.emails import MAX_EMAIL_CHARS, login_email, normalize_email
-from taskline.models import MAX_LEAD_MINUTES, MIN_LEAD_MINUTES, TaskStatus
 
-MIN_PASSWORD_CHARS = 8
-MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything beyond 72 bytes; we refuse instead of truncating
 MAX_DESCRIPTION_CHARS = 4000
 MAX_CATEGORY_CHARS = 255
 MAX_JSON_SAFE_INTEGER = 2**53 - 1
@@ -257,12 +267,6 @@ EXAMPLE_TASK: dict[str, Any] = {
     "deadline": "2030-01-15T09:00:00Z",
     "status": "To Do",
 }
-EXAMPLE_TASK_OUT: dict[str, Any] = {
-    "id": 42,
-    **EXAMPLE_TASK,
-    "created_at": "2029-12-01T08:30:00.123456Z",
-    "updated_at": "2029-12-01T08:30:00.123456Z",
-}
 
 
 # Accounts and tokens
@@ -396,7 +400,33 @@ class AccountDeletion(RequestModel):
 # Tasks
 
 
-class TaskCreate(RequestModel):
+class TaskFields(RequestModel):
+    """A task's writable fields, each declared once: its type, its rules and its default on
+    POST. TaskCreate is this; TaskReplace, TaskPatch and TaskOut are derived from it below, so a
+    new field is one line here (and its column, migration and tests)."""
+
+    description: Description
+    category: Category
+    deadline: Timestamp
+    status: TaskStatus = TaskStatus.TODO
+    remind_before: RemindBefore | None = None
+
+
+# The example task as responses show it: fields EXAMPLE_TASK leaves out at their defaults.
+EXAMPLE_TASK_OUT: dict[str, Any] = {
+    "id": 42,
+    **{
+        name: field.default
+        for name, field in TaskFields.model_fields.items()
+        if not field.is_required() and field.default is not None
+    },
+    **EXAMPLE_TASK,
+    "created_at": "2029-12-01T08:30:00.123456Z",
+    "updated_at": "2029-12-01T08:30:00.123456Z",
+}
+
+
+class TaskCreate(TaskFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -411,14 +441,137 @@ class TaskCreate(RequestModel):
         },
     )
 
-    description: Description
-    category: Category
-    deadline: Timestamp
-    status: TaskStatus = TaskStatus.TODO
-    remind_before: RemindBefore | None = None
+
+def _nullable(field: FieldInfo) -> bool:
+    return field.default is None
 
 
-class TaskReplace(RequestModel):
+def _replace_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """PUT's version of the fields: each one required, but a nullable one (absent: null)."""
+    return {
+        name: (field.annotation, _copy(field, None if _nullable(field) else PydanticUndefined))
+        for name, field in model.model_fields.items()
+    }
+
+
+def _patch_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """PATCH's version: each one optional (None: not sent)."""
+    return {
+        name: (_with_metadata(field) | None, _copy(field, None, keep_metadata=False))
+        for name, field in model.model_fields.items()
+    }
+
+
+def _shown_fields(model: type[BaseModel], **kept: Any) -> dict[str, Any]:
+    """The fields as responses show them: their plain types, without the input rules (what was
+    stored passed them already), timestamps in UTC. The fields every task has come first, then
+    those the server keeps (`kept`), then the nullable ones."""
+    always: dict[str, Any] = {}
+    nullable: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        description = TASK_OUT_DESCRIPTIONS.get(name)
+        if _nullable(field):
+            nullable[name] = (_plain(field.annotation), Field(None, description=description))
+        else:
+            always[name] = (_plain(field.annotation), Field(description=description))
+    return {**always, **kept, **nullable}
+
+
+def _plain(annotation: Any) -> Any:
+    if get_origin(annotation) is Annotated:
+        return _plain(get_args(annotation)[0])
+    if isinstance(annotation, UnionType) or get_origin(annotation) is Union:
+        return functools.reduce(operator.or_, (_plain(member) for member in get_args(annotation)))
+    if annotation is datetime:
+        return UtcDatetime
+    return annotation
+
+
+def _with_metadata(field: FieldInfo) -> Any:
+    return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+
+
+def _copy(field: FieldInfo, default: Any, *, keep_metadata: bool = True) -> Any:
+    copied = copy.copy(field)
+    copied.default = default
+    if not keep_metadata:
+        copied.metadata = []
+    return copied
+
+
+# How responses describe a field, where that is not how requests do.
+TASK_OUT_DESCRIPTIONS = {
+    "remind_before": "Minutes before the deadline; null: the account's setting."
+}
+
+
+class PatchModel(RequestModel):
+    """A PATCH body: any subset of the fields. None of them may be null, but those in
+    `nullable` (where null means something: remind_before goes back to the account's)."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _omit_nulls(schema: dict[str, Any], nullable: frozenset[str] = frozenset()) -> None:
+    """Document PATCH fields as optional but never null, as `PatchModel._not_null` enforces."""
+    for name, field_schema in schema.get("properties", {}).items():
+        if name in nullable:
+            field_schema.pop("default", None)
+            continue
+        variants = [v for v in field_schema.pop("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            field_schema.update(variants[0])
+        elif variants:
+            field_schema["anyOf"] = variants
+        field_schema.pop("default", None)
+
+
+_TASK_NULLABLE = frozenset(
+    name for name, field in TaskFields.model_fields.items() if _nullable(field)
+)
+
+
+def _task_patch_schema(schema: dict[str, Any]) -> None:
+    _omit_nulls(schema, _TASK_NULLABLE)
+    schema["examples"] = [{"status": "In Progress"}, {"deadline": "2030-01-22T09:00:00Z"}]
+
+
+if TYPE_CHECKING:  # the static view of the derived classes (mypy cannot follow create_model)
+    _TaskReplaceFields = TaskFields
+
+    _TaskPatchFields = PatchModel
+
+    class _TaskShownFields(TaskFields):
+        id: int
+        created_at: datetime
+        updated_at: datetime
+else:
+    _TaskReplaceFields = create_model(
+        "_TaskReplaceFields", __base__=RequestModel, **_replace_fields(TaskFields)
+    )
+    _TaskPatchFields = create_model(
+        "_TaskPatchFields", __base__=PatchModel, **_patch_fields(TaskFields)
+    )
+    _TaskShownFields = create_model(
+        "_TaskShownFields",
+        __base__=ResponseModel,
+        id=(int, ...),
+        **_shown_fields(TaskFields, created_at=(UtcDatetime, ...), updated_at=(UtcDatetime, ...)),
+    )
+
+
+class TaskReplace(_TaskReplaceFields):
     """PUT: every writable field, no defaults (but remind_before: absent means none)."""
 
     model_config = ConfigDict(
@@ -434,81 +587,22 @@ class TaskReplace(RequestModel):
         },
     )
 
-    description: Description
-    category: Category
-    deadline: Timestamp
-    status: TaskStatus
-    remind_before: RemindBefore | None = None
 
-
-# PATCH fields where null means something (remind_before: null goes back to the account's).
-NULLABLE_PATCH_FIELDS = frozenset({"remind_before"})
-
-
-def _omit_nulls(schema: dict[str, Any]) -> None:
-    """Document PATCH fields as optional but never null, as `TaskPatch._not_null` enforces."""
-    schema["examples"] = [{"status": "In Progress"}, {"deadline": "2030-01-22T09:00:00Z"}]
-    for name, field_schema in schema.get("properties", {}).items():
-        if name in NULLABLE_PATCH_FIELDS:
-            field_schema.pop("default", None)
-            continue
-        variants = [v for v in field_schema.pop("anyOf", []) if v.get("type") != "null"]
-        if len(variants) == 1:
-            field_schema.update(variants[0])
-        elif variants:
-            field_schema["anyOf"] = variants
-        field_schema.pop("default", None)
-
-
-class TaskPatch(RequestModel):
+class TaskPatch(_TaskPatchFields):
     """PATCH: any subset of the writable fields; none of them may be null."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_omit_nulls)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_task_patch_schema)
+    nullable = _TASK_NULLABLE
 
-    description: Description | None = None
-    category: Category | None = None
-    deadline: Timestamp | None = None
-    status: TaskStatus | None = None
-    remind_before: RemindBefore | None = None
+    if TYPE_CHECKING:  # any subset of TaskFields, by keyword
 
-    @field_validator("description", "category", "deadline", "status", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
-
-    def changes(self) -> dict[str, Any]:
-        """Only the fields the client sent."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
+        def __init__(self, **changes: Any) -> None: ...
 
 
-class TaskOut(ResponseModel):
+class TaskOut(_TaskShownFields):
     model_config = ConfigDict(
         from_attributes=True, json_schema_extra={"examples": [EXAMPLE_TASK_OUT]}
     )
-
-    id: int
-    description: str
-    category: str
-    deadline: UtcDatetime
-    status: TaskStatus
-    created_at: UtcDatetime
-    updated_at: UtcDatetime
-    remind_before: int | None = Field(
-        default=None, description="Minutes before the deadline; null: the account's setting."
-    )
-
-
-class TaskFilters(BaseModel):
-    """The list endpoint's filters, already validated."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    status: TaskStatus | None = None
-    category: str | None = None
-    due_before: datetime | None = None
-    due_after: datetime | None = None
 
 
 class TaskPage(BaseModel):
@@ -581,7 +675,7 @@ def _preferences_patch_schema(schema: dict[str, Any]) -> None:
     schema["examples"] = [{"email_enabled": False}, {"due_soon_minutes": 60}]
 
 
-class NotificationPreferencesPatch(RequestModel):
+class NotificationPreferencesPatch(PatchModel):
     """PATCH: any subset; none may be null."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_preferences_patch_schema)
@@ -590,16 +684,6 @@ class NotificationPreferencesPatch(RequestModel):
     due_soon_enabled: StrictFlag | None = None
     overdue_enabled: StrictFlag | None = None
     due_soon_minutes: LeadMinutes | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
-
-    def changes(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class CalendarFeedOut(BaseModel):

@@ -33,11 +33,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from taskline.domain import NotificationStage
 from taskline.models import (
     OPEN_TASK_SQL,
     EmailSuppression,
     NotificationPreference,
-    NotificationStage,
     Task,
     TaskNotification,
     User,

@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from taskline.models import LoginThrottle, ThrottleScope
+from taskline.domain import ThrottleScope
+from taskline.models import LoginThrottle
 
 PRUNE_BATCH = 20
 

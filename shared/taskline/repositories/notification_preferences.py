@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, exists, func, select
@@ -20,19 +21,21 @@ def get(
     return session.scalars(statement).one_or_none()
 
 
-def save(session: Session, user_id: int, values: dict[str, Any]) -> NotificationPreference:
-    """Insert or replace the account's preferences (every column in `values`).
+def save(
+    session: Session, user_id: int, values: dict[str, Any], now: datetime
+) -> NotificationPreference:
+    """Insert or replace the account's preferences (every column in `values`) at `now`.
 
     `email_enabled_at` moves only when email goes from off to on."""
     table = NotificationPreference
-    statement = insert(table).values(user_id=user_id, **values, updated_at=func.now())
+    statement = insert(table).values(user_id=user_id, **values, updated_at=now)
     switched_on = (~table.email_enabled) & statement.excluded.email_enabled
     upsert = statement.on_conflict_do_update(
         index_elements=[table.user_id],
         set_={
             **{name: statement.excluded[name] for name in values},
-            "updated_at": func.now(),
-            "email_enabled_at": case((switched_on, func.now()), else_=table.email_enabled_at),
+            "updated_at": now,
+            "email_enabled_at": case((switched_on, now), else_=table.email_enabled_at),
         },
     ).returning(table)
     # The row may already be in the session (read FOR UPDATE before): refresh it from RETURNING.

@@ -24,8 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from taskline.domain import TaskFilters, TaskPosition
 from taskline.models import NotificationPreference, Task
-from taskline.schemas import TaskFilters
 
 _MINUTE: ColumnElement[Any] = literal_column("interval '1 minute'")
 
@@ -92,13 +92,13 @@ def list_for_owner(
     session: Session,
     user_id: int,
     filters: TaskFilters,
-    after: tuple[datetime, int] | None,
+    after: TaskPosition | None,
     limit: int,
 ) -> list[Task]:
     """One page in (deadline, id) order, starting strictly after the `after` key (keyset paging)."""
     statement = select(Task).where(Task.user_id == user_id)
     if filters.status is not None:
-        statement = statement.where(Task.status == filters.status.value)
+        statement = statement.where(Task.status == filters.status)
     if filters.category is not None:
         statement = statement.where(Task.category == filters.category)
     if filters.due_before is not None:

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import bcrypt
 
-from taskline.schemas import MAX_PASSWORD_BYTES
+from taskline.domain import MAX_PASSWORD_BYTES
 from taskline.settings import get_settings
 
 

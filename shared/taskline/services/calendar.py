@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from taskline import clock
 from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import CalendarFeedNotFound
 from taskline.models import Task
@@ -67,7 +68,7 @@ def render(secret: str, now: datetime | None = None) -> Feed:
     if not _SECRET.fullmatch(secret):
         raise CalendarFeedNotFound
     digest = _hash(secret)
-    moment = now or datetime.now(UTC)
+    moment = now or clock.utcnow()
     with read_only() as session:
         feed = calendar_feeds.find(session, digest)
         if feed is None or not hmac.compare_digest(feed.secret_hash, digest):

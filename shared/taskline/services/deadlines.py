@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
-from taskline import notifications
+from taskline import clock, notifications
 from taskline.db import transaction
+from taskline.domain import MAX_LEAD_MINUTES, NotificationStage
 from taskline.errors import DeliveryUnavailable, EmailRejected
-from taskline.models import MAX_LEAD_MINUTES, NotificationStage
 from taskline.notifications import Publisher, SesMailer
 from taskline.repositories import deadline_notifications as records
 from taskline.repositories.deadline_notifications import (
@@ -73,7 +73,7 @@ def check_deadlines(
     sent), so the invocation fails and Lambda's retries and dead-letter queue take over.
     """
     settings = get_settings()
-    window = due_window(now or datetime.now(UTC), settings)
+    window = due_window(now or clock.utcnow(), settings)
     publisher = publisher or notifications.publisher_for(settings)
     mailer = mailer or notifications.mailer_for(settings)
     summary = DeadlineCheckSummary(checked_at=window.now, publisher=publisher.name)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from taskline import clock
 from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import UnsubscribeLinkExpired, UnsubscribeLinkInvalid
 from taskline.models import NotificationPreference, User
@@ -72,7 +73,7 @@ def update(
         current = preferences.get(session, user_id, for_update=True)
         before = _values(current)
         after = {**before, **changes}
-        row = preferences.save(session, user_id, after)
+        row = preferences.save(session, user_id, after, clock.utcnow())
         if changes.get("email_enabled") is True:
             preferences.lift_suppression(session, user_id)
         if any(before[name] != after[name] for name in SCHEDULE_FIELDS):
@@ -108,4 +109,5 @@ def unsubscribe(token: str) -> None:
     claim = verify_unsubscribe_token(token)
     with transaction() as session:
         current = _check_link(session, claim, for_update=True)
-        preferences.save(session, claim.user_id, {**_values(current), "email_enabled": False})
+        switched_off = {**_values(current), "email_enabled": False}
+        preferences.save(session, claim.user_id, switched_off, clock.utcnow())

@@ -11,13 +11,13 @@ its refresh tokens at once, while its access tokens run out within ACCESS_TOKEN_
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 from sqlalchemy.exc import IntegrityError
 
 from taskline import clock
-from taskline.db import sqlstate, transaction
+from taskline.db import FOREIGN_KEY_VIOLATION, sqlstate, transaction
 from taskline.errors import (
     AuthenticationRequired,
     InvalidCredentials,
@@ -26,7 +26,7 @@ from taskline.errors import (
     SessionEnded,
 )
 from taskline.repositories import sessions, users
-from taskline.schemas import PasswordGrant, RefreshGrant, TokenOut, TokenRevocation
+from taskline.schemas import LoginName, PasswordGrant, RefreshGrant, TokenOut, TokenRevocation
 from taskline.security.passwords import verify_password
 from taskline.security.tokens import (
     VerifiedToken,
@@ -41,7 +41,6 @@ from taskline.services import throttling
 from taskline.settings import get_settings
 
 logger = Logger(child=True)
-_FOREIGN_KEY_VIOLATION = "23503"
 
 
 def issue_token(grant: PasswordGrant | RefreshGrant, source_ip: str) -> TokenOut:
@@ -62,15 +61,37 @@ def _sign_in(grant: PasswordGrant, source_ip: str) -> TokenOut:
         raise LoginThrottled(wait)
     if not verify_password(grant.password, user.password_hash if user else None) or user is None:
         raise InvalidCredentials
+    return _start_session(user.id, now, forgive=(grant.username, source_ip))
+
+
+def sign_in_trusted(username: str) -> TokenOut:
+    """A session for the account `username` signs in to, found exactly as a password grant
+    finds it (any spelling that would sign in), without the password: for local tools that
+    act as a known account (`make invoke --user`). No route calls it. InvalidCredentials when
+    no account has that email."""
+    from pydantic import TypeAdapter
+
+    login = TypeAdapter(LoginName).validate_python(username)  # as PasswordGrant.username
+    with transaction() as session:
+        user = users.get_by_email(session, login)
+    if user is None:
+        raise InvalidCredentials
+    return _start_session(user.id, clock.utcnow())
+
+
+def _start_session(user_id: int, now: datetime, forgive: tuple[str, str] | None = None) -> TokenOut:
+    """A new session (and its first refresh token) for the account; `forgive`: the login name
+    and source whose failed attempts the sign-in clears."""
     settings = get_settings()
     session_id, refresh_token = uuid.uuid4(), new_refresh_token()
     try:
         with transaction() as session:
-            throttling.forgive(session, grant.username, source_ip)
-            sessions.prune_for_user(session, user.id, now)
+            if forgive is not None:
+                throttling.forgive(session, *forgive)
+            sessions.prune_for_user(session, user_id, now)
             sessions.start(
                 session,
-                user.id,
+                user_id,
                 session_id,
                 refresh_token_hash(refresh_token),
                 now,
@@ -78,10 +99,10 @@ def _sign_in(grant: PasswordGrant, source_ip: str) -> TokenOut:
                 session_expires_at=now + timedelta(seconds=settings.session_max_age_seconds),
             )
     except IntegrityError as error:
-        if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the account was deleted meanwhile
+        if sqlstate(error) == FOREIGN_KEY_VIOLATION:  # the account was deleted meanwhile
             raise InvalidCredentials from error
         raise
-    return _pair(user.id, session_id, refresh_token)
+    return _pair(user_id, session_id, refresh_token)
 
 
 def _refresh(grant: RefreshGrant) -> TokenOut:

@@ -9,10 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from taskline.db import read_only, retry_if_disconnected, sqlstate, transaction
+from taskline.db import (
+    FOREIGN_KEY_VIOLATION,
+    read_only,
+    retry_if_disconnected,
+    sqlstate,
+    transaction,
+)
+from taskline.domain import CREATE_TASK_OPERATION, TaskFilters, TaskStatus
 from taskline.errors import (
     AuthenticationRequired,
     IdempotencyKeyReused,
@@ -20,20 +28,18 @@ from taskline.errors import (
     PreconditionFailed,
     TaskNotFound,
 )
-from taskline.models import IdempotencyKey, TaskStatus
+from taskline.models import IdempotencyKey
 from taskline.pagination import decode_cursor, encode_cursor
 from taskline.repositories import deadline_notifications, idempotency, tasks
-from taskline.schemas import TaskCreate, TaskFilters, TaskOut, TaskPage, TaskPatch, TaskReplace
+from taskline.schemas import TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
 from taskline.settings import get_settings
-
-_FOREIGN_KEY_VIOLATION = "23503"
 
 
 def create(user_id: int, request: TaskCreate) -> TaskOut:
     try:
         with transaction() as session:
             return TaskOut.model_validate(
-                tasks.add(session, user_id, _columns(request.model_dump()), _default_lead())
+                tasks.add(session, user_id, request.model_dump(), _default_lead())
             )
     except DBAPIError as error:
         _raise_if_orphaned(error)
@@ -42,7 +48,7 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
 
 def _raise_if_orphaned(error: DBAPIError) -> None:
     # pg8000 reports foreign-key violations as ProgrammingError, so match the SQLSTATE.
-    if sqlstate(error) == _FOREIGN_KEY_VIOLATION:  # the token outlived its account
+    if sqlstate(error) == FOREIGN_KEY_VIOLATION:  # the token outlived its account
         raise AuthenticationRequired("The account behind this token no longer exists.") from error
 
 
@@ -67,7 +73,7 @@ def _legacy_fingerprint(request: TaskCreate) -> str:
 
 
 def _hash(fields: dict[str, Any]) -> str:
-    canonical = json.dumps(["POST /tasks", fields], sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps([CREATE_TASK_OPERATION, fields], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -112,7 +118,7 @@ def create_once(
         with transaction() as session:
             if idempotency.claim(session, user_id, idempotency_key, fingerprint, ttl):
                 created = TaskOut.model_validate(
-                    tasks.add(session, user_id, _columns(request.model_dump()), _default_lead())
+                    tasks.add(session, user_id, request.model_dump(), _default_lead())
                 )
                 sent = _created(created, headers_for)
                 idempotency.record(
@@ -178,9 +184,12 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
 
 def listing_scope(user_id: int, filters: TaskFilters) -> bytes:
     """What a cursor is bound to: the caller and the filters (as validated, so equal filters
-    spelled differently share cursors); `limit` may change from page to page."""
+    spelled differently share cursors); `limit` may change from page to page.
+
+    The filters are written in pydantic's JSON form, as when they were a pydantic model, so
+    cursors issued before keep verifying."""
     canonical = json.dumps(
-        [user_id, filters.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
+        [user_id, to_jsonable_python(filters)], sort_keys=True, separators=(",", ":")
     )
     return canonical.encode()
 
@@ -198,7 +207,7 @@ def update(
         previous_remind_before: int | None = None
         if changes:
             updated = tasks.update_for_owner(
-                session, user_id, task_id, _columns(changes), _default_lead(), versions
+                session, user_id, task_id, changes, _default_lead(), versions
             )
             task = None if updated is None else updated[0]
             previous_remind_before = None if updated is None else updated[1]
@@ -211,7 +220,7 @@ def update(
         if "deadline" in changes or "status" in changes:
             # A new deadline re-arms the deadline notifications; a Done task forgets them all,
             # so reopening it re-arms them too. Same transaction as the write.
-            done = task.status == TaskStatus.DONE.value
+            done = task.status is TaskStatus.DONE
             deadline_notifications.forget_for_task(
                 session, task.id, None if done else task.deadline
             )
@@ -239,11 +248,3 @@ def _missing_or_changed(
     if versions is not None and tasks.get_for_owner(session, user_id, task_id) is not None:
         return PreconditionFailed()
     return TaskNotFound()
-
-
-def _columns(values: dict[str, Any]) -> dict[str, Any]:
-    """Schema values as column values (the status enum is stored as its text)."""
-    status = values.get("status")
-    if status is not None:
-        values = {**values, "status": str(status)}
-    return values

@@ -1,0 +1,68 @@
+"""The domain's vocabulary: what a task is and how tasks are found, with no database or HTTP.
+
+The ORM models (`models.py`), the wire schemas (`schemas.py`), repositories and services all
+speak it; it imports nothing of theirs, so every layer can look down to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class TaskStatus(StrEnum):
+    TODO = "To Do"
+    IN_PROGRESS = "In Progress"
+    DONE = "Done"
+
+
+class NotificationStage(StrEnum):
+    """The deadline notifications a task can get, each at most once per deadline."""
+
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+
+    @property
+    def event_type(self) -> str:
+        """`task.due_soon` / `task.overdue`: the SNS `event_type` attribute."""
+        return f"task.{self.value}"
+
+
+class ThrottleScope(StrEnum):
+    ACCOUNT = "account"  # subject: SHA-256 (hex) of lower(email), whether or not the account exists
+    IP = "ip"  # subject: the source IP address
+
+
+# A password's bounds. bcrypt ignores anything beyond 72 bytes; we refuse instead of truncating.
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_BYTES = 72
+
+# Bounds of a reminder's lead time (a task's remind_before, an account's due_soon_minutes).
+MIN_LEAD_MINUTES = 1
+MAX_LEAD_MINUTES = 10080  # 7 days
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFilters:
+    """Which of an owner's tasks a listing shows; None: not filtered on that."""
+
+    status: TaskStatus | None = None
+    category: str | None = None
+    due_before: datetime | None = None  # deadline earlier than this
+    due_after: datetime | None = None  # deadline at or after this
+
+
+class TaskPosition(NamedTuple):
+    """A task's place in the listing order (deadline, then id): where a keyset page starts."""
+
+    deadline: datetime
+    id: int
+
+
+# The scope of an idempotency key: which operation a stored fingerprint belongs to. The text is
+# frozen: it is hashed into every stored fingerprint (taskline.services.tasks), so changing it
+# would stop in-flight keys from replaying. It happens to read like the HTTP route that creates
+# tasks; it is only a label now.
+CREATE_TASK_OPERATION = "POST /tasks"
