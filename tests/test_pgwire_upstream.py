@@ -296,14 +296,16 @@ def test_sqlalchemys_first_connection_asks_through_the_methods_pgwire_answers(
 # stand-in sees every connection).
 _FALLBACK_SCRIPT = """
 import json, sys
-import pg8000, sqlalchemy
+import pg8000, pytest, sqlalchemy
 {simulate}
 from localdev.gateway import LocalGateway
+from tests.wire import listen
 from localdev.template import load
 from taskline import pgwire
 from taskline.db import get_engine
 
 gateway = LocalGateway(load())
+wire = listen(pytest.MonkeyPatch())
 statuses = []
 def call(method, path, body=None, token=None, form=False):
     headers = []
@@ -325,7 +327,9 @@ grant = "grant_type=password&username=" + email + "&password=correct+horse+batte
 token = call("POST", "/token", grant, form=True).json()["access_token"]
 task = {{"description": "Fallback", "category": "work", "deadline": "2030-01-15T09:00:00Z"}}
 created = call("POST", "/tasks", task, token).json()
+wire.clear()
 call("GET", f"/tasks/{{created['id']}}", token=token)
+read_round_trips = wire.round_trips
 call("PATCH", f"/tasks/{{created['id']}}", {{"status": "Done"}}, token)
 listed = call("GET", "/tasks?limit=5", token=token).json()
 call("GET", "/users/me", token=token)
@@ -341,6 +345,12 @@ print("RESULT " + json.dumps({{
     "enabled": pgwire.ENABLED,
     "unverified": pgwire.UNVERIFIED,
     "driver": get_engine().dialect.driver,
+    "read_round_trips": read_round_trips,
+    "begun_before_a_ping": [
+        i for i, sql in enumerate(wire.statements)
+        if sql == ";" and i and wire.statements[i - 1] == "begin transaction"
+    ],
+    "pings": wire.statements.count(";"),
     "connection": type(dbapi_connection).__module__ + "." + type(dbapi_connection).__name__,
 }}))
 """
@@ -395,6 +405,11 @@ def test_an_unverified_version_runs_the_functions_on_stock_pg8000_with_one_warni
     assert result["statuses"] == [201, 200, 201, 200, 200, 200, 200, 204, 200]
     assert result["listed"] == [[result["created_id"], "Done"]]
     assert result["after"] == []
+    # A read by id: the ping (DB_PING_AFTER_IDLE_SECONDS=0), then Parse, Describe and Bind with
+    # Execute in turn; the ping is sent outside any transaction, as pgwire's is.
+    assert result["read_round_trips"] == 1 + 3
+    assert result["pings"] >= 7
+    assert result["begun_before_a_ping"] == []
     warnings = [line for line in logs if line.get("level") == "WARNING"]
     assert len(warnings) == 1, warnings
     assert warnings[0]["message"].startswith(f"taskline.pgwire is off on {named}: "), warnings
@@ -409,4 +424,6 @@ def test_the_verified_versions_run_the_same_requests_on_pgwire_without_a_warning
     assert result["driver"] == "pgwire"
     assert result["connection"] == "taskline.pgwire.Connection"
     assert result["statuses"] == [201, 200, 201, 200, 200, 200, 200, 204, 200]
+    assert result["read_round_trips"] == 1 + 1  # the ping, then the read in one round trip
+    assert result["begun_before_a_ping"] == []
     assert [line for line in logs if line.get("level") == "WARNING"] == []
