@@ -35,8 +35,9 @@ Private internals, and upgrading pg8000 or SQLAlchemy. Beyond their public API t
 `VERIFIED_VERSIONS` are the versions all that was checked against (the pins). On any other
 version of either library the module still imports (nothing private is touched at import),
 but `ENABLED` is False: `taskline.db` uses stock pg8000 (`postgresql+pg8000`: correct, with
-three round trips per statement and six statements on a new connection) and logs one warning
-when it builds its engine. To re-verify after an upgrade: install it, run
+three round trips per statement, six statements on a new connection, and a connection reset on
+the first read not reported as a lost connection) and logs one warning when it builds its
+engine. To re-verify after an upgrade: install it, run
 `pytest tests/test_pgwire_upstream.py` (a failure names the hook and what to compare; for a
 method repeated or replaced here, diff upstream's new source with this module's code, port what
 changed and record the new hash in `UPSTREAM_SOURCES`), then test_pgwire.py,
