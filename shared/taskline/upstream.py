@@ -11,8 +11,9 @@ start.
 
 Installed versions are read from each package's `__version__`: pg8000 sets its own from
 `importlib.metadata` when it is imported, SQLAlchemy and Powertools ship it as a constant of
-the same release; reading it costs nothing, where three more `importlib.metadata` look-ups
-cost milliseconds of every cold start (each scans the distributions on `sys.path`).
+the same release. Reading it costs nothing; the two `importlib.metadata` look-ups it saves
+measured 1.3 ms on a path holding only the layer's 23 distributions (each look-up scans every
+`sys.path` entry, and Lambda's include the runtime's own packages), 5 to 15 ms in the dev venv.
 """
 
 from __future__ import annotations
