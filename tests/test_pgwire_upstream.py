@@ -295,7 +295,7 @@ def test_sqlalchemys_first_connection_asks_through_the_methods_pgwire_answers(
 # a user's requests are sent through the local API Gateway (the parent's strict RDS Proxy
 # stand-in sees every connection).
 _FALLBACK_SCRIPT = """
-import json, sys
+import json
 import pg8000, pytest, sqlalchemy
 {simulate}
 from localdev.gateway import LocalGateway
