@@ -46,14 +46,15 @@ os.environ.update(
 def _clear_caches() -> None:
     from taskline import secret_store
     from taskline.db import get_engine
-    from taskline.security.passwords import _decoy_hash
-    from taskline.security.tokens import _keyring, _verified
+    from taskline.security import passwords, tokens
     from taskline.settings import get_settings
 
     if get_engine.cache_info().currsize:
         get_engine().dispose()
-    for cached in (get_settings, get_engine, _keyring, _verified, _decoy_hash):
+    for cached in (get_settings, get_engine):
         cached.cache_clear()
+    tokens.reset_caches()
+    passwords.reset_decoy_cache()
     secret_store.reset()
 
 

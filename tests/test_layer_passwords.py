@@ -73,3 +73,20 @@ def test_decoy_hash_has_the_configured_cost(
     monkeypatch.setenv("BCRYPT_ROUNDS", "5")
     assert not verify_password("anything at all", None)
     assert checkpw_calls[0].startswith(b"$2b$05$")
+
+
+def test_the_decoy_is_made_once_until_its_cache_is_reset(
+    monkeypatch: pytest.MonkeyPatch, reload_settings: None, checkpw_calls: list[bytes]
+) -> None:
+    from taskline.security.passwords import reset_decoy_cache
+    from taskline.settings import get_settings
+
+    verify_password("anything at all", None)
+    verify_password("something else", None)
+    assert checkpw_calls[0] == checkpw_calls[1]  # one decoy per container
+    monkeypatch.setenv("BCRYPT_ROUNDS", "5")
+    get_settings.cache_clear()
+    reset_decoy_cache()
+    verify_password("anything at all", None)
+    assert checkpw_calls[2] != checkpw_calls[0]
+    assert checkpw_calls[2].startswith(b"$2b$05$")

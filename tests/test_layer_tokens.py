@@ -14,7 +14,6 @@ from taskline.errors import AuthenticationRequired
 from taskline.security.tokens import (
     ALGORITHM,
     MAX_ID,
-    _keyring,
     issue_access_token,
     key_id,
     signing_keys,
@@ -83,7 +82,6 @@ def test_previous_keys_still_verify_after_rotation(
 ) -> None:
     monkeypatch.setenv("JWT_SECRET", OLD_SECRET)
     old_token = issue_access_token(5, SESSION).token
-    _keyring.cache_clear()
     from taskline.settings import get_settings
 
     get_settings.cache_clear()
@@ -103,7 +101,6 @@ def test_retired_keys_no_longer_verify(
 ) -> None:
     monkeypatch.setenv("JWT_SECRET", OLD_SECRET)
     old_token = issue_access_token(5, SESSION).token
-    _keyring.cache_clear()
     from taskline.settings import get_settings
 
     get_settings.cache_clear()
@@ -204,3 +201,27 @@ def test_missing_or_unknown_kid_is_refused(kid: str | None) -> None:
 def test_garbage_is_refused(token: str) -> None:
     with pytest.raises(AuthenticationRequired):
         verify_access_token(token)
+
+
+def test_a_token_is_verified_once_until_the_caches_are_reset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signature and claims of a token are checked on its first use only (PyJWT's decode is
+    a dependency here, counted, not the thing under test); reset_caches forgets them."""
+    from taskline.security.tokens import reset_caches
+
+    token = issue_access_token(5, SESSION).token
+    decoded: list[str] = []
+    real = jwt.decode
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    assert verify_access_token(token).user_id == 5
+    assert verify_access_token(token).user_id == 5
+    assert decoded == [token]
+    reset_caches()
+    assert verify_access_token(token).user_id == 5
+    assert decoded == [token, token]

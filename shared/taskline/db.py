@@ -109,7 +109,8 @@ def _as_user(cparams: dict[str, Any], credentials: Any) -> dict[str, Any]:
 
 def database_url(settings: Settings) -> URL:
     """DATABASE_URL, or DB_HOST/DB_PORT/DB_NAME without credentials, as a URL of pgwire's
-    dialect (pg8000's, with fewer round trips on a new connection)."""
+    dialect (pg8000's, with fewer round trips on a new connection), or of stock pg8000's when
+    pgwire is off (`pgwire.ENABLED`: installed versions it was not verified against)."""
     if settings.database_url is not None:
         url = sqlalchemy_url(settings.database_url.get_secret_value())
         return url.set(drivername=pgwire.DRIVERNAME)
@@ -124,7 +125,8 @@ def build_engine(settings: Settings) -> Engine:
     With DB_HOST (AWS), the credentials are not part of the URL: they are fetched from
     Secrets Manager when a connection is opened, so a rotated password is picked up.
 
-    Connections are `taskline.pgwire`'s (one round trip per statement). Instead of a ping before
+    Connections are `taskline.pgwire`'s (one round trip per statement), or stock pg8000's, with
+    one warning logged, when pgwire is off (`pgwire.ENABLED`). Instead of a ping before
     every checkout (SQLAlchemy's pool_pre_ping, one more round trip per request), a connection
     is pinged only after it sat idle for DB_PING_AFTER_IDLE_SECONDS, which is when a Lambda
     container was frozen long enough for the server or the network to drop it; a dead one is
@@ -142,9 +144,10 @@ def build_engine(settings: Settings) -> Engine:
         # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connecting.html#rds-proxy-connecting-postgresql
         "startup_params": {"TimeZone": "UTC"},
     }
-    context = ssl_context(settings.db_ssl_mode, root_cert(settings))
-    if context is not None:
-        connect_args["ssl_context"] = context
+    # No context: a plain connection, never an SSLRequest (pg8000 would attempt TLS on None).
+    connect_args["ssl_context"] = ssl_context(settings.db_ssl_mode, root_cert(settings)) or False
+    if not pgwire.ENABLED:
+        logger.warning(pgwire.FALLBACK_WARNING, extra={"unverified": pgwire.UNVERIFIED})
     engine = create_engine(
         database_url(settings),
         connect_args=connect_args,
@@ -153,7 +156,7 @@ def build_engine(settings: Settings) -> Engine:
         pool_timeout=settings.db_connect_timeout_seconds,
         # Errors are logged; their SQL parameters can hold emails and password hashes.
         hide_parameters=True,
-        module=pgwire,  # the DB-API module: pg8000, with pgwire's connections
+        module=pgwire.DBAPI,  # pg8000, with pgwire's connections (or without, when it is off)
     )
     if settings.database_url is None:
         event.listen(engine, "do_connect", _connect_with_stored_credentials)
@@ -207,13 +210,23 @@ def _ping_when_idle(engine: Engine, ping_after_idle: float) -> None:
         if last_used is None or _idle_seconds(last_used) < ping_after_idle:
             return
         try:
-            dbapi_connection.ping()
+            _ping(engine.dialect, dbapi_connection)
         except Exception as error:  # dead in any way: the pool replaces it and checks out again
             raise DisconnectionError from error
 
     @event.listens_for(engine, "checkin")
     def stamp(_dbapi_connection: Any, record: Any) -> None:
         record.info[_LAST_USED] = (time.monotonic(), time.time())
+
+
+def _ping(dialect: Any, dbapi_connection: Any) -> None:
+    """One round trip proving the connection works, outside any transaction (in a transaction
+    pg8000 would send BEGIN first, and the pooled connection would stay in it)."""
+    autocommit, dbapi_connection.autocommit = dbapi_connection.autocommit, True
+    try:
+        dialect.do_ping(dbapi_connection)  # pgwire's: the empty query; pg8000's: `;` by cursor
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 @lru_cache(maxsize=1)

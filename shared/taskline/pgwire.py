@@ -17,37 +17,98 @@ included, in as many round trips.
 A connection reset while reading is reported as pg8000 reports every other socket failure
 (InterfaceError "network error"), so SQLAlchemy sees a lost connection, and closing a
 connection whose server is gone is quiet. Everything else (types, errors, transactions, COPY)
-is pg8000's own. The subclassed internals
-are those of the pinned pg8000 version (shared/requirements.txt); the whole test suite runs
-through this module.
+is pg8000's own; the whole test suite runs through this module.
+
+Private internals, and upgrading pg8000 or SQLAlchemy. Beyond their public API this relies on
+(tests/test_pgwire_upstream.py has a test for each, saying what it needs):
+- pg8000's `legacy.Cursor`: the attributes its `__init__` sets (`_c`, `_context`, `_row_iter`,
+  `_input_oids`, `paramstyle`) and `execute`, whose non-COPY path `Cursor.execute` repeats;
+- pg8000's `core.CoreConnection`: `_in_transaction`, `_sock`, `autocommit`, `py_types`,
+  `parameter_statuses`, `execute_simple`, `register_in_adapter`, the message senders
+  (`send_PARSE`, `send_BIND`, `_send_message`, `send_EXECUTE`), `handle_messages` (which lets
+  a reset on the first read through as OSError) and `execute_unnamed`, which `Connection`
+  replaces; `core.Context`, `core._write`, `core._flush`, `core.SYNC_MSG`, `core.DESCRIBE`,
+  `converters.make_params` and the timestamp converters; `dbapi.convert_paramstyle`;
+- SQLAlchemy's pg8000 dialect: `initialize` learning the server version, default schema,
+  isolation level and backslash escapes through `_get_server_version_info`,
+  `_get_default_schema_name`, `get_default_isolation_level` and `_set_backslash_escapes`.
+`VERIFIED_VERSIONS` are the versions all that was checked against (the pins). On any other
+version of either library the module still imports (nothing private is touched at import),
+but `ENABLED` is False: `taskline.db` uses stock pg8000 (`postgresql+pg8000`: correct, with
+three round trips per statement, six statements on a new connection, and a connection reset on
+the first read not reported as a lost connection) and logs one warning when it builds its
+engine. To re-verify after an upgrade: install it, run
+`pytest tests/test_pgwire_upstream.py` (a failure names the hook and what to compare; for a
+method repeated or replaced here, diff upstream's new source with this module's code, port what
+changed and record the new hash in `UPSTREAM_SOURCES`), then test_pgwire.py,
+test_db_round_trips.py, test_rds_proxy.py, test_db_faults.py and test_db_tls.py, and `make
+bench` for the round-trip figures; then set `VERIFIED_VERSIONS` to the new pins.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import types
 from contextlib import suppress
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import pg8000
-from pg8000 import converters, core, legacy
-from pg8000.dbapi import convert_paramstyle
+import sqlalchemy
+from pg8000 import converters, core, dbapi, legacy
 from pg8000.exceptions import DatabaseError, InterfaceError
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
 
-# The SQLAlchemy URL scheme of `Dialect` (taskline.db builds the engine's URL with it).
-DRIVERNAME = "postgresql+pgwire"
+from taskline import upstream
 
-_UNNAMED_PORTAL = core.PORTAL + core.NULL_BYTE
+# What the private hooks below were verified against: shared/requirements.txt's pins.
+VERIFIED_VERSIONS: Final = {"pg8000": "1.31.6", "SQLAlchemy": "2.1.9"}
+# sha256 of upstream's source (inspect.getsource) of what this module repeats or replaces, as
+# it was when it was copied ("module:qualified name"); tests/test_pgwire_upstream.py compares.
+UPSTREAM_SOURCES: Final = {
+    "pg8000.legacy:Cursor.execute": (
+        "54009f088e6f2b908ee033926465d71b8ebee9eefb81ce191ac6099440d19525"
+    ),
+    "pg8000.core:CoreConnection.execute_unnamed": (
+        "2e8af5bad64b66405120f0f473c13d55fb60c66629db9b0bd0a2c7ba8617eabd"
+    ),
+}
+
+# Each library's own `__version__` (pg8000 reads its from importlib.metadata at import).
+UNVERIFIED: Final = upstream.unverified(
+    VERIFIED_VERSIONS,
+    {
+        "pg8000": getattr(pg8000, "__version__", None),
+        "SQLAlchemy": getattr(sqlalchemy, "__version__", None),
+    },
+)
+# False on versions the hooks were not verified against: taskline.db then uses stock pg8000.
+ENABLED: Final = not UNVERIFIED
+
+# The SQLAlchemy URL scheme (taskline.db builds the engine's URL with it) and the DB-API module
+# of the engine: this module's `Dialect` and connections, or stock pg8000's.
+DRIVERNAME: Final = "postgresql+pgwire" if ENABLED else "postgresql+pg8000"
+DBAPI: Final[types.ModuleType] = sys.modules[__name__] if ENABLED else pg8000
+FALLBACK_WARNING: Final = (
+    f"taskline.pgwire is off on {', '.join(UNVERIFIED)}: its private pg8000/SQLAlchemy hooks "
+    "were not verified against that, so the engine uses stock pg8000 (postgresql+pg8000; three "
+    "round trips per statement instead of one). Re-verify as taskline/pgwire.py's docstring "
+    "says, then update pgwire.VERIFIED_VERSIONS."
+)
+
+# Describe (portal "P", name "" NUL-terminated: the unnamed portal), as the protocol spells it:
+# https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE
+_UNNAMED_PORTAL = b"P\x00"
+_UNNAMED = b"\x00"  # the unnamed prepared statement (and portal): an empty NUL-terminated name
 
 
 @lru_cache(maxsize=512)
 def _numbered(operation: str) -> str:
     """`... WHERE id = %s` -> `... WHERE id = $1` (pg8000's own conversion, remembered)."""
-    statement: str = convert_paramstyle("format", operation, ())[0]
+    statement: str = dbapi.convert_paramstyle("format", operation, ())[0]
     return statement
 
 
@@ -128,8 +189,8 @@ class Connection(legacy.Connection):  # type: ignore[misc]  # pg8000 is untyped
         if stream is not None:  # COPY needs pg8000's step-by-step exchange
             return super().execute_unnamed(statement, vals, oids, stream)
         context = core.Context(statement)
-        self.send_PARSE(core.NULL_BYTE, statement, oids)
-        self.send_BIND(core.NULL_BYTE, converters.make_params(self.py_types, vals))
+        self.send_PARSE(_UNNAMED, statement, oids)
+        self.send_BIND(_UNNAMED, converters.make_params(self.py_types, vals))
         self._send_message(core.DESCRIBE, _UNNAMED_PORTAL)
         self.send_EXECUTE()
         core._write(self._sock, core.SYNC_MSG)
@@ -224,6 +285,10 @@ class Dialect(PGDialect_pg8000):
             super()._set_backslash_escapes(connection)  # type: ignore[no-untyped-call]
         else:
             self._backslash_escapes = reported == "off"
+
+    def do_ping(self, dbapi_connection: Any) -> bool:
+        dbapi_connection.ping()  # the empty query, one round trip (no cursor, no BEGIN)
+        return True
 
 
 registry.register("postgresql.pgwire", __name__, "Dialect")

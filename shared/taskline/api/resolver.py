@@ -1,4 +1,32 @@
-"""The Powertools resolver every Taskline function uses, and its Lambda entry point."""
+"""The Powertools resolver every Taskline function uses, and its Lambda entry point.
+
+Private internals, and upgrading Powertools. The contract's checks run before Powertools
+validates a route's input (401 before anything about a protected route's input, then 413, 415,
+400 and a JSON array refused as a body), which Powertools has no public hook for. So this
+relies on (tests/test_resolver_upstream.py has a test for each, saying what it needs):
+- `_request_validation_middleware`: the resolver keeps its request validation middleware
+  there, and each route puts it first in its middleware stack when the stack is built (first
+  request); `TasklineResolver` replaces it with a subclass that runs the checks first;
+- `_static_routes` and `_dynamic_routes`: the registered routes (`method`, `rule`, `path`), for
+  405's `Allow` and to tell a declared route from the stand-in Powertools uses for 404;
+- `context["_route"]`: the route being called, set before the middlewares run; its
+  `security` and `dependant.body_params` (whether the route reads a body);
+- `_add_resolver_response_validation_error_response_to_route`: called for every route when the
+  OpenAPI document is built; overridden to keep each route's own 500;
+- content-type and the JSON body read lazily from the event (after the checks).
+`VERIFIED_VERSIONS` is the version that was checked (the pin). On any other, importing this
+module raises `UnverifiedVersionError`: the functions refuse to start. A fallback to stock
+validation would keep running with those checks gone: anonymous callers told a protected
+route's input rules (422 instead of 401), no 413 or 415, and `[{...}, {...}]` creating a task;
+the contract's status codes would be false while everything looked fine. A refusal is loud
+and early instead: `make test` fails at once, and in AWS publishing a SnapStart version runs
+the init (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-activate.html), so it fails
+at deploy time, with this message in the init log, not on users' requests. To re-verify after
+an upgrade: install it, run `pytest tests/test_resolver_upstream.py` (a failure names the hook
+and what changed), then test_handlers.py, test_http_errors.py, test_input_edges.py and
+test_openapi.py (the OpenAPI document must stay byte-identical); then set `VERIFIED_VERSIONS`
+to the new pin.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +36,9 @@ import json
 import warnings
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, Final, cast
 
+import aws_lambda_powertools
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -21,9 +50,23 @@ from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskline import errors
+from taskline import errors, upstream
 from taskline.api import documentation, problems
 from taskline.api.auth import authenticated_token
+
+# What the private hooks below were verified against: shared/requirements.txt's pin.
+VERIFIED_VERSIONS: Final = {"aws-lambda-powertools": "3.37.0"}
+_UNVERIFIED = upstream.unverified(
+    VERIFIED_VERSIONS,
+    {"aws-lambda-powertools": getattr(aws_lambda_powertools, "__version__", None)},
+)
+if _UNVERIFIED:
+    raise upstream.UnverifiedVersionError(
+        f"taskline.api.resolver refuses to start on {', '.join(_UNVERIFIED)}: it hooks into "
+        "Powertools' private internals, and without them the API's status codes would be "
+        "wrong. Pin the verified version in shared/requirements.txt, or re-verify the hooks "
+        "(taskline/api/resolver.py's docstring) and update resolver.VERIFIED_VERSIONS."
+    )
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"

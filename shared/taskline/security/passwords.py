@@ -20,6 +20,13 @@ def _decoy_hash() -> bytes:
     return bcrypt.hashpw(b"taskline-decoy-password", bcrypt.gensalt(get_settings().bcrypt_rounds))
 
 
+def reset_decoy_cache() -> None:
+    """Forget the decoy hash, so the next one uses the current BCRYPT_ROUNDS (tests that change
+    it). A SnapStart restore needs no reset: the decoy is a hash of a public constant, secret to
+    no one, and the snapshot is taken before any request makes it."""
+    _decoy_hash.cache_clear()
+
+
 def verify_password(password: str, password_hash: str | None) -> bool:
     """True when `password` matches; always spends one bcrypt check, whatever the input."""
     candidate = password.encode()

@@ -153,6 +153,18 @@ def _verified(
     )
 
 
+def reset_caches() -> None:
+    """Forget the cached keyrings and verified tokens (tests that change the key settings).
+
+    Nothing needs it in a running container, after a SnapStart restore included: a keyring is
+    cached by its keys' values and a verified token by the token, the keys and the expected
+    claims, so new keys or settings never meet a stale entry, and expiry is checked on every
+    use; the snapshot is taken before any request fills either cache.
+    """
+    _keyring.cache_clear()
+    _verified.cache_clear()
+
+
 def could_be_ours(token: str) -> bool:
     """False for text no token of ours can be: too long, or not encodable as UTF-8."""
     if len(token) > MAX_TOKEN_CHARS:
