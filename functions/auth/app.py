@@ -140,17 +140,18 @@ REVOKE_BODY = {
 DONE = returns("Done; no content.")
 
 
-account_routes = Routes(app, "Accounts")
-session_routes = Routes(app, "Sessions")
+sign_up_routes = Routes(app, "Accounts")
+token_routes = Routes(app, "Sessions")
+my_account = Routes(app, "Accounts", signed_in=True)
+my_sessions = Routes(app, "Sessions", signed_in=True)
 
 
-@account_routes.route(
+@sign_up_routes.route(
     "POST",
     "/users",
     "createUser",
     "Sign up",
     {201: returns("The account was created.", UserOut)},
-    status_code=201,
     description="Creates an account. Emails are normalised (Unicode NFC, the domain in "
     "Unicode and lower case) and compared case-insensitively.",
     errors={409: problem("The email is already registered.")},
@@ -165,7 +166,7 @@ def sign_up(
     return Response(status_code=201, content_type=JSON, body=created)
 
 
-@session_routes.route(
+@token_routes.route(
     "POST",
     "/token",
     "issueToken",
@@ -197,7 +198,7 @@ def token() -> Response[TokenOut]:
     return Response(status_code=200, content_type=JSON, body=issued, headers=NO_STORE_HEADERS)
 
 
-@session_routes.route(
+@token_routes.route(
     "POST",
     "/token/revoke",
     "revokeToken",
@@ -220,29 +221,26 @@ def revoke_token() -> Response[None]:
     return Response(status_code=200, content_type=None, body=None, headers=NO_STORE_HEADERS)
 
 
-@account_routes.route(
+@my_account.route(
     "GET",
     "/users/me",
     "getMe",
     "Who am I",
     {200: returns("The caller's account.", UserOut)},
-    signed_in=True,
 )
 def me() -> UserOut:
     return accounts.profile(current_token(app))
 
 
-@session_routes.route(
+@my_sessions.route(
     "POST",
     "/users/me/logout-all",
     "logoutAll",
     "End every session of my account",
     {204: DONE},
-    status_code=204,
     description="Ends every session of the account, this one included: all refresh tokens "
     "stop working. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
     "task routes; the account routes refuse them at once.",
-    signed_in=True,
 )
 def logout_all() -> Response[None]:
     sessions.logout_all(current_token(app))
@@ -251,15 +249,13 @@ def logout_all() -> Response[None]:
 
 # What the routes that take the account's password answer besides their 204.
 PASSWORD_CONFIRMED: RouteOptions = {
-    "status_code": 204,
     "errors": {403: WRONG_PASSWORD, 429: THROTTLED},
-    "signed_in": True,
     "invalid": True,
     "body": "json",
 }
 
 
-@account_routes.route(
+@my_account.route(
     "PUT",
     "/users/me/password",
     "changePassword",
@@ -276,7 +272,7 @@ def change_password(
     return Response(status_code=204, content_type=None, body=None)
 
 
-@account_routes.route(
+@my_account.route(
     "DELETE",
     "/users/me",
     "deleteMe",

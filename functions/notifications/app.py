@@ -104,29 +104,29 @@ CHANGE_DESCRIPTION = (
     + " `email_enabled: true` also clears an address SES reported as undeliverable."
 )
 PREFERENCES_CHANGE: RouteOptions = {
-    "signed_in": True,
     "invalid": True,
     "body": "json",
 }
 
 
-routes = Routes(app, "Notifications")
+my_notifications = Routes(app, "Notifications", signed_in=True)
+# The calendar feed and the unsubscribe links: no sign-in, the secret in the URL is the credential.
+links = Routes(app, "Notifications")
 
 
-@routes.route(
+@my_notifications.route(
     "GET",
     "/users/me/notifications",
     "getNotificationPreferences",
     "My notification preferences",
     {200: PREFERENCES_OUT},
     description=PREFERENCES_DESCRIPTION,
-    signed_in=True,
 )
 def get_preferences() -> NotificationPreferencesOut:
     return notification_settings.get(current_user_id(app))
 
 
-@routes.route(
+@my_notifications.route(
     "PUT",
     "/users/me/notifications",
     "replaceNotificationPreferences",
@@ -143,7 +143,7 @@ def replace_preferences(
     return notification_settings.update(current_user_id(app), preferences)
 
 
-@routes.route(
+@my_notifications.route(
     "PATCH",
     "/users/me/notifications",
     "patchNotificationPreferences",
@@ -158,17 +158,15 @@ def patch_preferences(
     return notification_settings.update(current_user_id(app), changes)
 
 
-@routes.route(
+@my_notifications.route(
     "POST",
     "/users/me/calendar",
     "issueCalendarFeed",
     "Get a secret calendar feed URL (rotates an earlier one)",
     {201: returns("The new feed URL.", CalendarFeedOut, headers=NO_STORE)},
-    status_code=201,
     description="Issues a secret URL serving my open tasks as an iCalendar feed (RFC 5545) "
     "for calendar apps. The URL is shown only now; calling this again replaces it (the old "
     "one stops working). Anyone holding the URL can read the feed.",
-    signed_in=True,
 )
 def issue_calendar_feed() -> Response[CalendarFeedOut]:
     feed = calendar.issue(current_user_id(app), _base_url())
@@ -178,22 +176,20 @@ def issue_calendar_feed() -> Response[CalendarFeedOut]:
     )
 
 
-@routes.route(
+@my_notifications.route(
     "DELETE",
     "/users/me/calendar",
     "revokeCalendarFeed",
     "Revoke my calendar feed URL",
     {204: returns("Revoked: the feed URL stops working.")},
-    status_code=204,
     errors={404: problem("No feed to revoke.")},
-    signed_in=True,
 )
 def revoke_calendar_feed() -> Response[None]:
     calendar.revoke(current_user_id(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
-@routes.route(
+@links.route(
     "GET",
     "/calendar/<feed_secret>",
     "getCalendarFeed",
@@ -249,7 +245,7 @@ def calendar_feed(
     )
 
 
-@routes.route(
+@links.route(
     "GET",
     "/unsubscribe/<token>",
     "getUnsubscribePage",
@@ -270,7 +266,7 @@ def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
     )
 
 
-@routes.route(
+@links.route(
     "POST",
     "/unsubscribe/<token>",
     "unsubscribe",

@@ -112,7 +112,7 @@ def _task_returned(description: str) -> Any:
     return returns(description, TaskOut, headers=ETAG_HEADER, links=FROM_PATH)
 
 
-routes = Routes(app, "Tasks")
+routes = Routes(app, "Tasks", signed_in=True)
 
 
 @routes.route(
@@ -121,10 +121,8 @@ routes = Routes(app, "Tasks")
     "createTask",
     "Create a task",
     {201: returns("The task was created.", TaskOut, headers=CREATED_HEADERS, links=FROM_BODY)},
-    status_code=201,
     description="Creates a task of the caller. With an `Idempotency-Key`, a retry returns the "
     "first answer (with `Idempotent-Replayed: true`) and creates nothing.",
-    signed_in=True,
     invalid=problem(
         "The input is invalid (`errors` says where), or the Idempotency-Key was "
         "used with another body."
@@ -161,7 +159,6 @@ def _created_headers(task_id: int, updated_at: datetime) -> dict[str, str]:
     {200: returns("One page of tasks.", list[TaskOut], headers=PAGE_HEADERS)},
     description="The caller's tasks in (deadline, id) order, a page at a time; the `Link` "
     "header gives the next page. A cursor works only with the filters it was issued for.",
-    signed_in=True,
     invalid=True,
 )
 def list_tasks(
@@ -197,7 +194,6 @@ def list_tasks(
     "Get a task",
     {200: _task_returned("The task.")},
     errors={404: NO_SUCH_TASK},
-    signed_in=True,
     invalid=True,
 )
 def get_task(task_id: TaskId) -> Response[TaskOut]:
@@ -209,7 +205,6 @@ WRITE_ERRORS = {404: NO_SUCH_TASK, 412: STALE}
 # The rest of what PATCH and PUT declare: they differ only in how much of the task they take.
 WRITE: RouteOptions = {
     "errors": WRITE_ERRORS,
-    "signed_in": True,
     "invalid": True,
     "body": "json",
 }
@@ -255,9 +250,7 @@ def replace_task(
     "deleteTask",
     "Delete a task",
     {204: returns("Deleted; no content.")},
-    status_code=204,
     errors=WRITE_ERRORS,
-    signed_in=True,
     invalid=True,
 )
 def delete_task(task_id: TaskId, if_match: IfMatch = None) -> Response[None]:

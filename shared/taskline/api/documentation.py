@@ -185,21 +185,20 @@ class RouteOptions(TypedDict, total=False):
     """Keywords of `Routes.route`, for a set of them several routes share."""
 
     errors: dict[int, Any]
-    signed_in: bool
     invalid: Any
     body: Literal["json", "own"]
-    status_code: int
 
 
 class Routes:
-    """A function's routes under one OpenAPI tag, declared with what is their own: path,
-    operation id, summary, successes and errors (as `responses` takes them), and whether the
-    caller must be `signed_in`: a bearer token, which the resolver then requires (it
-    authenticates every route declared with `security`), documented with its 401."""
+    """A function's routes under one OpenAPI tag, each declared with what is its own: path,
+    operation id, summary, successes and errors (as `responses` takes them). `signed_in`
+    routes take a bearer token: the resolver then requires one (it authenticates every route
+    declared with `security`), and their responses include its 401."""
 
-    def __init__(self, app: APIGatewayHttpResolver, tag: str) -> None:
+    def __init__(self, app: APIGatewayHttpResolver, tag: str, *, signed_in: bool = False) -> None:
         self._app = app
         self._tag = tag
+        self._signed_in = signed_in
 
     def route[F: Callable[..., Any]](
         self,
@@ -210,24 +209,25 @@ class Routes:
         success: dict[int, Any],
         *,
         errors: dict[int, Any] | None = None,
-        signed_in: bool = False,
         invalid: Any = False,
         body: Literal["json", "own"] | None = None,
         description: str | None = None,
-        status_code: int = 200,
         request_body: dict[str, Any] | None = None,
     ) -> Callable[[F], F]:
-        """`request_body`: the OpenAPI request body, for a route that reads its body itself
-        (a form) rather than through a model Powertools would document."""
+        """The route's status code is its success's (the first 2xx in `success`).
+        `request_body`: the OpenAPI request body, for a route that reads its body itself (a
+        form) rather than through a model Powertools would document."""
         return self._app.route(
             path,
             method,
             summary=summary,
             description=description,
-            responses=responses(success, errors, signed_in=signed_in, invalid=invalid, body=body),
+            responses=responses(
+                success, errors, signed_in=self._signed_in, invalid=invalid, body=body
+            ),
             tags=[self._tag],
             operation_id=operation_id,
-            security=BEARER_SECURITY if signed_in else None,
+            security=BEARER_SECURITY if self._signed_in else None,
             openapi_extensions={"requestBody": request_body} if request_body else None,
-            status_code=status_code,
+            status_code=min(code for code in success if 200 <= code < 300),
         )
