@@ -48,7 +48,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from sqlalchemy import make_url
 
@@ -270,12 +269,7 @@ class RdsProxyStandIn:
     def __enter__(self) -> RdsProxyStandIn:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     @property

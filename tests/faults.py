@@ -19,7 +19,6 @@ import select
 import socket
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Literal
 
 from localdev.rdsproxy import proxied_url, upstream_for
@@ -48,12 +47,7 @@ class TcpProxy:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         self._close_all()

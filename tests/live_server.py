@@ -4,6 +4,8 @@
   fixtures and direct checks see what it does; stopped when the block ends.
 - `serving(gateway)`: the tests' own local API Gateway served in this process by the standard
   library's WSGI server (localdev/wsgi.py), for tests that drive the gateway's fixtures' state.
+Both serve the same WSGI application, localdev.wsgi's gateway (the child process behind
+`make run`'s gunicorn front); `in_thread(server)` is how every in-process server here runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import HTTPServer
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -116,14 +119,9 @@ def _forwarded_as_http(application: WSGIApplication) -> WSGIApplication:
 
 
 @contextmanager
-def serving(gateway: LocalGateway) -> Iterator[str]:
-    """The base URL of a server answering through `gateway` until the block ends."""
-    server: WSGIServer = make_server(
-        "127.0.0.1", 0, _forwarded_as_http(wsgi_app(gateway)), handler_class=_QuietHandler
-    )
-    # API Gateway's domain name is its own, never the client's Host: here, this server's address.
-    domain_name = f"127.0.0.1:{server.server_address[1]}"
-    server.set_app(_forwarded_as_http(wsgi_app(gateway, domain_name=domain_name)))
+def in_thread(server: HTTPServer) -> Iterator[str]:
+    """`server`, bound to a loopback port, answering from a thread of this process until the
+    block ends; its base URL."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -132,3 +130,16 @@ def serving(gateway: LocalGateway) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def serving(gateway: LocalGateway) -> Iterator[str]:
+    """The base URL of a server answering through `gateway` until the block ends."""
+    server: WSGIServer = make_server(
+        "127.0.0.1", 0, _forwarded_as_http(wsgi_app(gateway)), handler_class=_QuietHandler
+    )
+    # API Gateway's domain name is its own, never the client's Host: here, this server's address.
+    domain_name = f"127.0.0.1:{server.server_address[1]}"
+    server.set_app(_forwarded_as_http(wsgi_app(gateway, domain_name=domain_name)))
+    with in_thread(server) as base_url:
+        yield base_url

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from localdev.template import ROOT, TEMPLATE
-from tests.live_server import LiveServer, live_server
+from tests.live_server import LiveServer, in_thread, live_server
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TASKLINE_BROWSER_TESTS") != "1",
@@ -47,14 +46,8 @@ class _QuietFiles(SimpleHTTPRequestHandler):
 def page_origin() -> Iterator[str]:
     """examples/web/ served from its own origin (another port than the API's)."""
     handler = functools.partial(_QuietFiles, directory=str(PAGE_DIR))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with in_thread(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="module")

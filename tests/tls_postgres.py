@@ -34,6 +34,17 @@ SERVER_HOSTNAME = "localhost"
 SUPERUSER = "postgres"
 
 
+_KEY_USAGES = (
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+)  # fmt: skip
+
+
+def _key_usage(**allowed: bool) -> x509.KeyUsage:
+    """A KeyUsage extension allowing only the usages named (x509.KeyUsage takes all nine)."""
+    return x509.KeyUsage(**(dict.fromkeys(_KEY_USAGES, False) | allowed))
+
+
 @dataclass(frozen=True)
 class CertificateAuthority:
     name: str
@@ -55,17 +66,7 @@ class CertificateAuthority:
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                _key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True),
                 critical=True,
             )
             .add_extension(

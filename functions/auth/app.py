@@ -5,29 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
-from taskline import snapstart
-from taskline.api.auth import BEARER_SECURITY, current_token, source_ip
+from taskline.api.auth import current_token, source_ip
 from taskline.api.documentation import (
-    ALWAYS,
-    BODY_ERRORS,
-    INVALID,
     NO_STORE,
     RETRY_AFTER,
     THROTTLED,
-    UNAUTHORIZED,
     WRONG_PASSWORD,
-    no_content,
+    RouteOptions,
+    Routes,
+    example_body,
     oauth_error,
-    openapi_examples,
     problem,
+    returns,
 )
-from taskline.api.resolver import FORM, JSON, TasklineResolver, lambda_entry_point, media_type
+from taskline.api.function import http_function
+from taskline.api.resolver import FORM, JSON, lambda_entry_point, media_type
 from taskline.errors import InvalidTokenRequest, MalformedBody, UnsupportedGrantType
 from taskline.schemas import (
     EXAMPLE_EMAIL,
@@ -43,11 +39,7 @@ from taskline.schemas import (
 )
 from taskline.services import accounts, sessions
 
-logger = Logger()
-metrics = Metrics()
-# SnapStart: warm up before the snapshot, reconnect and reseed after a restore.
-snapstart.register_hooks()
-app = TasklineResolver()
+app, logger, metrics = http_function()
 app.accepts("POST", "/token", FORM, JSON)
 app.accepts("POST", "/token/revoke", FORM, JSON)
 
@@ -145,54 +137,47 @@ REVOKE_BODY = {
         }
     },
 }
-TOKEN_ERRORS = {
-    413: problem("The body is larger than 64 KiB."),
-    415: problem("Unsupported Content-Type."),
-    **ALWAYS,
-}
+DONE = returns("Done; no content.")
 
 
-@app.post(
+sign_up_routes = Routes(app, "Accounts")
+token_routes = Routes(app, "Sessions")
+my_account = Routes(app, "Accounts", signed_in=True)
+my_sessions = Routes(app, "Sessions", signed_in=True)
+
+
+@sign_up_routes.route(
+    "POST",
     "/users",
-    status_code=201,
-    operation_id="createUser",
-    tags=["Accounts"],
-    summary="Sign up",
+    "createUser",
+    "Sign up",
+    {201: returns("The account was created.", UserOut)},
     description="Creates an account. Emails are normalised (Unicode NFC, the domain in "
     "Unicode and lower case) and compared case-insensitively.",
-    responses={
-        201: {"description": "The account was created.", "content": {JSON: {"model": UserOut}}},
-        409: problem("The email is already registered."),
-        422: INVALID,
-        **BODY_ERRORS,
-        **ALWAYS,
-    },
+    errors={409: problem("The email is already registered.")},
+    invalid=True,
+    body="json",
 )
 def sign_up(
-    user: Annotated[UserCreate, Body(openapi_examples=openapi_examples(UserCreate))],
+    user: Annotated[UserCreate, example_body(UserCreate)],
 ) -> Response[UserOut]:
     created = accounts.register(user)
     metrics.add_metric(name="UserSignedUp", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type=JSON, body=created)
 
 
-@app.post(
+@token_routes.route(
+    "POST",
     "/token",
-    operation_id="issueToken",
-    tags=["Sessions"],
-    summary="Get tokens (OAuth2 password or refresh_token grant)",
+    "issueToken",
+    "Get tokens (OAuth2 password or refresh_token grant)",
+    {200: returns("A new access token and refresh token.", TokenOut, headers=NO_STORE)},
     description="OAuth2 token endpoint. `grant_type=password` (the default) starts a session "
     "from email and password; `grant_type=refresh_token` exchanges the session's latest refresh "
     "token for a new pair (RFC 6749 section 6). Each refresh token works once: presenting one "
     "again ends its session. Failed password checks are throttled per account and per source "
     "IP (429 with Retry-After).",
-    openapi_extensions={"requestBody": TOKEN_BODY},
-    responses={
-        200: {
-            "description": "A new access token and refresh token.",
-            "headers": NO_STORE,
-            "content": {JSON: {"model": TokenOut}},
-        },
+    errors={
         400: oauth_error(
             "Bad credentials, an invalid, used or expired refresh token, or a malformed grant "
             "(RFC 6749 section 5.2; a body that is not JSON at all is problem+json).",
@@ -204,118 +189,101 @@ def sign_up(
             "(`slow_down`); the same for unknown emails.",
             headers={**RETRY_AFTER, **NO_STORE},
         ),
-        **TOKEN_ERRORS,
     },
+    body="own",
+    request_body=TOKEN_BODY,
 )
 def token() -> Response[TokenOut]:
     issued = sessions.issue_token(_grant(), source_ip(app))
     return Response(status_code=200, content_type=JSON, body=issued, headers=NO_STORE_HEADERS)
 
 
-@app.post(
+@token_routes.route(
+    "POST",
     "/token/revoke",
-    operation_id="revokeToken",
-    tags=["Sessions"],
-    summary="Revoke a token (RFC 7009)",
+    "revokeToken",
+    "Revoke a token (RFC 7009)",
+    {200: returns("Revoked, or nothing to revoke; empty body.", headers=NO_STORE)},
     description="RFC 7009 revocation: ends the session of a refresh token or an access token. "
     "Unknown, invalid or expired tokens, of any length, get 200 as well. Access tokens are "
     "stateless: those already issued keep working on the task routes until they expire (at "
     "most ACCESS_TOKEN_TTL_SECONDS); the account routes refuse them at once.",
-    openapi_extensions={"requestBody": REVOKE_BODY},
-    responses={
-        200: {
-            "description": "Revoked, or nothing to revoke; empty body.",
-            "headers": NO_STORE,
-            "content": {},
-        },
+    errors={
         400: oauth_error(
             "No `token`, or an empty one (invalid_request).", or_problem=True, headers=NO_STORE
-        ),
-        **TOKEN_ERRORS,
+        )
     },
+    body="own",
+    request_body=REVOKE_BODY,
 )
 def revoke_token() -> Response[None]:
     sessions.revoke(_parse(TokenRevocation, _fields()))
     return Response(status_code=200, content_type=None, body=None, headers=NO_STORE_HEADERS)
 
 
-@app.get(
+@my_account.route(
+    "GET",
     "/users/me",
-    operation_id="getMe",
-    tags=["Accounts"],
-    summary="Who am I",
-    security=BEARER_SECURITY,
-    responses={
-        200: {"description": "The caller's account.", "content": {JSON: {"model": UserOut}}},
-        401: UNAUTHORIZED,
-        **ALWAYS,
-    },
+    "getMe",
+    "Who am I",
+    {200: returns("The caller's account.", UserOut)},
 )
 def me() -> UserOut:
     return accounts.profile(current_token(app))
 
 
-@app.post(
+@my_sessions.route(
+    "POST",
     "/users/me/logout-all",
-    status_code=204,
-    operation_id="logoutAll",
-    tags=["Sessions"],
-    summary="End every session of my account",
+    "logoutAll",
+    "End every session of my account",
+    {204: DONE},
     description="Ends every session of the account, this one included: all refresh tokens "
     "stop working. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
     "task routes; the account routes refuse them at once.",
-    security=BEARER_SECURITY,
-    responses={204: no_content(), 401: UNAUTHORIZED, **ALWAYS},
 )
 def logout_all() -> Response[None]:
     sessions.logout_all(current_token(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
-PASSWORD_CONFIRMED = {
-    204: no_content(),
-    401: UNAUTHORIZED,
-    403: WRONG_PASSWORD,
-    422: INVALID,
-    429: THROTTLED,
-    **BODY_ERRORS,
-    **ALWAYS,
+# What the routes that take the account's password answer besides their 204.
+PASSWORD_CONFIRMED: RouteOptions = {
+    "errors": {403: WRONG_PASSWORD, 429: THROTTLED},
+    "invalid": True,
+    "body": "json",
 }
 
 
-@app.put(
+@my_account.route(
+    "PUT",
     "/users/me/password",
-    status_code=204,
-    operation_id="changePassword",
-    tags=["Accounts"],
-    summary="Change my password (ends my other sessions)",
+    "changePassword",
+    "Change my password (ends my other sessions)",
+    {204: DONE},
     description="Needs the current password. Ends every other session of the account; this "
     "one goes on. Wrong passwords count towards login throttling.",
-    security=BEARER_SECURITY,
-    responses=PASSWORD_CONFIRMED,
+    **PASSWORD_CONFIRMED,
 )
 def change_password(
-    change: Annotated[PasswordChange, Body(openapi_examples=openapi_examples(PasswordChange))],
+    change: Annotated[PasswordChange, example_body(PasswordChange)],
 ) -> Response[None]:
     accounts.change_password(current_token(app), change, source_ip(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
-@app.delete(
+@my_account.route(
+    "DELETE",
     "/users/me",
-    status_code=204,
-    operation_id="deleteMe",
-    tags=["Accounts"],
-    summary="Delete my account, tasks and sessions",
+    "deleteMe",
+    "Delete my account, tasks and sessions",
+    {204: DONE},
     description="Needs the password in the JSON body. Deletes the account with its tasks, "
     "sessions and refresh tokens, in one transaction.",
-    security=BEARER_SECURITY,
-    responses=PASSWORD_CONFIRMED,
+    **PASSWORD_CONFIRMED,
 )
 def delete_me(
-    confirmation: Annotated[
-        AccountDeletion, Body(openapi_examples=openapi_examples(AccountDeletion))
-    ],
+    confirmation: Annotated[AccountDeletion, example_body(AccountDeletion)],
 ) -> Response[None]:
     accounts.delete_account(current_token(app), confirmation, source_ip(app))
     metrics.add_metric(name="UserDeleted", unit=MetricUnit.Count, value=1)

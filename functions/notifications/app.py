@@ -7,28 +7,26 @@ from __future__ import annotations
 import html
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
 
-from taskline import snapstart
-from taskline.api.auth import BEARER_SECURITY, current_user_id
+from taskline.api.auth import current_user_id
 from taskline.api.documentation import (
-    ALWAYS,
-    BODY_ERRORS,
-    INVALID,
     NO_STORE,
-    UNAUTHORIZED,
-    no_content,
-    openapi_examples,
+    RouteOptions,
+    Routes,
+    example_body,
     problem,
+    returns,
+    text,
 )
-from taskline.api.resolver import FORM, JSON, TasklineResolver, lambda_entry_point, media_type
+from taskline.api.function import http_function
+from taskline.api.resolver import FORM, JSON, lambda_entry_point, media_type
 from taskline.errors import OneClickBodyMissing
 from taskline.schemas import (
     CalendarFeedOut,
@@ -39,11 +37,7 @@ from taskline.schemas import (
 from taskline.services import calendar, notification_settings
 from taskline.settings import get_settings
 
-logger = Logger()
-metrics = Metrics()
-# SnapStart: warm up before the snapshot, reconnect and reseed after a restore.
-snapstart.register_hooks()
-app = TasklineResolver()
+app, logger, metrics = http_function()
 MULTIPART = "multipart/form-data"
 # RFC 8058 section 3.1: mail receivers POST this, as a form or as multipart/form-data.
 app.accepts("POST", "/unsubscribe/<token>", FORM, MULTIPART)
@@ -86,90 +80,93 @@ ONE_CLICK_BODY = {
         }
     },
 }
-NOT_OUR_LINK = problem("Not a link we issued.")
-LINK_GONE = problem("Expired, or email was switched on again since.")
-PREFERENCES_OUT: OpenAPIResponse = {
-    "description": "The account's notification preferences.",
-    "content": {JSON: {"model": NotificationPreferencesOut}},
+
+
+def _html_page(description: str) -> Any:
+    return returns(description, content=text("text/html"))
+
+
+# What an unsubscribe link can be besides good: not ours at all, or no longer good.
+LINK_ERRORS = {
+    404: problem("Not a link we issued."),
+    410: problem("Expired, or email was switched on again since."),
 }
+PREFERENCES_OUT = returns("The account's notification preferences.", NotificationPreferencesOut)
 PREFERENCES_DESCRIPTION = (
     "Email on or off, which stages the deadline check sends (`task.due_soon`, `task.overdue`) "
     "and how long before a deadline the due-soon reminder comes (`due_soon_minutes`, 1 to "
     "10080; default 1440, 24 h). A task's own `remind_before` overrides the lead time. Stages "
     "switched off are neither published nor emailed; email off still publishes to the topic."
 )
+# PUT and PATCH: the same answers, the same note; they differ only in the body they take.
+CHANGE_DESCRIPTION = (
+    PREFERENCES_DESCRIPTION
+    + " `email_enabled: true` also clears an address SES reported as undeliverable."
+)
+PREFERENCES_CHANGE: RouteOptions = {
+    "invalid": True,
+    "body": "json",
+}
 
 
-@app.get(
+my_notifications = Routes(app, "Notifications", signed_in=True)
+# The calendar feed and the unsubscribe links: no sign-in, the secret in the URL is the credential.
+links = Routes(app, "Notifications")
+
+
+@my_notifications.route(
+    "GET",
     "/users/me/notifications",
-    operation_id="getNotificationPreferences",
-    tags=["Notifications"],
-    summary="My notification preferences",
+    "getNotificationPreferences",
+    "My notification preferences",
+    {200: PREFERENCES_OUT},
     description=PREFERENCES_DESCRIPTION,
-    security=BEARER_SECURITY,
-    responses={200: PREFERENCES_OUT, 401: UNAUTHORIZED, **ALWAYS},
 )
 def get_preferences() -> NotificationPreferencesOut:
     return notification_settings.get(current_user_id(app))
 
 
-@app.put(
+@my_notifications.route(
+    "PUT",
     "/users/me/notifications",
-    operation_id="replaceNotificationPreferences",
-    tags=["Notifications"],
-    summary="Replace my notification preferences",
-    description=PREFERENCES_DESCRIPTION
-    + " `email_enabled: true` also clears an address SES reported as undeliverable.",
-    security=BEARER_SECURITY,
-    responses={200: PREFERENCES_OUT, 401: UNAUTHORIZED, 422: INVALID, **BODY_ERRORS, **ALWAYS},
+    "replaceNotificationPreferences",
+    "Replace my notification preferences",
+    {200: PREFERENCES_OUT},
+    description=CHANGE_DESCRIPTION,
+    **PREFERENCES_CHANGE,
 )
 def replace_preferences(
     preferences: Annotated[
-        NotificationPreferencesReplace,
-        Body(openapi_examples=openapi_examples(NotificationPreferencesReplace)),
+        NotificationPreferencesReplace, example_body(NotificationPreferencesReplace)
     ],
 ) -> NotificationPreferencesOut:
     return notification_settings.update(current_user_id(app), preferences)
 
 
-@app.patch(
+@my_notifications.route(
+    "PATCH",
     "/users/me/notifications",
-    operation_id="patchNotificationPreferences",
-    tags=["Notifications"],
-    summary="Change some notification preferences",
-    description=PREFERENCES_DESCRIPTION
-    + " `email_enabled: true` also clears an address SES reported as undeliverable.",
-    security=BEARER_SECURITY,
-    responses={200: PREFERENCES_OUT, 401: UNAUTHORIZED, 422: INVALID, **BODY_ERRORS, **ALWAYS},
+    "patchNotificationPreferences",
+    "Change some notification preferences",
+    {200: PREFERENCES_OUT},
+    description=CHANGE_DESCRIPTION,
+    **PREFERENCES_CHANGE,
 )
 def patch_preferences(
-    changes: Annotated[
-        NotificationPreferencesPatch,
-        Body(openapi_examples=openapi_examples(NotificationPreferencesPatch)),
-    ],
+    changes: Annotated[NotificationPreferencesPatch, example_body(NotificationPreferencesPatch)],
 ) -> NotificationPreferencesOut:
     return notification_settings.update(current_user_id(app), changes)
 
 
-@app.post(
+@my_notifications.route(
+    "POST",
     "/users/me/calendar",
-    status_code=201,
-    operation_id="issueCalendarFeed",
-    tags=["Notifications"],
-    summary="Get a secret calendar feed URL (rotates an earlier one)",
+    "issueCalendarFeed",
+    "Get a secret calendar feed URL (rotates an earlier one)",
+    {201: returns("The new feed URL.", CalendarFeedOut, headers=NO_STORE)},
     description="Issues a secret URL serving my open tasks as an iCalendar feed (RFC 5545) "
     "for calendar apps. The URL is shown only now; calling this again replaces it (the old "
     "one stops working). Anyone holding the URL can read the feed.",
-    security=BEARER_SECURITY,
-    responses={
-        201: {
-            "description": "The new feed URL.",
-            "headers": NO_STORE,
-            "content": {JSON: {"model": CalendarFeedOut}},
-        },
-        401: UNAUTHORIZED,
-        **ALWAYS,
-    },
 )
 def issue_calendar_feed() -> Response[CalendarFeedOut]:
     feed = calendar.issue(current_user_id(app), _base_url())
@@ -179,39 +176,28 @@ def issue_calendar_feed() -> Response[CalendarFeedOut]:
     )
 
 
-@app.delete(
+@my_notifications.route(
+    "DELETE",
     "/users/me/calendar",
-    status_code=204,
-    operation_id="revokeCalendarFeed",
-    tags=["Notifications"],
-    summary="Revoke my calendar feed URL",
-    security=BEARER_SECURITY,
-    responses={
-        204: no_content("Revoked: the feed URL stops working."),
-        401: UNAUTHORIZED,
-        404: problem("No feed to revoke."),
-        **ALWAYS,
-    },
+    "revokeCalendarFeed",
+    "Revoke my calendar feed URL",
+    {204: returns("Revoked: the feed URL stops working.")},
+    errors={404: problem("No feed to revoke.")},
 )
 def revoke_calendar_feed() -> Response[None]:
     calendar.revoke(current_user_id(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
-@app.get(
+@links.route(
+    "GET",
     "/calendar/<feed_secret>",
-    operation_id="getCalendarFeed",
-    tags=["Notifications"],
-    summary="Calendar feed (iCalendar)",
-    description="RFC 5545 iCalendar of the account's open tasks (deadlines up to 90 days past, "
-    "at most 1000): one VEVENT per task at its deadline, with a stable UID and a VALARM at its "
-    "reminder. No bearer token: the secret in the URL is the credential. Poll with "
-    "If-None-Match: 304 while nothing changed. Unknown, rotated or revoked secrets are 404.",
-    responses={
-        200: {
-            "description": "The feed.",
-            "headers": FEED_HEADERS,
-            "content": {
+    "getCalendarFeed",
+    "Calendar feed (iCalendar)",
+    {
+        200: returns(
+            "The feed.",
+            content={
                 "text/calendar": {
                     "schema": {"type": "string"},
                     "examples": {
@@ -225,16 +211,18 @@ def revoke_calendar_feed() -> Response[None]:
                     },
                 }
             },
-        },
-        304: {
-            "description": "Not modified since the ETag sent in If-None-Match.",
-            "headers": FEED_HEADERS,
-            "content": {},
-        },
-        404: problem("No such feed (unknown, rotated or revoked)."),
-        422: INVALID,
-        **ALWAYS,
+            headers=FEED_HEADERS,
+        )
     },
+    description="RFC 5545 iCalendar of the account's open tasks (deadlines up to 90 days past, "
+    "at most 1000): one VEVENT per task at its deadline, with a stable UID and a VALARM at its "
+    "reminder. No bearer token: the secret in the URL is the credential. Poll with "
+    "If-None-Match: 304 while nothing changed. Unknown, rotated or revoked secrets are 404.",
+    errors={
+        304: returns("Not modified since the ETag sent in If-None-Match.", headers=FEED_HEADERS),
+        404: problem("No such feed (unknown, rotated or revoked)."),
+    },
+    invalid=True,
 )
 def calendar_feed(
     feed_secret: FeedSecret,
@@ -257,69 +245,54 @@ def calendar_feed(
     )
 
 
-@app.get(
+@links.route(
+    "GET",
     "/unsubscribe/<token>",
-    operation_id="getUnsubscribePage",
-    tags=["Notifications"],
-    summary="Unsubscribe confirmation page",
+    "getUnsubscribePage",
+    "Unsubscribe confirmation page",
+    {200: _html_page("The page.")},
     description="The page an email's unsubscribe link opens: a button that POSTs to the same "
     "URL. Opening it changes nothing (link scanners open links too).",
-    responses={
-        200: {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
-        404: NOT_OUR_LINK,
-        410: LINK_GONE,
-        422: INVALID,
-        **ALWAYS,
-    },
+    errors=LINK_ERRORS,
+    invalid=True,
 )
 def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
     notification_settings.check_unsubscribe_link(token)
-    page = _page(
+    return _page(
         "Unsubscribe from Taskline emails?",
         "You will no longer get emails about your task deadlines. You can switch them on again "
         "in your notification settings.",
         form=True,
     )
-    return Response(status_code=200, content_type=HTML, body=page, headers=PAGE_HEADERS)
 
 
-@app.post(
+@links.route(
+    "POST",
     "/unsubscribe/<token>",
-    operation_id="unsubscribe",
-    tags=["Notifications"],
-    summary="Unsubscribe with one click (RFC 8058)",
+    "unsubscribe",
+    "Unsubscribe with one click (RFC 8058)",
+    {200: _html_page("Unsubscribed.")},
     description="What a mail client's unsubscribe button sends (RFC 8058): the body "
     "`List-Unsubscribe=One-Click`, as a form or multipart/form-data. Switches email off for "
     "the account; repeating it is harmless. A link sent before email was switched on again is "
     "410 and changes nothing.",
-    responses={
-        200: {
-            "description": "Unsubscribed.",
-            "content": {"text/html": {"schema": {"type": "string"}}},
-        },
-        400: problem("No `List-Unsubscribe=One-Click` in the body."),
-        404: NOT_OUR_LINK,
-        410: LINK_GONE,
-        413: problem("The body is larger than 64 KiB."),
-        415: problem("Unsupported Content-Type."),
-        422: INVALID,
-        **ALWAYS,
-    },
+    errors={400: problem("No `List-Unsubscribe=One-Click` in the body."), **LINK_ERRORS},
+    invalid=True,
+    body="own",
     # multipart/form-data, which RFC 8058 also allows, is accepted as well
     # (tests/test_reminders.py) but left out here: see docs/deadlines.md.
-    openapi_extensions={"requestBody": ONE_CLICK_BODY},
+    request_body=ONE_CLICK_BODY,
 )
 def unsubscribe(token: UnsubscribeToken) -> Response[str]:
     _require_one_click()
     notification_settings.unsubscribe(token)
     metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
-    page = _page(
+    return _page(
         "You are unsubscribed",
         "Taskline will not email you about deadlines any more. Switch emails on again in your "
         "notification settings whenever you like.",
         form=False,
     )
-    return Response(status_code=200, content_type=HTML, body=page, headers=PAGE_HEADERS)
 
 
 def _require_one_click() -> None:
@@ -344,19 +317,21 @@ def _require_one_click() -> None:
         raise OneClickBodyMissing
 
 
-def _page(title: str, message: str, *, form: bool) -> str:
+def _page(title: str, message: str, *, form: bool) -> Response[str]:
+    """One of the unsubscribe pages: a title, a line of text and, with `form`, the button."""
     button = (
         "<form method='post'><input type='hidden' name='List-Unsubscribe' value='One-Click'>"
         "<button type='submit'>Unsubscribe</button></form>"
         if form
         else ""
     )
-    return (
+    page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{button}</body></html>"
     )
+    return Response(status_code=200, content_type=HTML, body=page, headers=PAGE_HEADERS)
 
 
 def _base_url() -> str:

@@ -5,29 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import (
-    OpenAPIResponseContentModel,
-    OpenAPIResponseContentSchema,
-    OpenAPIResponseHeader,
-)
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BeforeValidator
 
-from taskline import snapstart
-from taskline.api.auth import BEARER_SECURITY, current_user_id
+from taskline.api.auth import current_user_id
 from taskline.api.documentation import (
-    ALWAYS,
-    BODY_ERRORS,
-    INVALID,
     NO_SUCH_TASK,
     STALE,
-    UNAUTHORIZED,
-    no_content,
-    openapi_examples,
+    RouteOptions,
+    Routes,
+    example_body,
     problem,
+    returns,
 )
 from taskline.api.etags import (
     CREATED_HEADERS,
@@ -37,8 +29,9 @@ from taskline.api.etags import (
     etag_for_version,
     versions_matching,
 )
+from taskline.api.function import http_function
 from taskline.api.links import next_page_link
-from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
+from taskline.api.resolver import JSON, lambda_entry_point
 from taskline.domain import TaskFilters, TaskStatus
 from taskline.pagination import MAX_CURSOR_CHARS
 from taskline.schemas import (
@@ -56,11 +49,7 @@ from taskline.schemas import (
 )
 from taskline.services import tasks
 
-logger = Logger()
-metrics = Metrics()
-# SnapStart: warm up before the snapshot, reconnect and reseed after a restore.
-snapstart.register_hooks()
-app = TasklineResolver()
+app, logger, metrics = http_function()
 
 # Ids stay within 2**53 - 1, the largest integer every JSON client (JavaScript's included) and
 # every JSON Schema validator (which compare numbers as doubles) reads exactly.
@@ -115,42 +104,32 @@ def _item_links(task_id: str, *operations: str) -> dict[str, Any]:
 WRITES = ("patchTask", "replaceTask", "deleteTask")
 FROM_BODY = _item_links("$response.body#/id", "getTask", *WRITES)
 FROM_PATH = _item_links("$request.path.task_id", *WRITES)
-TASK: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
-    JSON: {"model": TaskOut}
-}
 
 
-def _task_body(model: type[BaseModel]) -> Any:
-    return Body(openapi_examples=openapi_examples(model))
+def _task_returned(description: str) -> Any:
+    """A 200 carrying the task at the path, its ETag and the links to the writes on it."""
+    return returns(description, TaskOut, headers=ETAG_HEADER, links=FROM_PATH)
 
 
-@app.post(
+routes = Routes(app, "Tasks", signed_in=True)
+
+
+@routes.route(
+    "POST",
     "/tasks",
-    status_code=201,
-    operation_id="createTask",
-    tags=["Tasks"],
-    summary="Create a task",
+    "createTask",
+    "Create a task",
+    {201: returns("The task was created.", TaskOut, headers=CREATED_HEADERS, links=FROM_BODY)},
     description="Creates a task of the caller. With an `Idempotency-Key`, a retry returns the "
     "first answer (with `Idempotent-Replayed: true`) and creates nothing.",
-    security=BEARER_SECURITY,
-    responses={
-        201: {
-            "description": "The task was created.",
-            "headers": CREATED_HEADERS,
-            "content": TASK,
-            "links": FROM_BODY,
-        },
-        401: UNAUTHORIZED,
-        422: problem(
-            "The input is invalid (`errors` says where), or the Idempotency-Key was "
-            "used with another body."
-        ),
-        **BODY_ERRORS,
-        **ALWAYS,
-    },
+    invalid=problem(
+        "The input is invalid (`errors` says where), or the Idempotency-Key was "
+        "used with another body."
+    ),
+    body="json",
 )
 def create_task(
-    task: Annotated[TaskCreate, _task_body(TaskCreate)], idempotency_key: IdempotencyKey = None
+    task: Annotated[TaskCreate, example_body(TaskCreate)], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
     # The body is serialised once, by the service: a replay sends the first answer's bytes.
     created = tasks.create_once(current_user_id(app), task, idempotency_key, _created_headers)
@@ -171,24 +150,15 @@ def _created_headers(task_id: int, updated_at: datetime) -> dict[str, str]:
     return {"Location": f"/tasks/{task_id}", "ETag": etag_for_version(task_id, updated_at)}
 
 
-@app.get(
+@routes.route(
+    "GET",
     "/tasks",
-    operation_id="listTasks",
-    tags=["Tasks"],
-    summary="List my tasks",
+    "listTasks",
+    "List my tasks",
+    {200: returns("One page of tasks.", list[TaskOut], headers=PAGE_HEADERS)},
     description="The caller's tasks in (deadline, id) order, a page at a time; the `Link` "
     "header gives the next page. A cursor works only with the filters it was issued for.",
-    security=BEARER_SECURITY,
-    responses={
-        200: {
-            "description": "One page of tasks.",
-            "headers": PAGE_HEADERS,
-            "content": {JSON: {"model": list[TaskOut]}},
-        },
-        401: UNAUTHORIZED,
-        422: INVALID,
-        **ALWAYS,
-    },
+    invalid=True,
 )
 def list_tasks(
     status: Annotated[TaskStatus | None, OmittedNotNull(), Query()] = None,
@@ -216,108 +186,83 @@ def list_tasks(
     return Response(status_code=200, content_type=JSON, body=page.items, headers=headers)
 
 
-@app.get(
+@routes.route(
+    "GET",
     "/tasks/<task_id>",
-    operation_id="getTask",
-    tags=["Tasks"],
-    summary="Get a task",
-    security=BEARER_SECURITY,
-    responses={
-        200: {
-            "description": "The task.",
-            "headers": ETAG_HEADER,
-            "content": TASK,
-            "links": FROM_PATH,
-        },
-        401: UNAUTHORIZED,
-        404: NO_SUCH_TASK,
-        422: INVALID,
-        **ALWAYS,
-    },
+    "getTask",
+    "Get a task",
+    {200: _task_returned("The task.")},
+    errors={404: NO_SUCH_TASK},
+    invalid=True,
 )
 def get_task(task_id: TaskId) -> Response[TaskOut]:
     return _with_etag(tasks.get(current_user_id(app), task_id))
 
 
-WRITE_RESPONSES = {
-    401: UNAUTHORIZED,
-    404: NO_SUCH_TASK,
-    412: STALE,
-    422: INVALID,
-    **BODY_ERRORS,
-    **ALWAYS,
+# What a write to /tasks/{task_id} may answer besides its success.
+WRITE_ERRORS = {404: NO_SUCH_TASK, 412: STALE}
+# The rest of what PATCH and PUT declare: they differ only in how much of the task they take.
+WRITE: RouteOptions = {
+    "errors": WRITE_ERRORS,
+    "invalid": True,
+    "body": "json",
 }
 
 
-@app.patch(
+@routes.route(
+    "PATCH",
     "/tasks/<task_id>",
-    operation_id="patchTask",
-    tags=["Tasks"],
-    summary="Change some fields",
+    "patchTask",
+    "Change some fields",
+    {200: _task_returned("The changed task.")},
     description="Changes only the fields sent; none may be null. `{}` changes nothing.",
-    security=BEARER_SECURITY,
-    responses={
-        200: {
-            "description": "The changed task.",
-            "headers": ETAG_HEADER,
-            "content": TASK,
-            "links": FROM_PATH,
-        },
-        **WRITE_RESPONSES,
-    },
+    **WRITE,
 )
 def patch_task(
-    task_id: TaskId, changes: Annotated[TaskPatch, _task_body(TaskPatch)], if_match: IfMatch = None
+    task_id: TaskId,
+    changes: Annotated[TaskPatch, example_body(TaskPatch)],
+    if_match: IfMatch = None,
 ) -> Response[TaskOut]:
-    versions = versions_matching(if_match, task_id)
-    return _with_etag(tasks.update(current_user_id(app), task_id, changes, versions))
+    return _update(task_id, changes, if_match)
 
 
-@app.put(
+@routes.route(
+    "PUT",
     "/tasks/<task_id>",
-    operation_id="replaceTask",
-    tags=["Tasks"],
-    summary="Replace a task",
+    "replaceTask",
+    "Replace a task",
+    {200: _task_returned("The replaced task.")},
     description="Sets every writable field (all of them are required).",
-    security=BEARER_SECURITY,
-    responses={
-        200: {
-            "description": "The replaced task.",
-            "headers": ETAG_HEADER,
-            "content": TASK,
-            "links": FROM_PATH,
-        },
-        **WRITE_RESPONSES,
-    },
+    **WRITE,
 )
 def replace_task(
     task_id: TaskId,
-    task: Annotated[TaskReplace, _task_body(TaskReplace)],
+    task: Annotated[TaskReplace, example_body(TaskReplace)],
     if_match: IfMatch = None,
 ) -> Response[TaskOut]:
-    versions = versions_matching(if_match, task_id)
-    return _with_etag(tasks.update(current_user_id(app), task_id, task, versions))
+    return _update(task_id, task, if_match)
 
 
-@app.delete(
+@routes.route(
+    "DELETE",
     "/tasks/<task_id>",
-    status_code=204,
-    operation_id="deleteTask",
-    tags=["Tasks"],
-    summary="Delete a task",
-    security=BEARER_SECURITY,
-    responses={
-        204: no_content("Deleted; no content."),
-        401: UNAUTHORIZED,
-        404: NO_SUCH_TASK,
-        412: STALE,
-        422: INVALID,
-        **ALWAYS,
-    },
+    "deleteTask",
+    "Delete a task",
+    {204: returns("Deleted; no content.")},
+    errors=WRITE_ERRORS,
+    invalid=True,
 )
 def delete_task(task_id: TaskId, if_match: IfMatch = None) -> Response[None]:
     tasks.delete(current_user_id(app), task_id, versions_matching(if_match, task_id))
     return Response(status_code=204, content_type=None, body=None)
+
+
+def _update(
+    task_id: int, changes: TaskPatch | TaskReplace, if_match: str | None
+) -> Response[TaskOut]:
+    """PATCH and PUT: the write, made only if the task is still at a version If-Match names."""
+    versions = versions_matching(if_match, task_id)
+    return _with_etag(tasks.update(current_user_id(app), task_id, changes, versions))
 
 
 def _with_etag(task: TaskOut) -> Response[TaskOut]:

@@ -74,21 +74,27 @@ def _keyring(values: tuple[str, ...]) -> tuple[SigningKey, ...]:
     return tuple(SigningKey(key_id(raw), raw) for raw in (value.encode() for value in values))
 
 
+def sign_jwt(user_id: int, audience: str, ttl_seconds: int, issued_at: int, **claims: str) -> str:
+    """A JWT of ours for `user_id`: the registered claims every one carries (a unique `jti`),
+    then `claims`, signed with the current key and naming it (`kid`)."""
+    key = signing_keys()[0]
+    payload = {
+        "sub": str(user_id),
+        "iat": issued_at,
+        "exp": issued_at + ttl_seconds,
+        "iss": get_settings().jwt_issuer,
+        "aud": audience,
+        "jti": uuid.uuid4().hex,
+        **claims,
+    }
+    return jwt.encode(payload, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
 def issue_access_token(user_id: int, session_id: uuid.UUID) -> AccessToken:
     settings = get_settings()
-    key = signing_keys()[0]
-    now = int(time.time())
-    claims = {
-        "sub": str(user_id),
-        "iat": now,
-        "exp": now + settings.access_token_ttl_seconds,
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "jti": uuid.uuid4().hex,
-        "sid": str(session_id),
-    }
-    token = jwt.encode(claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
-    return AccessToken(token=token, expires_in=settings.access_token_ttl_seconds)
+    ttl = settings.access_token_ttl_seconds
+    token = sign_jwt(user_id, settings.jwt_audience, ttl, int(time.time()), sid=str(session_id))
+    return AccessToken(token=token, expires_in=ttl)
 
 
 def verify_access_token(token: str) -> VerifiedToken:

@@ -10,13 +10,12 @@ switched on again since it was issued (`iat` before `email_enabled_at`: stale).
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 
 import jwt
 
 from taskline.errors import UnsubscribeLinkExpired, UnsubscribeLinkInvalid
-from taskline.security.tokens import ALGORITHM, MAX_ID, signing_keys
+from taskline.security.tokens import ALGORITHM, MAX_ID, sign_jwt, signing_keys
 from taskline.settings import get_settings
 
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti"]
@@ -31,17 +30,10 @@ class UnsubscribeClaim:
 
 def issue_unsubscribe_token(user_id: int, now: float | None = None) -> str:
     settings = get_settings()
-    key = signing_keys()[0]
     issued = int(time.time() if now is None else now)
-    claims = {
-        "sub": str(user_id),
-        "iat": issued,
-        "exp": issued + settings.unsubscribe_token_ttl_seconds,
-        "iss": settings.jwt_issuer,
-        "aud": settings.unsubscribe_audience,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
+    return sign_jwt(
+        user_id, settings.unsubscribe_audience, settings.unsubscribe_token_ttl_seconds, issued
+    )
 
 
 def verify_unsubscribe_token(token: str) -> UnsubscribeClaim:
