@@ -50,7 +50,7 @@ browser-install: ## Install Debian's chromium and chromium-driver (for make brow
 	    chromium chromium-driver; }
 
 browser-test: $(STAMP) browser-install ## Headless Chromium: examples/web/ from another origin, and Swagger UI
-	TASKLINE_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
+	TASKLINE_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/local/test_browser.py $(PYTEST_ARGS)
 
 fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server (FUZZ_* knobs)
 	$(BIN)/python -m localdev.fuzz
