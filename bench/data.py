@@ -149,7 +149,7 @@ def events(template: Template, data: Data) -> dict[str, dict[str, Any]]:
     """The HTTP API 2.0 events API Gateway would send; the peer gets the very same ones."""
     from taskline.domain import TaskFilters
     from taskline.pagination import encode_cursor
-    from taskline.services.tasks import listing_scope
+    from taskline.services.task_service import listing_scope
 
     routes = {route.route_key: route for route, _ in template.routes()}
     reader = [("Authorization", f"Bearer {token_for(data, data.big_user)}")]

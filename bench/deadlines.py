@@ -178,7 +178,7 @@ def check_stored_schedule(engine: Engine) -> int:
     from sqlalchemy import func, or_, select
 
     from taskline.models import Task
-    from taskline.repositories.tasks import schedule
+    from taskline.repositories.task_repository import schedule
     from taskline.settings import get_settings
 
     planned = schedule(
@@ -198,8 +198,8 @@ def check_stored_schedule(engine: Engine) -> int:
 def selection_sql(engine: Engine, now: datetime, stage: str) -> tuple[str, tuple[Any, ...]]:
     """The service's own selection statement, compiled for the driver, with its parameters."""
     from taskline.domain import NotificationStage
-    from taskline.repositories.deadline_notifications import select_due
-    from taskline.services.deadlines import due_window
+    from taskline.repositories.deadline_notification_repository import select_due
+    from taskline.services.deadline_service import due_window
     from taskline.settings import get_settings
 
     settings = get_settings()
@@ -322,7 +322,7 @@ def main() -> int:
         )
 
     from taskline.notifications import SnsPublisher
-    from taskline.services.deadlines import check_deadlines
+    from taskline.services.deadline_service import check_deadlines
 
     client, calls = stubbed_sns_client()
     publisher = SnsPublisher("arn:aws:sns:us-east-1:123456789012:taskline-bench", client=client)

@@ -242,7 +242,7 @@ IMPORT_STEPS = [
         "settings, tokens, resolver, problems",
         ["taskline.settings", "taskline.security.tokens", "taskline.api.resolver"],
     ),
-    ("services, repositories, db, pgwire", ["taskline.services.tasks", "taskline.db"]),
+    ("services, repositories, db, pgwire", ["taskline.services.task_service", "taskline.db"]),
     ("app.py (routes registered)", ["app"]),
 ]
 

@@ -1,4 +1,4 @@
-"""`make fuzz`: the Schemathesis run of tests/test_fuzz.py, longer than in `make test`, first in
+"""`make fuzz`: the Schemathesis run of tests/http/test_fuzz.py, longer than in `make test`, first in
 process and then over loopback against the local server (`make run`'s, localdev.server).
 
     FUZZ_MAX_EXAMPLES   examples per operation (default 300)
@@ -22,7 +22,7 @@ from localdev.template import ROOT
 
 
 def _pytest(env: dict[str, str]) -> int:
-    command = [sys.executable, "-m", "pytest", "tests/test_fuzz.py"]
+    command = [sys.executable, "-m", "pytest", "tests/http/test_fuzz.py"]
     completed = subprocess.run(  # noqa: S603 - a fixed command line, our own interpreter
         command, env={**os.environ, **env}, cwd=ROOT, check=False
     )

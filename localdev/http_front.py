@@ -3,7 +3,7 @@
 gunicorn's parser frames requests as RFC 9112 section 6.3 says and refuses what is ambiguous
 (Content-Length with Transfer-Encoding, repeated or non-numeric Content-Length, a Transfer-Encoding
 that does not end in chunked, malformed chunks) with 400, reads chunked bodies, and keeps
-connections alive correctly; tests/test_http_front.py sends each case over a raw socket.
+connections alive correctly; tests/local/test_http_front.py sends each case over a raw socket.
 
 Concurrency is shaped like Lambda's: each gunicorn worker is one warm container (it imports the
 functions on its first request, and runs one invocation at a time: one thread), and CONTAINERS

@@ -28,7 +28,7 @@ def _fill_token(event: dict[str, Any], email: str | None) -> None:
     if email is None:
         raise SystemExit("this event needs a token: pass --user EMAIL of an existing account")
     from taskline.errors import InvalidCredentials
-    from taskline.services.sessions import sign_in_trusted
+    from taskline.services.sign_in_service import sign_in_trusted
 
     # A real session, found and started as a password grant would, so account routes accept
     # the token too and any spelling that signs in works here.

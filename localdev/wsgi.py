@@ -1,5 +1,5 @@
 """The local API Gateway as a WSGI application: what `make run`'s HTTP front (localdev.http_front,
-gunicorn) serves, and what Schemathesis (tests/test_fuzz.py) drives in process.
+gunicorn) serves, and what Schemathesis (tests/http/test_fuzz.py) drives in process.
 
 Each request becomes the HTTP API 2.0 event API Gateway would build, delivered to the function
 that owns the route. What API Gateway does before any function runs is done here too: its

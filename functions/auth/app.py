@@ -37,7 +37,7 @@ from taskline.schemas import (
     UserCreate,
     UserOut,
 )
-from taskline.services import accounts, sessions
+from taskline.services import account_service, sign_in_service
 
 app, logger, metrics = http_function()
 app.accepts("POST", "/token", FORM, JSON)
@@ -161,7 +161,7 @@ my_sessions = Routes(app, "Sessions", signed_in=True)
 def sign_up(
     user: Annotated[UserCreate, example_body(UserCreate)],
 ) -> Response[UserOut]:
-    created = accounts.register(user)
+    created = account_service.register(user)
     metrics.add_metric(name="UserSignedUp", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type=JSON, body=created)
 
@@ -194,7 +194,7 @@ def sign_up(
     request_body=TOKEN_BODY,
 )
 def token() -> Response[TokenOut]:
-    issued = sessions.issue_token(_grant(), source_ip(app))
+    issued = sign_in_service.issue_token(_grant(), source_ip(app))
     return Response(status_code=200, content_type=JSON, body=issued, headers=NO_STORE_HEADERS)
 
 
@@ -217,7 +217,7 @@ def token() -> Response[TokenOut]:
     request_body=REVOKE_BODY,
 )
 def revoke_token() -> Response[None]:
-    sessions.revoke(_parse(TokenRevocation, _fields()))
+    sign_in_service.revoke(_parse(TokenRevocation, _fields()))
     return Response(status_code=200, content_type=None, body=None, headers=NO_STORE_HEADERS)
 
 
@@ -229,7 +229,7 @@ def revoke_token() -> Response[None]:
     {200: returns("The caller's account.", UserOut)},
 )
 def me() -> UserOut:
-    return accounts.profile(current_token(app))
+    return account_service.profile(current_token(app))
 
 
 @my_sessions.route(
@@ -243,7 +243,7 @@ def me() -> UserOut:
     "task routes; the account routes refuse them at once.",
 )
 def logout_all() -> Response[None]:
-    sessions.logout_all(current_token(app))
+    sign_in_service.logout_all(current_token(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
@@ -268,7 +268,7 @@ PASSWORD_CONFIRMED: RouteOptions = {
 def change_password(
     change: Annotated[PasswordChange, example_body(PasswordChange)],
 ) -> Response[None]:
-    accounts.change_password(current_token(app), change, source_ip(app))
+    account_service.change_password(current_token(app), change, source_ip(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
@@ -285,7 +285,7 @@ def change_password(
 def delete_me(
     confirmation: Annotated[AccountDeletion, example_body(AccountDeletion)],
 ) -> Response[None]:
-    accounts.delete_account(current_token(app), confirmation, source_ip(app))
+    account_service.delete_account(current_token(app), confirmation, source_ip(app))
     metrics.add_metric(name="UserDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, content_type=None, body=None)
 

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskline.errors import DeliveryUnavailable
 from taskline.schemas import DeadlineCheckSummary, ScheduledRun
-from taskline.services import deadlines
+from taskline.services import deadline_service
 
 logger = Logger()
 metrics = Metrics()
@@ -39,7 +39,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     scheduled = run.scheduled_time.isoformat() if run.scheduled_time else None
     logger.append_keys(scheduled_time=scheduled, attempt=run.attempt_number)
     try:
-        summary = deadlines.check_deadlines(
+        summary = deadline_service.check_deadlines(
             time_left=lambda: context.get_remaining_time_in_millis() / 1000
         )
     except DeliveryUnavailable as error:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskline.services import email_feedback
+from taskline.services import email_feedback_service
 
 logger = Logger()
 metrics = Metrics()
@@ -24,7 +24,7 @@ metrics = Metrics()
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
     records = SNSEvent(event)
-    summary = email_feedback.handle([record.sns.message for record in records.records])
+    summary = email_feedback_service.handle([record.sns.message for record in records.records])
     metrics.add_metric(name="EmailsSuppressed", unit=MetricUnit.Count, value=summary.suppressed)
     logger.info("Email feedback handled", extra={"summary": summary.model_dump()})
     return summary.model_dump()

@@ -34,7 +34,7 @@ from taskline.schemas import (
     NotificationPreferencesPatch,
     NotificationPreferencesReplace,
 )
-from taskline.services import calendar, notification_settings
+from taskline.services import calendar_service, notification_settings_service
 from taskline.settings import get_settings
 
 app, logger, metrics = http_function()
@@ -123,7 +123,7 @@ links = Routes(app, "Notifications")
     description=PREFERENCES_DESCRIPTION,
 )
 def get_preferences() -> NotificationPreferencesOut:
-    return notification_settings.get(current_user_id(app))
+    return notification_settings_service.get(current_user_id(app))
 
 
 @my_notifications.route(
@@ -140,7 +140,7 @@ def replace_preferences(
         NotificationPreferencesReplace, example_body(NotificationPreferencesReplace)
     ],
 ) -> NotificationPreferencesOut:
-    return notification_settings.update(current_user_id(app), preferences)
+    return notification_settings_service.update(current_user_id(app), preferences)
 
 
 @my_notifications.route(
@@ -155,7 +155,7 @@ def replace_preferences(
 def patch_preferences(
     changes: Annotated[NotificationPreferencesPatch, example_body(NotificationPreferencesPatch)],
 ) -> NotificationPreferencesOut:
-    return notification_settings.update(current_user_id(app), changes)
+    return notification_settings_service.update(current_user_id(app), changes)
 
 
 @my_notifications.route(
@@ -169,7 +169,7 @@ def patch_preferences(
     "one stops working). Anyone holding the URL can read the feed.",
 )
 def issue_calendar_feed() -> Response[CalendarFeedOut]:
-    feed = calendar.issue(current_user_id(app), _base_url())
+    feed = calendar_service.issue(current_user_id(app), _base_url())
     metrics.add_metric(name="CalendarFeedIssued", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=201, content_type=JSON, body=feed, headers={"Cache-Control": "no-store"}
@@ -185,7 +185,7 @@ def issue_calendar_feed() -> Response[CalendarFeedOut]:
     errors={404: problem("No feed to revoke.")},
 )
 def revoke_calendar_feed() -> Response[None]:
-    calendar.revoke(current_user_id(app))
+    calendar_service.revoke(current_user_id(app))
     return Response(status_code=204, content_type=None, body=None)
 
 
@@ -231,14 +231,14 @@ def calendar_feed(
         Header(alias="If-None-Match", max_length=2048, description="An ETag of the feed."),
     ] = None,
 ) -> Response[str]:
-    feed = calendar.render(feed_secret)
+    feed = calendar_service.render(feed_secret)
     headers = {
         "ETag": feed.etag,
         # Only the subscriber's own client may keep it, and must check back each time.
         "Cache-Control": "private, no-cache",
         "Referrer-Policy": "no-referrer",
     }
-    if calendar.matches(if_none_match, feed.etag):
+    if calendar_service.matches(if_none_match, feed.etag):
         return Response(status_code=304, content_type=None, body="", headers=headers)
     return Response(
         status_code=200, content_type=CALENDAR, body=feed.body.decode(), headers=headers
@@ -257,7 +257,7 @@ def calendar_feed(
     invalid=True,
 )
 def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
-    notification_settings.check_unsubscribe_link(token)
+    notification_settings_service.check_unsubscribe_link(token)
     return _page(
         "Unsubscribe from Taskline emails?",
         "You will no longer get emails about your task deadlines. You can switch them on again "
@@ -280,12 +280,12 @@ def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
     invalid=True,
     body="own",
     # multipart/form-data, which RFC 8058 also allows, is accepted as well
-    # (tests/test_reminders.py) but left out here: see docs/deadlines.md.
+    # (tests/functions/test_reminders.py) but left out here: see docs/deadlines.md.
     request_body=ONE_CLICK_BODY,
 )
 def unsubscribe(token: UnsubscribeToken) -> Response[str]:
     _require_one_click()
-    notification_settings.unsubscribe(token)
+    notification_settings_service.unsubscribe(token)
     metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
     return _page(
         "You are unsubscribed",

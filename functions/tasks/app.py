@@ -47,7 +47,7 @@ from taskline.schemas import (
     WithJsonSchemaExtra,
     canonical_task_id,
 )
-from taskline.services import tasks
+from taskline.services import task_service
 
 app, logger, metrics = http_function()
 
@@ -132,7 +132,9 @@ def create_task(
     task: Annotated[TaskCreate, example_body(TaskCreate)], idempotency_key: IdempotencyKey = None
 ) -> Response[str]:
     # The body is serialised once, by the service: a replay sends the first answer's bytes.
-    created = tasks.create_once(current_user_id(app), task, idempotency_key, _created_headers)
+    created = task_service.create_once(
+        current_user_id(app), task, idempotency_key, _created_headers
+    )
     headers = dict(created.response.headers)
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -179,7 +181,7 @@ def list_tasks(
     filters = TaskFilters(
         status=status, category=category, due_before=due_before, due_after=due_after
     )
-    page = tasks.list_page(current_user_id(app), filters, limit, cursor)
+    page = task_service.list_page(current_user_id(app), filters, limit, cursor)
     headers = (
         {"Link": next_page_link(app.current_event, page.next_cursor)} if page.next_cursor else None
     )
@@ -196,7 +198,7 @@ def list_tasks(
     invalid=True,
 )
 def get_task(task_id: TaskId) -> Response[TaskOut]:
-    return _with_etag(tasks.get(current_user_id(app), task_id))
+    return _with_etag(task_service.get(current_user_id(app), task_id))
 
 
 # What a write to /tasks/{task_id} may answer besides its success.
@@ -253,7 +255,7 @@ def replace_task(
     invalid=True,
 )
 def delete_task(task_id: TaskId, if_match: IfMatch = None) -> Response[None]:
-    tasks.delete(current_user_id(app), task_id, versions_matching(if_match, task_id))
+    task_service.delete(current_user_id(app), task_id, versions_matching(if_match, task_id))
     return Response(status_code=204, content_type=None, body=None)
 
 
@@ -262,7 +264,7 @@ def _update(
 ) -> Response[TaskOut]:
     """PATCH and PUT: the write, made only if the task is still at a version If-Match names."""
     versions = versions_matching(if_match, task_id)
-    return _with_etag(tasks.update(current_user_id(app), task_id, changes, versions))
+    return _with_etag(task_service.update(current_user_id(app), task_id, changes, versions))
 
 
 def _with_etag(task: TaskOut) -> Response[TaskOut]:

@@ -121,11 +121,11 @@ class UnsupportedGrantType(TasklineError):
 
 
 class InvalidRefreshToken(TasklineError):
-    """The refresh token is unknown, expired, already used, or its session has ended."""
+    """The refresh token is unknown, expired, already used, or its sign-in has ended."""
 
 
-class SessionEnded(AuthenticationRequired):
-    """The access token is genuine, but its session was logged out or its account deleted."""
+class SignInEnded(AuthenticationRequired):
+    """The access token is genuine, but its sign-in was logged out or its account deleted."""
 
     def __init__(self) -> None:
         super().__init__("This session has ended; sign in again.")

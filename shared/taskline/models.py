@@ -202,11 +202,12 @@ class CalendarFeed(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
-class AuthSession(Base):
+class SignIn(Base):
     """One sign-in: a family of refresh tokens, each replacing the one before (RFC 6749 section 6).
 
-    Access tokens name their session in the `sid` claim. Ending a session deletes its row, and
-    with it every refresh token of the family.
+    Access tokens name their sign-in in the `sid` claim. Ending a sign-in (logging out) deletes
+    its row, and with it every refresh token of the family. The table keeps the name migration
+    0003 gave it: renaming a live table would break the versions still serving during a deploy.
     """
 
     __tablename__ = "auth_sessions"
@@ -216,20 +217,20 @@ class AuthSession(Base):
         BigInteger, ForeignKey(User.id, ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]  # the absolute end, however often the session is refreshed
+    expires_at: Mapped[datetime]  # the absolute end, however often the sign-in is refreshed
 
 
 class RefreshToken(Base):
     """A refresh token, stored only as the SHA-256 of the opaque random string the client holds.
 
-    `used_at` is set when it is exchanged; presenting a used token again ends its session.
+    `used_at` is set when it is exchanged; presenting a used token again ends its sign-in.
     """
 
     __tablename__ = "refresh_tokens"
 
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey(AuthSession.id, ondelete="CASCADE"), index=True
+    sign_in_id: Mapped[uuid.UUID] = mapped_column(  # the column keeps its name from 0003
+        "session_id", Uuid, ForeignKey(SignIn.id, ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]

@@ -257,7 +257,7 @@ class ResponseModel(BaseModel):
 
 
 # Realistic examples, in every schema and request body of the OpenAPI document (Swagger UI's
-# "Try it out" starts from them). Each one passes its schema, and tests/test_openapi_examples.py
+# "Try it out" starts from them). Each one passes its schema, and tests/http/test_openapi_examples.py
 # sends every request example to a live local server.
 EXAMPLE_EMAIL = "ada@example.com"
 EXAMPLE_PASSWORD = "correct horse battery"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from taskline.repositories import task_repository
 from tests.support.api import ApiClient, task_body
 from tests.support.wire import Wire, listen
 
@@ -111,19 +112,18 @@ def test_a_write_whose_connection_dies_after_begin_is_503_and_writes_nothing(
 ) -> None:
     """Once the write's own statement was sent the unit of work is not repeated: 503 with
     Retry-After, nothing written, and the next request works on a new connection."""
-    from taskline.repositories import tasks
 
-    add = tasks.add
+    add = task_repository.add
 
     def add_after_the_connection_dies(*args: Any) -> Any:
         _drop_the_functions_connections(admin_engine)
         return add(*args)
 
-    monkeypatch.setattr(tasks, "add", add_after_the_connection_dies)
+    monkeypatch.setattr(task_repository, "add", add_after_the_connection_dies)
     failed = user.post("/tasks", json_body=task_body(description="lost"))
     assert failed.status == 503, failed.body
     assert failed.header("Retry-After") == "2"
-    monkeypatch.setattr(tasks, "add", add)
+    monkeypatch.setattr(task_repository, "add", add)
     assert user.post("/tasks", json_body=task_body(description="kept")).status == 201
     assert [task["description"] for task in user.get("/tasks").json()] == ["kept"]
 

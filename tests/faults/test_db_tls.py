@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 from sqlalchemy import create_engine, event, text
 
+from taskline.services import deadline_service
 from tests.support.api import ApiClient
 from tests.support.tls_postgres import CertificateAuthority, TlsPostgres
 
@@ -363,7 +364,6 @@ def test_account_security_and_deadline_checks_work_as_the_data_only_role(
     from datetime import UTC, datetime, timedelta
 
     from taskline.db import transaction
-    from taskline.services import deadlines
 
     old, new = "correct horse battery", "a brand new passphrase"
     email = client.sign_up(password=old)
@@ -377,9 +377,9 @@ def test_account_security_and_deadline_checks_work_as_the_data_only_role(
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     task = me.post("/tasks", json_body={"description": "d", "category": "c", "deadline": due})
     assert task.status == 201, task.body
-    first = deadlines.check_deadlines()
+    first = deadline_service.check_deadlines()
     assert (first.due_soon, first.overdue, first.failed) == (1, 0, 0)
-    assert deadlines.check_deadlines().due_soon == 0
+    assert deadline_service.check_deadlines().due_soon == 0
 
     # Password change ends the other sessions (DELETE auth_sessions, cascading to tokens).
     changed = me.put("/users/me/password", json_body={"current_password": old, "new_password": new})
@@ -407,7 +407,7 @@ def test_account_security_and_deadline_checks_work_as_the_data_only_role(
         ).status
         == 201
     )
-    assert deadlines.check_deadlines().due_soon == 1
+    assert deadline_service.check_deadlines().due_soon == 1
     assert client.delete("/users/me", json_body={"password": old}, token=token).status == 204
     with transaction() as session:
         who = session.execute(text("SELECT current_user")).scalar_one()

@@ -31,7 +31,7 @@ from localdev.template import ROOT
 from taskline import notifications
 from taskline.db import get_engine
 from taskline.errors import DeliveryUnavailable
-from taskline.services import deadlines
+from taskline.services import deadline_service
 from taskline.settings import get_settings
 from tests.support.api import ApiClient, task_body
 
@@ -162,7 +162,7 @@ def test_due_soon_and_overdue_at_the_window_edges(aws: Aws, user: ApiClient) -> 
         }.items()
     }
 
-    summary = deadlines.check_deadlines(now=NOW)
+    summary = deadline_service.check_deadlines(now=NOW)
 
     assert aws.sent() == {
         (tasks["end_of_window"], "task.due_soon"): 1,
@@ -181,8 +181,8 @@ def test_done_tasks_are_never_notified(aws: Aws, user: ApiClient) -> None:
     add_task(user, NOW - timedelta(hours=1), status="Done")
     in_progress = add_task(user, NOW + timedelta(hours=2), status="In Progress")
 
-    summary = deadlines.check_deadlines(now=NOW)
-    later = deadlines.check_deadlines(now=NOW + 2 * DAY)  # everything overdue by then
+    summary = deadline_service.check_deadlines(now=NOW)
+    later = deadline_service.check_deadlines(now=NOW + 2 * DAY)  # everything overdue by then
 
     assert aws.sent() == {(in_progress, "task.due_soon"): 1, (in_progress, "task.overdue"): 1}
     assert (summary.due_soon, summary.overdue, later.due_soon, later.overdue) == (1, 0, 0, 1)
@@ -194,10 +194,10 @@ def test_a_second_run_sends_nothing_new_and_each_stage_comes_once(
     soon = add_task(user, NOW + timedelta(hours=3))
     late = add_task(user, NOW - timedelta(hours=3))
 
-    first = deadlines.check_deadlines(now=NOW)
-    second = deadlines.check_deadlines(now=NOW + timedelta(minutes=15))
-    overdue_later = deadlines.check_deadlines(now=NOW + timedelta(hours=4))
-    again = deadlines.check_deadlines(now=NOW + timedelta(hours=5))
+    first = deadline_service.check_deadlines(now=NOW)
+    second = deadline_service.check_deadlines(now=NOW + timedelta(minutes=15))
+    overdue_later = deadline_service.check_deadlines(now=NOW + timedelta(hours=4))
+    again = deadline_service.check_deadlines(now=NOW + timedelta(hours=5))
 
     assert (first.due_soon, first.overdue) == (1, 1)
     assert (second.due_soon, second.overdue, second.failed) == (0, 0, 0)
@@ -217,7 +217,7 @@ def test_many_due_tasks_are_worked_through_in_batches(
     reconfigure()
     ids = [add_task(user, NOW + timedelta(minutes=minute)) for minute in range(1, 12)]
 
-    summary = deadlines.check_deadlines(now=NOW)
+    summary = deadline_service.check_deadlines(now=NOW)
 
     assert summary.batches == 4  # overdue: none; due soon: 4 + 4 + 3
     assert summary.due_soon == 11
@@ -227,12 +227,12 @@ def test_many_due_tasks_are_worked_through_in_batches(
 def test_a_run_short_of_time_claims_nothing_and_says_so(aws: Aws, user: ApiClient) -> None:
     add_task(user, NOW + timedelta(hours=1))
 
-    summary = deadlines.check_deadlines(now=NOW, time_left=lambda: 1.0)
+    summary = deadline_service.check_deadlines(now=NOW, time_left=lambda: 1.0)
 
     assert not summary.complete
     assert summary.batches == 0
     assert aws.sent() == {}
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1
 
 
 # Exactly once under concurrency
@@ -263,7 +263,7 @@ def test_two_runs_at_once_send_each_notification_once(
 
     def run() -> None:
         try:
-            summaries.append(deadlines.check_deadlines(now=NOW))
+            summaries.append(deadline_service.check_deadlines(now=NOW))
         except BaseException as error:
             failures.append(error)
 
@@ -310,7 +310,9 @@ def test_a_claim_racing_another_runs_commit_does_not_send_twice(
         {"id": contested},
     )
     result: list[Any] = []
-    worker = threading.Thread(target=lambda: result.append(deadlines.check_deadlines(now=NOW)))
+    worker = threading.Thread(
+        target=lambda: result.append(deadline_service.check_deadlines(now=NOW))
+    )
     worker.start()
     try:
         with admin_engine.connect() as watcher:
@@ -374,11 +376,11 @@ def test_entries_sns_fails_are_published_by_the_next_run(
     unlucky = {ids[3], ids[10]}  # one in each PublishBatch call of the batch
     restore = fail_entries(aws, unlucky)
 
-    first = deadlines.check_deadlines(now=NOW)
+    first = deadline_service.check_deadlines(now=NOW)
     restore()
     after_first = aws.sent()
     claimed_after_first = records(admin_engine)
-    second = deadlines.check_deadlines(now=NOW + timedelta(minutes=15))
+    second = deadline_service.check_deadlines(now=NOW + timedelta(minutes=15))
 
     assert (first.due_soon, first.failed) == (10, 2)
     assert set(after_first) == {(i, "task.due_soon") for i in ids if i not in unlucky}
@@ -404,13 +406,13 @@ def test_sns_failing_as_a_whole_raises_and_loses_nothing(
     aws.client().meta.events.register("before-call.sns.PublishBatch", throttle_second_call)
 
     with pytest.raises(DeliveryUnavailable) as raised:
-        deadlines.check_deadlines(now=NOW)
+        deadline_service.check_deadlines(now=NOW)
 
     aws.client().meta.events.unregister("before-call.sns.PublishBatch", throttle_second_call)
     assert raised.value.summary is not None
     assert (raised.value.summary.due_soon, raised.value.summary.failed) == (10, 5)
     assert len(records(admin_engine)) == 10  # the first call's ten went out and stay recorded
-    retry = deadlines.check_deadlines(now=NOW)
+    retry = deadline_service.check_deadlines(now=NOW)
     assert retry.due_soon == 5
     assert aws.sent() == {(task_id, "task.due_soon"): 1 for task_id in ids}
 
@@ -423,7 +425,7 @@ def test_an_unknown_topic_raises_and_records_nothing(
     reconfigure()
 
     with pytest.raises(DeliveryUnavailable):
-        deadlines.check_deadlines(now=NOW)
+        deadline_service.check_deadlines(now=NOW)
 
     assert records(admin_engine) == set()
 
@@ -440,7 +442,7 @@ def sent_emails() -> list[EmailMessage]:
 def test_owners_get_an_email_in_text_and_html(with_email: Aws, user: ApiClient) -> None:
     task_id = add_task(user, NOW + timedelta(hours=5), description="Pay <the> rent")
 
-    summary = deadlines.check_deadlines(now=NOW)
+    summary = deadline_service.check_deadlines(now=NOW)
 
     owner = user.get("/users/me").json()["email"]
     assert (summary.emails_sent, summary.emails_failed) == (1, 0)
@@ -488,13 +490,13 @@ def test_an_email_ses_rejects_does_not_stop_the_others(
         ).scalar_one()
     later = add_task(user, NOW + timedelta(hours=2))
 
-    summary = deadlines.check_deadlines(now=NOW)
+    summary = deadline_service.check_deadlines(now=NOW)
 
     assert (summary.due_soon, summary.emails_sent, summary.emails_failed) == (3, 2, 1)
     assert with_email.ses.get_send_quota()["SentLast24Hours"] == 2
     # The notifications themselves all went out and are not sent again.
     assert with_email.sent() == {(i, "task.due_soon"): 1 for i in (good, bad, later)}
-    assert deadlines.check_deadlines(now=NOW).emails_failed == 0
+    assert deadline_service.check_deadlines(now=NOW).emails_failed == 0
 
 
 def test_ses_failing_as_a_whole_raises_after_recording_what_sns_sent(
@@ -508,7 +510,7 @@ def test_ses_failing_as_a_whole_raises_after_recording_what_sns_sent(
     notifications.ses_client(None).meta.events.register("before-call.ses.SendRawEmail", deny)
 
     with pytest.raises(DeliveryUnavailable):
-        deadlines.check_deadlines(now=NOW)
+        deadline_service.check_deadlines(now=NOW)
 
     assert records(admin_engine) == {(task_id, "due_soon")}
     assert with_email.sent() == {(task_id, "task.due_soon"): 1}
@@ -519,22 +521,22 @@ def test_ses_failing_as_a_whole_raises_after_recording_what_sns_sent(
 
 def test_changing_the_deadline_or_reopening_rearms(aws: Aws, user: ApiClient) -> None:
     task_id = add_task(user, NOW + timedelta(hours=6))
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
 
     # Other edits do not re-arm.
     assert user.patch(f"/tasks/{task_id}", json_body={"description": "Renamed"}).status == 200
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0
 
     # A new deadline does.
     moved = NOW + timedelta(hours=8)
     assert user.patch(f"/tasks/{task_id}", json_body={"deadline": rfc3339(moved)}).status == 200
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1
 
     # Done, then reopened: notified again.
     assert user.patch(f"/tasks/{task_id}", json_body={"status": "Done"}).status == 200
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0
     assert user.patch(f"/tasks/{task_id}", json_body={"status": "To Do"}).status == 200
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1
 
     # Moving the deadline back to the first one counts as a change too.
     first = NOW + timedelta(hours=6)
@@ -545,7 +547,7 @@ def test_changing_the_deadline_or_reopening_rearms(aws: Aws, user: ApiClient) ->
         ).status
         == 200
     )
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1
 
     deadlines_seen = [n["task"]["deadline"] for n in aws.notices()]
     assert deadlines_seen == [rfc3339(first), rfc3339(moved), rfc3339(moved), rfc3339(first)]
@@ -557,7 +559,7 @@ def test_a_conditional_deadline_change_rearms_and_a_stale_one_changes_nothing(
     """If-Match and re-arming together: the write that passes its precondition re-arms in the
     same transaction; one refused with 412 neither moves the deadline nor re-arms."""
     task_id = add_task(user, NOW + timedelta(hours=6))
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
     stale = user.get(f"/tasks/{task_id}").header("ETag")
     assert stale is not None
 
@@ -573,8 +575,8 @@ def test_a_conditional_deadline_change_rearms_and_a_stale_one_changes_nothing(
     )
     assert refused.status == 412
     assert user.get(f"/tasks/{task_id}").json()["deadline"] == rfc3339(moved)
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1  # re-armed once, for `moved`
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1  # re-armed once, for `moved`
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0
 
     current = user.get(f"/tasks/{task_id}").header("ETag")
     assert current is not None
@@ -583,7 +585,7 @@ def test_a_conditional_deadline_change_rearms_and_a_stale_one_changes_nothing(
     )
     assert done.status == 200
     assert user.delete(f"/tasks/{task_id}", headers={"If-Match": current}).status == 412
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0
     assert [n["task"]["deadline"] for n in aws.notices()] == [
         rfc3339(NOW + timedelta(hours=6)),
         rfc3339(moved),
@@ -601,7 +603,7 @@ def test_messages_on_a_subscribed_queue_carry_the_body_and_attributes(
     late = add_task(user, NOW - timedelta(hours=2), category="admin")
     me = user.get("/users/me").json()
 
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
 
     envelopes = {json.loads(e["Message"])["task"]["id"]: e for e in aws.received()}
     assert set(envelopes) == {soon, late}

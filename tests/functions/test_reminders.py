@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from localdev.gateway import LocalGateway
-from taskline.services import deadlines
+from taskline.services import deadline_service
 from tests.functions import test_deadlines
 from tests.functions.test_deadlines import NOW, PUBLIC_URL, Aws, add_task, rfc3339, sent_emails
 from tests.support.api import ApiClient, assert_problem, forge_token, valid_claims
@@ -120,9 +120,9 @@ def test_a_shorter_lead_time_delays_the_due_soon_reminder(aws: Aws, user: ApiCli
     in_three_hours = add_task(user, NOW + timedelta(hours=3))
     in_one_hour = add_task(user, NOW + timedelta(hours=1))
 
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1
     assert sent(aws) == {(in_one_hour, "task.due_soon")}
-    later = deadlines.check_deadlines(now=NOW + timedelta(hours=1, minutes=1))
+    later = deadline_service.check_deadlines(now=NOW + timedelta(hours=1, minutes=1))
     assert (later.due_soon, later.overdue) == (1, 1)
     assert sent(aws) == {
         (in_one_hour, "task.due_soon"),
@@ -133,14 +133,14 @@ def test_a_shorter_lead_time_delays_the_due_soon_reminder(aws: Aws, user: ApiCli
 
 def test_a_lead_time_change_applies_to_existing_tasks(aws: Aws, user: ApiClient) -> None:
     task_id = add_task(user, NOW + timedelta(hours=30))
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0  # 24 h ahead: not yet
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0  # 24 h ahead: not yet
     assert user.patch(PREFERENCES, json_body={"due_soon_minutes": 2 * 1440}).status == 200
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1
     assert sent(aws) == {(task_id, "task.due_soon")}
     # Another change moves what is still to come; what was sent is not sent again.
     assert user.patch(PREFERENCES, json_body={"due_soon_minutes": 3 * 1440}).status == 200
     assert user.patch(f"/tasks/{task_id}", json_body={"description": "Renamed"}).status == 200
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0
     assert aws.sent() == {(task_id, "task.due_soon"): 1}
 
 
@@ -150,13 +150,13 @@ def test_stages_switched_off_are_not_sent(aws: Aws, user: ApiClient, other_user:
     soon = add_task(user, NOW + timedelta(hours=1))
     others_late = add_task(other_user, NOW - timedelta(hours=1))
 
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
     assert sent(aws) == {(soon, "task.due_soon"), (others_late, "task.overdue")}
 
     assert user.patch(PREFERENCES, json_body={"due_soon_enabled": False}).status == 200
     add_task(user, NOW + timedelta(hours=2))
     assert user.patch(PREFERENCES, json_body={"overdue_enabled": True}).status == 200
-    summary = deadlines.check_deadlines(now=NOW)
+    summary = deadline_service.check_deadlines(now=NOW)
     # Overdue is back on: the late task is notified now; the new one gets no due-soon reminder.
     assert (summary.overdue, summary.due_soon) == (1, 0)
     assert (late, "task.overdue") in sent(aws)
@@ -166,7 +166,7 @@ def test_email_off_still_publishes_but_sends_no_email(with_email: Aws, user: Api
     assert user.patch(PREFERENCES, json_body={"email_enabled": False}).status == 200
     task_id = add_task(user, NOW + timedelta(hours=1))
 
-    summary = deadlines.check_deadlines(now=NOW)
+    summary = deadline_service.check_deadlines(now=NOW)
 
     assert (summary.due_soon, summary.emails_sent, summary.emails_skipped) == (1, 0, 1)
     assert sent(with_email) == {(task_id, "task.due_soon")}
@@ -190,8 +190,8 @@ def test_a_task_reminder_overrides_the_account_lead_time(aws: Aws, user: ApiClie
     assert created.json()["remind_before"] == 120
     task_id = created.json()["id"]
 
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0  # 3 h ahead, reminder at 2 h
-    assert deadlines.check_deadlines(now=NOW + timedelta(minutes=61)).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0  # 3 h ahead, reminder at 2 h
+    assert deadline_service.check_deadlines(now=NOW + timedelta(minutes=61)).due_soon == 1
     assert sent(aws) == {(task_id, "task.due_soon")}
 
 
@@ -199,36 +199,36 @@ def test_a_task_reminder_works_even_with_due_soon_switched_off(aws: Aws, user: A
     assert user.patch(PREFERENCES, json_body={"due_soon_enabled": False}).status == 200
     plain = add_task(user, NOW + timedelta(minutes=30))
     reminded = add_task(user, NOW + timedelta(minutes=30), remind_before=60)
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
     assert sent(aws) == {(reminded, "task.due_soon")}
     assert (plain, "task.due_soon") not in sent(aws)
 
 
 def test_changing_a_reminder_rearms_it_and_other_writes_do_not(aws: Aws, user: ApiClient) -> None:
     task_id = add_task(user, NOW + timedelta(hours=10))
-    assert deadlines.check_deadlines(now=NOW).due_soon == 1  # the default 24 h lead
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 1  # the default 24 h lead
 
     # Unchanged reminder (PUT sends every field, PATCH the same value): no new reminder.
     task = user.get(f"/tasks/{task_id}").json()
     body = {k: task[k] for k in ("description", "category", "deadline", "status")}
     assert user.put(f"/tasks/{task_id}", json_body=body).status == 200
     assert user.patch(f"/tasks/{task_id}", json_body={"description": "Renamed"}).status == 200
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0
 
     # A new reminder re-arms due soon: two hours before the deadline, it comes again.
     patched = user.patch(f"/tasks/{task_id}", json_body={"remind_before": 120})
     assert patched.status == 200
     assert patched.json()["remind_before"] == 120
-    assert deadlines.check_deadlines(now=NOW).due_soon == 0
-    assert deadlines.check_deadlines(now=NOW + timedelta(hours=8)).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW + timedelta(hours=8)).due_soon == 1
     same = user.patch(f"/tasks/{task_id}", json_body={"remind_before": 120})
     assert same.status == 200
-    assert deadlines.check_deadlines(now=NOW + timedelta(hours=8)).due_soon == 0
+    assert deadline_service.check_deadlines(now=NOW + timedelta(hours=8)).due_soon == 0
 
     # Back to the account's lead time (null), which is already past: reminded at once.
     cleared = user.patch(f"/tasks/{task_id}", json_body={"remind_before": None})
     assert cleared.json()["remind_before"] is None
-    assert deadlines.check_deadlines(now=NOW + timedelta(hours=8)).due_soon == 1
+    assert deadline_service.check_deadlines(now=NOW + timedelta(hours=8)).due_soon == 1
     assert aws.sent() == {(task_id, "task.due_soon"): 3}
 
 
@@ -271,7 +271,7 @@ def test_one_post_to_the_emails_link_unsubscribes(
     with_email: Aws, user: ApiClient, client: ApiClient
 ) -> None:
     add_task(user, NOW + timedelta(hours=1))
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
     path = unsubscribe_link(with_email)
 
     page = client.get(path)  # what a link scanner or a click sees: a page, no change
@@ -288,13 +288,13 @@ def test_one_post_to_the_emails_link_unsubscribes(
     assert client.post(path, body=ONE_CLICK, headers=FORM).status == 200
 
     add_task(user, NOW + timedelta(hours=2))
-    summary = deadlines.check_deadlines(now=NOW)
+    summary = deadline_service.check_deadlines(now=NOW)
     assert (summary.due_soon, summary.emails_sent, summary.emails_skipped) == (1, 0, 1)
 
 
 def test_one_click_as_multipart_form_data_works_too(with_email: Aws, user: ApiClient) -> None:
     add_task(user, NOW + timedelta(hours=1))
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
     path = unsubscribe_link(with_email)
     boundary = "taskline-boundary"
     body = (
@@ -308,7 +308,7 @@ def test_one_click_as_multipart_form_data_works_too(with_email: Aws, user: ApiCl
 
 def test_a_replayed_link_cannot_undo_a_later_opt_in(with_email: Aws, user: ApiClient) -> None:
     add_task(user, NOW + timedelta(hours=1))
-    deadlines.check_deadlines(now=NOW)
+    deadline_service.check_deadlines(now=NOW)
     path = unsubscribe_link(with_email)
     assert user.post(path, body=ONE_CLICK, headers=FORM).status == 200
     time.sleep(1.1)  # tokens carry whole seconds
@@ -493,13 +493,13 @@ def test_a_permanent_bounce_stops_email_until_the_owner_switches_it_on(
     assert user.get(PREFERENCES).json()["email_deliverable"] is False
 
     add_task(user, NOW + timedelta(hours=1))
-    first = deadlines.check_deadlines(now=NOW)
+    first = deadline_service.check_deadlines(now=NOW)
     assert (first.due_soon, first.emails_sent, first.emails_skipped) == (1, 0, 1)
 
     switched_on = user.patch(PREFERENCES, json_body={"email_enabled": True})
     assert switched_on.json()["email_deliverable"] is True
     add_task(user, NOW + timedelta(hours=2))
-    second = deadlines.check_deadlines(now=NOW)
+    second = deadline_service.check_deadlines(now=NOW)
     assert (second.due_soon, second.emails_sent) == (1, 1)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from taskline.services import task_service
 from tests.support.api import ApiClient, task_body
 
 
@@ -188,19 +189,18 @@ def test_concurrent_conditional_writes_let_exactly_one_through(
     from taskline.errors import PreconditionFailed
     from taskline.schemas import TaskPatch
     from taskline.security.tokens import verify_access_token
-    from taskline.services import tasks
 
     monkeypatch.setenv("DB_POOL_SIZE", "4")
     task, _ = _create(user)
     user_id = verify_access_token(str(user.token)).user_id
-    current = tasks.get(user_id, task["id"]).updated_at
+    current = task_service.get(user_id, task["id"]).updated_at
     start = threading.Barrier(2)
     outcomes: list[str] = []
 
     def write(description: str) -> None:
         start.wait(timeout=10)
         try:
-            tasks.update(
+            task_service.update(
                 user_id, task["id"], TaskPatch(description=description), frozenset({current})
             )
             outcomes.append(description)

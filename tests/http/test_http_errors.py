@@ -290,7 +290,7 @@ def test_500_is_generic_with_a_correlation_id(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals: SELECT * FROM users")
 
-    monkeypatch.setattr("taskline.services.tasks.list_page", broken)
+    monkeypatch.setattr("taskline.services.task_service.list_page", broken)
     result = invoke(gateway, "TasksFunction", "GET /tasks", "/tasks", token=user.token)
     body = problem_of(result, 500)
     assert body["correlation_id"] == "req-0001"
@@ -309,7 +309,7 @@ def test_500_through_the_gateway(user: ApiClient, monkeypatch: pytest.MonkeyPatc
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("taskline.services.accounts.profile", broken)
+    monkeypatch.setattr("taskline.services.account_service.profile", broken)
     body = assert_problem(user.get("/users/me"), 500)
     assert body["correlation_id"]
     assert body["correlation_id"] in body["detail"]

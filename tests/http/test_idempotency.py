@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from localdev.gateway import GatewayResponse
+from taskline.services import task_service
 from tests.support.api import ApiClient, task_body
 
 KEY = "7f6c4a1e-2d1b-4c8e-9a55-1b2f3e4d5c6a"
@@ -164,15 +165,14 @@ def test_concurrent_requests_with_one_key_create_exactly_one_task(
     request at a time; concurrent requests come from different containers.)"""
     from taskline.schemas import TaskCreate
     from taskline.security.tokens import verify_access_token
-    from taskline.services import tasks
 
     monkeypatch.setenv("DB_POOL_SIZE", "4")
     user_id = verify_access_token(str(user.token)).user_id
     request = TaskCreate.model_validate(task_body())
-    results: list[tasks.Creation] = []
+    results: list[task_service.Creation] = []
 
     def create() -> None:
-        results.append(tasks.create_once(user_id, request, KEY, _headers_for))
+        results.append(task_service.create_once(user_id, request, KEY, _headers_for))
 
     with admin_engine.connect() as blocker:
         # Hold inserts into tasks: the first request claims the key, then waits on this lock.

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 from localdev.gateway import GatewayResponse
 from taskline.errors import IdempotencyKeyReused
 from taskline.schemas import TaskCreate
+from taskline.services import task_service
 from tests.support.api import ApiClient, task_body, user_id_of
 
 KEY = "upgrade-3c1d9e2a"
@@ -130,7 +131,6 @@ def test_a_new_defaulted_field_does_not_change_a_retrys_fingerprint(
     """A deploy adds a field with a default to the request schema; the client's retry of a
     request it sent before (without that field) is recognised, not refused as another body."""
     from taskline.security.tokens import verify_access_token
-    from taskline.services import tasks
 
     class TaskCreateWithPriority(TaskCreate):
         priority: int = 0
@@ -144,11 +144,11 @@ def test_a_new_defaulted_field_does_not_change_a_retrys_fingerprint(
     def headers_for(task_id: int, updated_at: datetime) -> dict[str, str]:
         raise AssertionError("a replay builds nothing")
 
-    creation = tasks.create_once(user_id, retried, KEY, headers_for)
+    creation = task_service.create_once(user_id, retried, KEY, headers_for)
     assert creation.replayed
     assert creation.response.body.encode() == first.body
     assert _task_count(admin_engine) == 1
     # A client that does send a non-default value for it sends another request.
     other = TaskCreateWithPriority.model_validate({**body, "priority": 2})
     with pytest.raises(IdempotencyKeyReused):
-        tasks.create_once(user_id, other, KEY, headers_for)
+        task_service.create_once(user_id, other, KEY, headers_for)

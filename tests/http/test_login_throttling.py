@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from taskline.services import sign_in_service
 from tests.support.api import ApiClient
 from tests.support.clock import FrozenClock
 
@@ -178,7 +179,6 @@ def test_concurrent_guesses_cannot_slip_past_the_limit(
     """Each attempt is counted before its password check, under the counter's row lock."""
     from taskline.errors import InvalidCredentials, LoginThrottled
     from taskline.schemas import PasswordGrant
-    from taskline.services import sessions
 
     threads = 6
     monkeypatch.setenv("DB_POOL_SIZE", str(threads))
@@ -191,7 +191,7 @@ def test_concurrent_guesses_cannot_slip_past_the_limit(
     def guess() -> None:
         start.wait(timeout=30)
         try:
-            sessions.issue_token(grant, "192.0.2.200")
+            sign_in_service.issue_token(grant, "192.0.2.200")
         except (InvalidCredentials, LoginThrottled) as error:
             with lock:
                 outcomes.append(type(error))

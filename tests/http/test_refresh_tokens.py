@@ -13,6 +13,7 @@ import jwt
 import pytest
 from sqlalchemy import Engine, text
 
+from taskline.services import sign_in_service
 from tests.support.api import ApiClient
 from tests.support.clock import FrozenClock
 
@@ -135,7 +136,6 @@ def test_concurrent_refreshes_with_one_token_only_one_succeeds(
 ) -> None:
     from taskline.errors import InvalidRefreshToken
     from taskline.schemas import RefreshGrant
-    from taskline.services import sessions
 
     threads = 4
     monkeypatch.setenv("DB_POOL_SIZE", str(threads))
@@ -146,7 +146,7 @@ def test_concurrent_refreshes_with_one_token_only_one_succeeds(
 
     def exchange() -> None:
         try:
-            result: object = sessions.issue_token(grant, "192.0.2.1")
+            result: object = sign_in_service.issue_token(grant, "192.0.2.1")
         except InvalidRefreshToken as error:
             result = error
         with lock:

@@ -280,7 +280,7 @@ def test_sqlalchemys_first_connection_asks_through_the_methods_pgwire_answers(
 ) -> None:
     """pgwire.Dialect makes a new engine's first connection one query by answering these
     methods itself; if SQLAlchemy stopped asking through them, its own queries would come back
-    (tests/test_db_round_trips.py counts them)."""
+    (tests/faults/test_db_round_trips.py counts them)."""
     source = inspect.getsource(owner)
     for call in calls:
         assert call in source, (

@@ -35,7 +35,7 @@ def test_issued_token_verifies_as_its_user_and_session() -> None:
     issued = issue_access_token(42, SESSION)
     verified = verify_access_token(issued.token)
     assert verified.user_id == 42
-    assert verified.session_id == SESSION
+    assert verified.sign_in_id == SESSION
     assert issued.expires_in == 900  # ACCESS_TOKEN_TTL_SECONDS' default: 15 minutes
 
 

@@ -282,7 +282,7 @@ def test_snapstart_on_published_versions_for_the_api_functions(resources: dict[s
         properties = resources[name]["Properties"]
         assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
         assert properties["AutoPublishAlias"] == "live", name
-        # Each function registers its hooks when imported (tests/test_snapstart.py runs them).
+        # Each function registers its hooks when imported (tests/layer/test_snapstart.py runs them).
         source = (ROOT / properties["CodeUri"] / "app.py").read_text()
         assert "snapstart.register_hooks(" in source, name
 

@@ -2,7 +2,7 @@
 
 This is the one declaration. template.yaml's `CorsConfiguration` (AllowHeaders, ExposeHeaders,
 AllowMethods, MaxAge) must say the same, and every header a route reads from a request or adds
-to a response must be listed here (or be one browsers let through anyway): tests/test_cors.py
+to a response must be listed here (or be one browsers let through anyway): tests/http/test_cors.py
 checks both, discovering the headers from the routes' OpenAPI declarations, from the code that
 reads request headers, and from every response the test suite sees. `make run` emulates API
 Gateway's CORS from template.yaml (localdev/cors.py).

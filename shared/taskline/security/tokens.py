@@ -4,8 +4,8 @@ Verifying an access token needs no database round trip: tokens are short-lived a
 stateless, and the signing keys come from `secret_store` (JWT_SECRET and JWT_PREVIOUS_SECRETS
 locally, the secret at JWT_SECRET_ARN in AWS). Keys are identified by `kid` so they can
 rotate: the current key signs, previous keys still verify until removed. Each access token
-names its session (`sid`), so routes that read the account anyway can also check, in the same
-query, that the session has not ended.
+names its sign-in (`sid`), so routes that read the account anyway can also check, in the same
+query, that the sign-in has not ended.
 
 Refresh tokens are opaque random strings; the database keeps only their SHA-256.
 """
@@ -50,7 +50,7 @@ class AccessToken:
 @dataclass(frozen=True)
 class VerifiedToken:
     user_id: int
-    session_id: uuid.UUID
+    sign_in_id: uuid.UUID
     token_id: str
     expires_at: int
 
@@ -90,10 +90,10 @@ def sign_jwt(user_id: int, audience: str, ttl_seconds: int, issued_at: int, **cl
     return jwt.encode(payload, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
-def issue_access_token(user_id: int, session_id: uuid.UUID) -> AccessToken:
+def issue_access_token(user_id: int, sign_in_id: uuid.UUID) -> AccessToken:
     settings = get_settings()
     ttl = settings.access_token_ttl_seconds
-    token = sign_jwt(user_id, settings.jwt_audience, ttl, int(time.time()), sid=str(session_id))
+    token = sign_jwt(user_id, settings.jwt_audience, ttl, int(time.time()), sid=str(sign_in_id))
     return AccessToken(token=token, expires_in=ttl)
 
 
@@ -140,20 +140,20 @@ def _verified(
         raise AuthenticationRequired("The token has expired.") from error
     except jwt.PyJWTError as error:
         raise AuthenticationRequired("The token is invalid.") from error
-    subject, token_id, session = claims["sub"], claims["jti"], claims["sid"]
+    subject, token_id, sid = claims["sub"], claims["jti"], claims["sid"]
     if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
         raise AuthenticationRequired("The token is invalid.")
     if int(subject) > MAX_ID or not isinstance(token_id, str):
         raise AuthenticationRequired("The token is invalid.")
     try:
-        session_id = uuid.UUID(session) if isinstance(session, str) else None
+        sign_in_id = uuid.UUID(sid) if isinstance(sid, str) else None
     except ValueError:
-        session_id = None
-    if session_id is None:
+        sign_in_id = None
+    if sign_in_id is None:
         raise AuthenticationRequired("The token is invalid.")
     return VerifiedToken(
         user_id=int(subject),
-        session_id=session_id,
+        sign_in_id=sign_in_id,
         token_id=token_id,
         expires_at=int(claims["exp"]),
     )

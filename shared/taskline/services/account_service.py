@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from taskline import clock
 from taskline.db import read_only, retry_if_disconnected, transaction
-from taskline.errors import EmailAlreadyRegistered, SessionEnded, TooManyAttempts, WrongPassword
+from taskline.errors import EmailAlreadyRegistered, SignInEnded, TooManyAttempts, WrongPassword
 from taskline.models import User
-from taskline.repositories import sessions, users
+from taskline.repositories import sign_in_repository, user_repository
 from taskline.schemas import AccountDeletion, PasswordChange, UserCreate, UserOut
 from taskline.security.passwords import hash_password, verify_password
 from taskline.security.tokens import VerifiedToken
-from taskline.services import throttling
+from taskline.services import throttling_service
 
 
 def register(request: UserCreate) -> UserOut:
     password_hash = hash_password(request.password)  # hashed before the transaction opens
     with transaction() as session:
-        user = users.add_if_email_free(session, request.email, password_hash)
+        user = user_repository.add_if_email_free(session, request.email, password_hash)
         if user is None:
             raise EmailAlreadyRegistered
         return UserOut.model_validate(user)
@@ -24,55 +24,57 @@ def register(request: UserCreate) -> UserOut:
 
 @retry_if_disconnected
 def profile(token: VerifiedToken) -> UserOut:
-    """The caller's account, if the token's session is live: one SELECT, outside a transaction."""
+    """The caller's account, if the token's sign-in is live: one SELECT, outside a transaction."""
     with read_only() as session:
-        user = sessions.user_in_live_session(
-            session, token.user_id, token.session_id, clock.utcnow()
+        user = sign_in_repository.user_signed_in(
+            session, token.user_id, token.sign_in_id, clock.utcnow()
         )
         if user is None:
-            raise SessionEnded
+            raise SignInEnded
         return UserOut.model_validate(user)
 
 
 def change_password(token: VerifiedToken, request: PasswordChange, source_ip: str) -> None:
-    """Set a new password, given the current one; every other session of the account ends.
+    """Set a new password, given the current one; every other sign-in of the account ends.
 
-    The caller's session goes on. Access tokens of the ended sessions stop working on the
+    The caller's sign-in goes on. Access tokens of the ended sign-ins stop working on the
     account routes at once and elsewhere when they expire (docs/security.md).
     """
-    source_ip = throttling.source_key(source_ip)
+    source_ip = throttling_service.source_key(source_ip)
     user = _confirm_password(token, request.current_password, source_ip)
     new_hash = hash_password(request.new_password)
     with transaction() as session:
         # Compare-and-set: a concurrent change makes the password just checked a stale one.
-        if not users.set_password_if_unchanged(session, user.id, user.password_hash, new_hash):
+        if not user_repository.set_password_if_unchanged(
+            session, user.id, user.password_hash, new_hash
+        ):
             raise WrongPassword
-        throttling.forgive(session, user.email, source_ip)
-        sessions.end_others(session, user.id, keep=token.session_id)
+        throttling_service.forgive(session, user.email, source_ip)
+        sign_in_repository.end_others(session, user.id, keep=token.sign_in_id)
 
 
 def delete_account(token: VerifiedToken, request: AccountDeletion, source_ip: str) -> None:
-    """Delete the account, given its password: its tasks, sessions, refresh tokens and idempotency
+    """Delete the account, given its password: its tasks, sign-ins, refresh tokens and idempotency
     keys go in the same statement (foreign keys cascade), so all of it happens or none of it."""
-    source_ip = throttling.source_key(source_ip)
+    source_ip = throttling_service.source_key(source_ip)
     user = _confirm_password(token, request.password, source_ip)
     with transaction() as session:
-        if not users.delete_if_unchanged(session, user.id, user.password_hash):
+        if not user_repository.delete_if_unchanged(session, user.id, user.password_hash):
             raise WrongPassword
-        throttling.forgive(session, user.email, source_ip)
+        throttling_service.forgive(session, user.email, source_ip)
 
 
 def _confirm_password(token: VerifiedToken, password: str, source_ip: str) -> User:
-    """The caller's account if its session is live and `password` is right. Checks count
+    """The caller's account if its sign-in is live and `password` is right. Checks count
     towards login throttling, so a stolen access token cannot be used to guess the password."""
     now = clock.utcnow()
     with transaction() as session:
-        user = sessions.user_in_live_session(session, token.user_id, token.session_id, now)
+        user = sign_in_repository.user_signed_in(session, token.user_id, token.sign_in_id, now)
         wait = None
         if user is not None:
-            wait = throttling.register_attempt(session, user.email, source_ip, now)
+            wait = throttling_service.register_attempt(session, user.email, source_ip, now)
     if user is None:
-        raise SessionEnded
+        raise SignInEnded
     if wait is not None:
         raise TooManyAttempts(wait)
     if not verify_password(password, user.password_hash):

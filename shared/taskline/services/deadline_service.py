@@ -19,8 +19,8 @@ from taskline.db import transaction
 from taskline.domain import MAX_LEAD_MINUTES, NotificationStage
 from taskline.errors import DeliveryUnavailable, EmailRejected
 from taskline.notifications import Publisher, SesMailer
-from taskline.repositories import deadline_notifications as records
-from taskline.repositories.deadline_notifications import (
+from taskline.repositories import deadline_notification_repository
+from taskline.repositories.deadline_notification_repository import (
     ClaimedBatch,
     DueTask,
     DueWindow,
@@ -117,17 +117,17 @@ def _claim_and_publish(
     published: list[str] = []
     try:
         with transaction() as session:
-            batch = records.claim_due(session, window, stage, after, limit)
+            batch = deadline_notification_repository.claim_due(session, window, stage, after, limit)
             claimed = {notification_id(due.key): due for due in batch.tasks if due.claimed}
             notices = [_notice(due, window.now) for due in claimed.values()]
             result = publisher.publish(notices)
             published = list(result.message_ids)
-            records.release(
+            deadline_notification_repository.release(
                 session,
                 [claimed[nid].key for nid in result.failures],
                 get_settings().deadline_due_soon_minutes,
             )
-            records.record_message_ids(
+            deadline_notification_repository.record_message_ids(
                 session,
                 {claimed[nid].key: mid for nid, mid in result.message_ids.items() if mid},
             )

@@ -30,7 +30,11 @@ from taskline.errors import (
 )
 from taskline.models import IdempotencyKey
 from taskline.pagination import decode_cursor, encode_cursor
-from taskline.repositories import deadline_notifications, idempotency, tasks
+from taskline.repositories import (
+    deadline_notification_repository,
+    idempotency_repository,
+    task_repository,
+)
 from taskline.schemas import TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
 from taskline.settings import get_settings
 
@@ -39,7 +43,7 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
     try:
         with transaction() as session:
             return TaskOut.model_validate(
-                tasks.add(session, user_id, request.model_dump(), _default_lead())
+                task_repository.add(session, user_id, request.model_dump(), _default_lead())
             )
     except DBAPIError as error:
         _raise_if_orphaned(error)
@@ -116,17 +120,17 @@ def create_once(
     fingerprint = _fingerprint(request)
     try:
         with transaction() as session:
-            if idempotency.claim(session, user_id, idempotency_key, fingerprint, ttl):
+            if idempotency_repository.claim(session, user_id, idempotency_key, fingerprint, ttl):
                 created = TaskOut.model_validate(
-                    tasks.add(session, user_id, request.model_dump(), _default_lead())
+                    task_repository.add(session, user_id, request.model_dump(), _default_lead())
                 )
                 sent = _created(created, headers_for)
-                idempotency.record(
+                idempotency_repository.record(
                     session, user_id, idempotency_key, sent.status, sent.headers, sent.body
                 )
-                idempotency.purge_expired(session, ttl, _PURGE_BATCH)
+                idempotency_repository.purge_expired(session, ttl, _PURGE_BATCH)
                 return Creation(sent, replayed=False)
-            stored = idempotency.get(session, user_id, idempotency_key)
+            stored = idempotency_repository.get(session, user_id, idempotency_key)
     except DBAPIError as error:
         _raise_if_orphaned(error)
         raise
@@ -160,7 +164,7 @@ def _as_sent(
 @retry_if_disconnected
 def get(user_id: int, task_id: int) -> TaskOut:
     with read_only() as session:
-        task = tasks.get_for_owner(session, user_id, task_id)
+        task = task_repository.get_for_owner(session, user_id, task_id)
         if task is None:
             raise TaskNotFound
         return TaskOut.model_validate(task)
@@ -174,7 +178,7 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
     after = decode_cursor(cursor, scope) if cursor else None
     with read_only() as session:
         # One row more than asked tells whether another page exists, without a COUNT.
-        rows = tasks.list_for_owner(session, user_id, filters, after, limit + 1)
+        rows = task_repository.list_for_owner(session, user_id, filters, after, limit + 1)
     items = [TaskOut.model_validate(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
@@ -206,13 +210,13 @@ def update(
     with transaction() as session:
         previous_remind_before: int | None = None
         if changes:
-            updated = tasks.update_for_owner(
+            updated = task_repository.update_for_owner(
                 session, user_id, task_id, changes, _default_lead(), versions
             )
             task = None if updated is None else updated[0]
             previous_remind_before = None if updated is None else updated[1]
         else:
-            task = tasks.get_for_owner(session, user_id, task_id)
+            task = task_repository.get_for_owner(session, user_id, task_id)
             if task is not None and versions is not None and task.updated_at not in versions:
                 task = None
         if task is None:
@@ -221,12 +225,12 @@ def update(
             # A new deadline re-arms the deadline notifications; a Done task forgets them all,
             # so reopening it re-arms them too. Same transaction as the write.
             done = task.status is TaskStatus.DONE
-            deadline_notifications.forget_for_task(
+            deadline_notification_repository.forget_for_task(
                 session, task.id, None if done else task.deadline
             )
         if "remind_before" in changes and task.remind_before != previous_remind_before:
             # A new per-task reminder re-arms the due-soon stage (the overdue one stands).
-            deadline_notifications.forget_due_soon(session, task.id)
+            deadline_notification_repository.forget_due_soon(session, task.id)
         return TaskOut.model_validate(task)
 
 
@@ -237,7 +241,7 @@ def _default_lead() -> int:
 
 def delete(user_id: int, task_id: int, versions: frozenset[datetime] | None = None) -> None:
     with transaction() as session:
-        if not tasks.delete_for_owner(session, user_id, task_id, versions):
+        if not task_repository.delete_for_owner(session, user_id, task_id, versions):
             raise _missing_or_changed(session, user_id, task_id, versions)
 
 
@@ -245,6 +249,9 @@ def _missing_or_changed(
     session: Session, user_id: int, task_id: int, versions: frozenset[datetime] | None
 ) -> TaskNotFound | PreconditionFailed:
     """Why a conditional write touched nothing: no such task (of this owner), or a newer one."""
-    if versions is not None and tasks.get_for_owner(session, user_id, task_id) is not None:
+    if (
+        versions is not None
+        and task_repository.get_for_owner(session, user_id, task_id) is not None
+    ):
         return PreconditionFailed()
     return TaskNotFound()

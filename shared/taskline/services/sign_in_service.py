@@ -1,9 +1,9 @@
 """Signing in and out: the token endpoint's grants, revocation, and logout everywhere.
 
-A session starts at a password grant and is a family of refresh tokens, each exchanged once
+A sign-in starts at a password grant and is a family of refresh tokens, each exchanged once
 for the next (RFC 6749 section 6, rotated as RFC 9700 section 4.14.2 recommends). A token
-presented again after it was exchanged means two parties hold it, so the session ends for
-both. Access tokens carry the session's id (`sid`) and stay stateless: ending a session stops
+presented again after it was exchanged means two parties hold it, so the sign-in ends for
+both. Access tokens carry the sign-in's id (`sid`) and stay stateless: ending a sign-in stops
 its refresh tokens at once, while its access tokens run out within ACCESS_TOKEN_TTL_SECONDS
 (see docs/security.md).
 """
@@ -23,9 +23,9 @@ from taskline.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     LoginThrottled,
-    SessionEnded,
+    SignInEnded,
 )
-from taskline.repositories import sessions, users
+from taskline.repositories import sign_in_repository, user_repository
 from taskline.schemas import LoginName, PasswordGrant, RefreshGrant, TokenOut, TokenRevocation
 from taskline.security.passwords import verify_password
 from taskline.security.tokens import (
@@ -37,17 +37,17 @@ from taskline.security.tokens import (
     refresh_token_hash,
     verify_access_token,
 )
-from taskline.services import throttling
+from taskline.services import throttling_service
 from taskline.settings import get_settings
 
 logger = Logger(child=True)
 
 
 def issue_token(grant: PasswordGrant | RefreshGrant, source_ip: str) -> TokenOut:
-    """POST /token: a new session from email and password, or the next pair of a session."""
+    """The token grants: a new sign-in from email and password, or the next pair of a sign-in."""
     if isinstance(grant, RefreshGrant):
         return _refresh(grant)
-    return _sign_in(grant, throttling.source_key(source_ip))
+    return _sign_in(grant, throttling_service.source_key(source_ip))
 
 
 def _sign_in(grant: PasswordGrant, source_ip: str) -> TokenOut:
@@ -55,17 +55,17 @@ def _sign_in(grant: PasswordGrant, source_ip: str) -> TokenOut:
     a throttled attempt is refused before any check, for known and unknown emails alike."""
     now = clock.utcnow()
     with transaction() as session:
-        wait = throttling.register_attempt(session, grant.username, source_ip, now)
-        user = users.get_by_email(session, grant.username) if wait is None else None
+        wait = throttling_service.register_attempt(session, grant.username, source_ip, now)
+        user = user_repository.get_by_email(session, grant.username) if wait is None else None
     if wait is not None:
         raise LoginThrottled(wait)
     if not verify_password(grant.password, user.password_hash if user else None) or user is None:
         raise InvalidCredentials
-    return _start_session(user.id, now, forgive=(grant.username, source_ip))
+    return _start_sign_in(user.id, now, forgive=(grant.username, source_ip))
 
 
 def sign_in_trusted(username: str) -> TokenOut:
-    """A session for the account `username` signs in to, found exactly as a password grant
+    """A sign-in for the account `username` signs in to, found exactly as a password grant
     finds it (any spelling that would sign in), without the password: for local tools that
     act as a known account (`make invoke --user`). No route calls it. InvalidCredentials when
     no account has that email."""
@@ -73,26 +73,26 @@ def sign_in_trusted(username: str) -> TokenOut:
 
     login = TypeAdapter(LoginName).validate_python(username)  # as PasswordGrant.username
     with transaction() as session:
-        user = users.get_by_email(session, login)
+        user = user_repository.get_by_email(session, login)
     if user is None:
         raise InvalidCredentials
-    return _start_session(user.id, clock.utcnow())
+    return _start_sign_in(user.id, clock.utcnow())
 
 
-def _start_session(user_id: int, now: datetime, forgive: tuple[str, str] | None = None) -> TokenOut:
-    """A new session (and its first refresh token) for the account; `forgive`: the login name
+def _start_sign_in(user_id: int, now: datetime, forgive: tuple[str, str] | None = None) -> TokenOut:
+    """A new sign-in (and its first refresh token) for the account; `forgive`: the login name
     and source whose failed attempts the sign-in clears."""
     settings = get_settings()
-    session_id, refresh_token = uuid.uuid4(), new_refresh_token()
+    sign_in_id, refresh_token = uuid.uuid4(), new_refresh_token()
     try:
         with transaction() as session:
             if forgive is not None:
-                throttling.forgive(session, *forgive)
-            sessions.prune_for_user(session, user_id, now)
-            sessions.start(
+                throttling_service.forgive(session, *forgive)
+            sign_in_repository.prune_for_user(session, user_id, now)
+            sign_in_repository.start(
                 session,
                 user_id,
-                session_id,
+                sign_in_id,
                 refresh_token_hash(refresh_token),
                 now,
                 token_expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
@@ -102,7 +102,7 @@ def _start_session(user_id: int, now: datetime, forgive: tuple[str, str] | None 
         if sqlstate(error) == FOREIGN_KEY_VIOLATION:  # the account was deleted meanwhile
             raise InvalidCredentials from error
         raise
-    return _pair(user_id, session_id, refresh_token)
+    return _pair(user_id, sign_in_id, refresh_token)
 
 
 def _refresh(grant: RefreshGrant) -> TokenOut:
@@ -113,30 +113,34 @@ def _refresh(grant: RefreshGrant) -> TokenOut:
     successor = new_refresh_token()
     expires_at = now + timedelta(seconds=get_settings().refresh_token_ttl_seconds)
     with transaction() as session:
-        rotated = sessions.rotate(
+        rotated = sign_in_repository.rotate(
             session, presented, refresh_token_hash(successor), now, expires_at
         )
         # Not exchangeable. If it was exchanged before, someone replays it: end the session.
-        reused = None if rotated else sessions.end_for_token(session, presented, used_only=True)
+        reused = (
+            None
+            if rotated
+            else sign_in_repository.end_for_token(session, presented, used_only=True)
+        )
     if reused is not None:
         logger.warning(
             "Refresh token reused; session ended",
-            extra={"user_id": reused.user_id, "session_id": str(reused.session_id)},
+            extra={"user_id": reused.user_id, "session_id": str(reused.sign_in_id)},
         )
     if rotated is None:
         raise InvalidRefreshToken
-    return _pair(rotated.user_id, rotated.session_id, successor)
+    return _pair(rotated.user_id, rotated.sign_in_id, successor)
 
 
-def _pair(user_id: int, session_id: uuid.UUID, refresh_token: str) -> TokenOut:
-    access = issue_access_token(user_id, session_id)
+def _pair(user_id: int, sign_in_id: uuid.UUID, refresh_token: str) -> TokenOut:
+    access = issue_access_token(user_id, sign_in_id)
     return TokenOut(
         access_token=access.token, expires_in=access.expires_in, refresh_token=refresh_token
     )
 
 
 def revoke(request: TokenRevocation) -> None:
-    """POST /token/revoke (RFC 7009): end the session of a refresh or access token.
+    """Revocation (RFC 7009): end the sign-in of a refresh or access token.
 
     Unknown, expired or malformed tokens change nothing and are not reported (section 2.2),
     whatever their length: text longer than any token we issue is unknown without more work.
@@ -149,15 +153,17 @@ def revoke(request: TokenRevocation) -> None:
         except AuthenticationRequired:
             return
         with transaction() as session:
-            sessions.end(session, token.session_id, token.user_id)
+            sign_in_repository.end(session, token.sign_in_id, token.user_id)
         return
     with transaction() as session:
-        sessions.end_for_token(session, refresh_token_hash(request.token), used_only=False)
+        sign_in_repository.end_for_token(
+            session, refresh_token_hash(request.token), used_only=False
+        )
 
 
 def logout_all(token: VerifiedToken) -> None:
-    """End every session of the caller's account, the caller's own included."""
+    """End every sign-in of the caller's account, the caller's own included."""
     with transaction() as session:
-        ended = sessions.end_all(session, token.user_id, token.session_id, clock.utcnow())
+        ended = sign_in_repository.end_all(session, token.user_id, token.sign_in_id, clock.utcnow())
     if ended is None:
-        raise SessionEnded
+        raise SignInEnded

@@ -10,8 +10,7 @@ from taskline import clock
 from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import UnsubscribeLinkExpired, UnsubscribeLinkInvalid
 from taskline.models import NotificationPreference, User
-from taskline.repositories import notification_preferences as preferences
-from taskline.repositories import tasks
+from taskline.repositories import notification_preference_repository, task_repository
 from taskline.schemas import (
     NotificationPreferencesOut,
     NotificationPreferencesPatch,
@@ -42,7 +41,7 @@ def _values(row: NotificationPreference | None) -> dict[str, Any]:
 def _out(session: Session, user_id: int, row: NotificationPreference | None) -> Any:
     return NotificationPreferencesOut(
         **_values(row),
-        email_deliverable=not preferences.suppressed(session, user_id),
+        email_deliverable=not notification_preference_repository.suppressed(session, user_id),
         updated_at=row.updated_at if row is not None else None,
     )
 
@@ -51,7 +50,7 @@ def _out(session: Session, user_id: int, row: NotificationPreference | None) -> 
 def get(user_id: int) -> NotificationPreferencesOut:
     with read_only() as session:
         result: NotificationPreferencesOut = _out(
-            session, user_id, preferences.get(session, user_id)
+            session, user_id, notification_preference_repository.get(session, user_id)
         )
         return result
 
@@ -70,14 +69,16 @@ def update(
         else request.model_dump()
     )
     with transaction() as session:
-        current = preferences.get(session, user_id, for_update=True)
+        current = notification_preference_repository.get(session, user_id, for_update=True)
         before = _values(current)
         after = {**before, **changes}
-        row = preferences.save(session, user_id, after, clock.utcnow())
+        row = notification_preference_repository.save(session, user_id, after, clock.utcnow())
         if changes.get("email_enabled") is True:
-            preferences.lift_suppression(session, user_id)
+            notification_preference_repository.lift_suppression(session, user_id)
         if any(before[name] != after[name] for name in SCHEDULE_FIELDS):
-            tasks.reschedule_owner(session, user_id, get_settings().deadline_due_soon_minutes)
+            task_repository.reschedule_owner(
+                session, user_id, get_settings().deadline_due_soon_minutes
+            )
         result: NotificationPreferencesOut = _out(session, user_id, row)
         return result
 
@@ -96,7 +97,7 @@ def _check_link(
     """The account's preferences, if the link may still switch its email off."""
     if session.get(User, claim.user_id) is None:
         raise UnsubscribeLinkInvalid  # the account was deleted
-    current = preferences.get(session, claim.user_id, for_update=for_update)
+    current = notification_preference_repository.get(session, claim.user_id, for_update=for_update)
     switched_on = current.email_enabled_at if current is not None else None
     if switched_on is not None and claim.issued_at < int(switched_on.timestamp()):
         raise UnsubscribeLinkExpired
@@ -110,4 +111,6 @@ def unsubscribe(token: str) -> None:
     with transaction() as session:
         current = _check_link(session, claim, for_update=True)
         switched_off = {**_values(current), "email_enabled": False}
-        preferences.save(session, claim.user_id, switched_off, clock.utcnow())
+        notification_preference_repository.save(
+            session, claim.user_id, switched_off, clock.utcnow()
+        )

@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskline.db import transaction
-from taskline.repositories import notification_preferences as preferences
+from taskline.repositories import notification_preference_repository
 
 logger = Logger(child=True)
 
@@ -108,5 +108,5 @@ def handle(messages: list[str]) -> FeedbackSummary:
         addresses.update(found)
     if addresses:
         with transaction() as session:
-            summary.suppressed = preferences.suppress(session, addresses)
+            summary.suppressed = notification_preference_repository.suppress(session, addresses)
     return summary

@@ -18,8 +18,7 @@ from taskline import clock
 from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import CalendarFeedNotFound
 from taskline.models import Task
-from taskline.repositories import calendar_feeds
-from taskline.repositories import notification_preferences as preferences
+from taskline.repositories import calendar_feed_repository, notification_preference_repository
 from taskline.schemas import CalendarFeedOut
 from taskline.settings import get_settings
 
@@ -45,7 +44,7 @@ def issue(user_id: int, base_url: str) -> CalendarFeedOut:
     """A new secret feed URL for the account; an earlier one stops working."""
     secret = secrets.token_urlsafe(SECRET_BYTES)
     with transaction() as session:
-        feed = calendar_feeds.save(session, user_id, _hash(secret))
+        feed = calendar_feed_repository.save(session, user_id, _hash(secret))
         url = f"{base_url}/calendar/{secret}"
         return CalendarFeedOut(
             url=url, webcal_url="webcal://" + url.partition("://")[2], created_at=feed.created_at
@@ -54,7 +53,7 @@ def issue(user_id: int, base_url: str) -> CalendarFeedOut:
 
 def revoke(user_id: int) -> None:
     with transaction() as session:
-        if not calendar_feeds.remove(session, user_id):
+        if not calendar_feed_repository.remove(session, user_id):
             raise CalendarFeedNotFound
 
 
@@ -70,13 +69,13 @@ def render(secret: str, now: datetime | None = None) -> Feed:
     digest = _hash(secret)
     moment = now or clock.utcnow()
     with read_only() as session:
-        feed = calendar_feeds.find(session, digest)
+        feed = calendar_feed_repository.find(session, digest)
         if feed is None or not hmac.compare_digest(feed.secret_hash, digest):
             raise CalendarFeedNotFound
-        tasks = calendar_feeds.open_tasks(
+        tasks = calendar_feed_repository.open_tasks(
             session, feed.user_id, moment - FEED_LOOKBACK, MAX_FEED_TASKS
         )
-        settings = preferences.get(session, feed.user_id)
+        settings = notification_preference_repository.get(session, feed.user_id)
     default_lead = get_settings().deadline_due_soon_minutes
     if settings is None:
         lead, reminders_on = default_lead, True

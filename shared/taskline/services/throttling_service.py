@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from taskline.repositories import login_throttles
-from taskline.repositories.login_throttles import ThrottlePolicy
+from taskline.repositories import login_throttle_repository
+from taskline.repositories.login_throttle_repository import ThrottlePolicy
 from taskline.settings import get_settings
 
 MAX_SOURCE_IP_CHARS = 64
@@ -41,12 +41,14 @@ def register_attempt(session: Session, email: str, source_ip: str, now: datetime
     """Count a password check about to run. None when it may run, else the seconds to wait:
     the caller raises TooManyAttempts after the transaction commits, so the count sticks."""
     rules = policy()
-    login_throttles.prune(session, now, rules)
-    blocked_until = login_throttles.register_attempt(session, email, source_ip, now, rules)
+    login_throttle_repository.prune(session, now, rules)
+    blocked_until = login_throttle_repository.register_attempt(
+        session, email, source_ip, now, rules
+    )
     if blocked_until is None:
         return None
     return max(1, math.ceil((blocked_until - now).total_seconds()))
 
 
 def forgive(session: Session, email: str, source_ip: str) -> None:
-    login_throttles.forgive(session, email, source_ip)
+    login_throttle_repository.forgive(session, email, source_ip)

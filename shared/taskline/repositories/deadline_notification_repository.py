@@ -42,7 +42,7 @@ from taskline.models import (
     TaskNotification,
     User,
 )
-from taskline.repositories.tasks import schedule
+from taskline.repositories.task_repository import schedule
 
 
 class NotificationKey(NamedTuple):
