@@ -1,5 +1,5 @@
-"""`make fuzz`: the Schemathesis run of tests/http/test_fuzz.py, longer than in `make test`, first in
-process and then over loopback against the local server (`make run`'s, localdev.server).
+"""`make fuzz`: the Schemathesis run of tests/http/test_fuzz.py, longer than in `make test`, first
+in process and then over loopback against the local server (`make run`'s, localdev.server).
 
     FUZZ_MAX_EXAMPLES   examples per operation (default 300)
     FUZZ_SEED           Hypothesis seed (default: a new one each run, printed to replay it)

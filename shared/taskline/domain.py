@@ -62,7 +62,7 @@ class TaskPosition(NamedTuple):
 
 
 # The scope of an idempotency key: which operation a stored fingerprint belongs to. The text is
-# frozen: it is hashed into every stored fingerprint (taskline.services.task_service), so changing it
-# would stop in-flight keys from replaying. It happens to read like the HTTP route that creates
-# tasks; it is only a label now.
+# frozen: it is hashed into every stored fingerprint (taskline.services.task_service), so
+# changing it would stop in-flight keys from replaying. It happens to read like the HTTP route
+# that creates tasks; it is only a label now.
 CREATE_TASK_OPERATION = "POST /tasks"

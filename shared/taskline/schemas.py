@@ -8,7 +8,17 @@ import operator
 import re
 from datetime import UTC, datetime
 from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    Union,
+    Unpack,
+    get_args,
+    get_origin,
+)
 
 from pydantic import (
     AfterValidator,
@@ -246,6 +256,11 @@ RemindBefore = Annotated[
 StrictFlag = Annotated[bool, Strict()]
 
 
+def examples(*values: Any, **config: Unpack[ConfigDict]) -> ConfigDict:
+    """A model's configuration with its OpenAPI examples (and any other settings)."""
+    return ConfigDict(json_schema_extra={"examples": list(values)}, **config)
+
+
 # Every schema builds its validator on first use (defer_build), not at import: a function's
 # cold start then pays only for the schemas its first request uses (docs/performance.md).
 class RequestModel(BaseModel):
@@ -257,8 +272,8 @@ class ResponseModel(BaseModel):
 
 
 # Realistic examples, in every schema and request body of the OpenAPI document (Swagger UI's
-# "Try it out" starts from them). Each one passes its schema, and tests/http/test_openapi_examples.py
-# sends every request example to a live local server.
+# "Try it out" starts from them). Each one passes its schema, and
+# tests/http/test_openapi_examples.py sends every request example to a live local server.
 EXAMPLE_EMAIL = "ada@example.com"
 EXAMPLE_PASSWORD = "correct horse battery"
 EXAMPLE_TASK: dict[str, Any] = {
@@ -275,11 +290,7 @@ EXAMPLE_TASK: dict[str, Any] = {
 class UserCreate(RequestModel):
     # Built on first use: validating an email imports email-validator, which only the auth
     # function needs.
-    model_config = ConfigDict(
-        extra="forbid",
-        defer_build=True,
-        json_schema_extra={"examples": [{"email": EXAMPLE_EMAIL, "password": EXAMPLE_PASSWORD}]},
-    )
+    model_config = examples({"email": EXAMPLE_EMAIL, "password": EXAMPLE_PASSWORD})
 
     email: EmailAddress = Field(
         description="Compared case-insensitively; stored normalised (Unicode NFC, the domain "
@@ -291,13 +302,8 @@ class UserCreate(RequestModel):
 
 
 class UserOut(ResponseModel):
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {"id": 7, "email": EXAMPLE_EMAIL, "created_at": "2029-12-01T08:00:00.654321Z"}
-            ]
-        },
+    model_config = examples(
+        {"id": 7, "email": EXAMPLE_EMAIL, "created_at": "2029-12-01T08:00:00.654321Z"}
     )
 
     id: int
@@ -330,20 +336,16 @@ class RefreshGrant(BaseModel):
 
 
 class TokenOut(BaseModel):
-    model_config = ConfigDict(
-        defer_build=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6IjNmOWMxYjJhN2U0ZDVjNjgiLCJ0eXAi"
-                    "OiJKV1QifQ.eyJzdWIiOiI3IiwiaWF0IjoxODkzNDU2MDAwLCJleHAiOjE4OTM0NTY5MDB9."
-                    "n2Jk4V9Qd3Yb8sXcM1tRzLwP0aEfGhIjKlMnOpQrStU",
-                    "token_type": "bearer",
-                    "expires_in": 900,
-                    "refresh_token": "qinEqv3Zk1b0fQ9m6h2Yx4Tt8pLw5sRcNdAe7uJgKoI",
-                }
-            ]
+    model_config = examples(
+        {
+            "access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6IjNmOWMxYjJhN2U0ZDVjNjgiLCJ0eXAi"
+            "OiJKV1QifQ.eyJzdWIiOiI3IiwiaWF0IjoxODkzNDU2MDAwLCJleHAiOjE4OTM0NTY5MDB9."
+            "n2Jk4V9Qd3Yb8sXcM1tRzLwP0aEfGhIjKlMnOpQrStU",
+            "token_type": "bearer",
+            "expires_in": 900,
+            "refresh_token": "qinEqv3Zk1b0fQ9m6h2Yx4Tt8pLw5sRcNdAe7uJgKoI",
         },
+        defer_build=True,
     )
 
     access_token: str
@@ -364,13 +366,8 @@ class TokenRevocation(BaseModel):
 
 
 class PasswordChange(RequestModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"current_password": EXAMPLE_PASSWORD, "new_password": "a new long passphrase"}
-            ]
-        },
+    model_config = examples(
+        {"current_password": EXAMPLE_PASSWORD, "new_password": "a new long passphrase"}
     )
 
     # No upper bound: an over-long current password is a wrong one (403), as at login.
@@ -390,9 +387,7 @@ class PasswordChange(RequestModel):
 class AccountDeletion(RequestModel):
     """DELETE /users/me: the password confirms it."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"password": EXAMPLE_PASSWORD}]}
-    )
+    model_config = examples({"password": EXAMPLE_PASSWORD})
 
     password: EncodableText = Field(min_length=1)  # over-long: a wrong password (403)
 
@@ -427,18 +422,14 @@ EXAMPLE_TASK_OUT: dict[str, Any] = {
 
 
 class TaskCreate(TaskFields):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                EXAMPLE_TASK,
-                {
-                    "description": "Renew passport",
-                    "category": "home",
-                    "deadline": "2030-03-01T17:00:00+01:00",
-                },
-            ]
+    model_config = examples(
+        EXAMPLE_TASK,
+        {
+            "description": "Renew passport",
+            "category": "home",
+            "deadline": "2030-03-01T17:00:00+01:00",
         },
+        extra="forbid",
     )
 
 
@@ -574,17 +565,13 @@ else:
 class TaskReplace(_TaskReplaceFields):
     """PUT: every writable field, no defaults (but remind_before: absent means none)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    **EXAMPLE_TASK,
-                    "description": "Write the quarterly report (v2)",
-                    "status": "In Progress",
-                }
-            ]
+    model_config = examples(
+        {
+            **EXAMPLE_TASK,
+            "description": "Write the quarterly report (v2)",
+            "status": "In Progress",
         },
+        extra="forbid",
     )
 
 
@@ -600,9 +587,7 @@ class TaskPatch(_TaskPatchFields):
 
 
 class TaskOut(_TaskShownFields):
-    model_config = ConfigDict(
-        from_attributes=True, json_schema_extra={"examples": [EXAMPLE_TASK_OUT]}
-    )
+    model_config = examples(EXAMPLE_TASK_OUT, from_attributes=True)
 
 
 class TaskPage(BaseModel):
@@ -630,38 +615,28 @@ class NotificationPreferencesOut(ResponseModel):
     )
     updated_at: UtcDatetime | None = Field(description="Null: never changed (the defaults).")
 
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "email_enabled": True,
-                    "due_soon_enabled": True,
-                    "overdue_enabled": False,
-                    "due_soon_minutes": 120,
-                    "email_deliverable": True,
-                    "updated_at": "2030-01-14T12:00:00Z",
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "email_enabled": True,
+            "due_soon_enabled": True,
+            "overdue_enabled": False,
+            "due_soon_minutes": 120,
+            "email_deliverable": True,
+            "updated_at": "2030-01-14T12:00:00Z",
+        }
     )
 
 
 class NotificationPreferencesReplace(RequestModel):
     """PUT: every preference."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "email_enabled": True,
-                    "due_soon_enabled": True,
-                    "overdue_enabled": False,
-                    "due_soon_minutes": 120,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "email_enabled": True,
+            "due_soon_enabled": True,
+            "overdue_enabled": False,
+            "due_soon_minutes": 120,
+        }
     )
 
     email_enabled: StrictFlag
@@ -687,17 +662,13 @@ class NotificationPreferencesPatch(PatchModel):
 
 
 class CalendarFeedOut(BaseModel):
-    model_config = ConfigDict(
-        defer_build=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "url": "https://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000",
-                    "webcal_url": "webcal://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000",
-                    "created_at": "2030-01-08T09:00:00Z",
-                }
-            ]
+    model_config = examples(
+        {
+            "url": "https://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000",
+            "webcal_url": "webcal://api.example.com/calendar/3q2-7wEXAMPLEsecretEXAMPLEsecret0000000000",
+            "created_at": "2030-01-08T09:00:00Z",
         },
+        defer_build=True,
     )
 
     url: str = Field(
@@ -777,28 +748,24 @@ class Problem(BaseModel):
     """An RFC 9457 problem (`application/problem+json`); 422s add `errors`, 500s a
     `correlation_id`."""
 
-    model_config = ConfigDict(
+    model_config = examples(
+        {
+            "type": "urn:taskline:problem:validation-error",
+            "title": "Unprocessable Content",
+            "status": 422,
+            "detail": "The request is invalid: body.deadline: Value error, must be an "
+            "RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z",
+            "errors": [
+                {
+                    "loc": ["body", "deadline"],
+                    "msg": "Value error, must be an RFC 3339 timestamp string, e.g. "
+                    "2030-01-15T09:00:00Z",
+                    "type": "value_error",
+                }
+            ],
+        },
         defer_build=True,
         title="Problem",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "urn:taskline:problem:validation-error",
-                    "title": "Unprocessable Content",
-                    "status": 422,
-                    "detail": "The request is invalid: body.deadline: Value error, must be an "
-                    "RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z",
-                    "errors": [
-                        {
-                            "loc": ["body", "deadline"],
-                            "msg": "Value error, must be an RFC 3339 timestamp string, e.g. "
-                            "2030-01-15T09:00:00Z",
-                            "type": "value_error",
-                        }
-                    ],
-                }
-            ]
-        },
     )
 
     type: str
@@ -812,16 +779,12 @@ class Problem(BaseModel):
 class OAuthError(BaseModel):
     """The token endpoints' errors (RFC 6749 section 5.2)."""
 
-    model_config = ConfigDict(
-        defer_build=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "error": "invalid_grant",
-                    "error_description": "The email or password is incorrect.",
-                }
-            ]
+    model_config = examples(
+        {
+            "error": "invalid_grant",
+            "error_description": "The email or password is incorrect.",
         },
+        defer_build=True,
     )
 
     error: Literal["invalid_grant", "invalid_request", "unsupported_grant_type", "slow_down"]
