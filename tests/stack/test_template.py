@@ -282,9 +282,12 @@ def test_snapstart_on_published_versions_for_the_api_functions(resources: dict[s
         properties = resources[name]["Properties"]
         assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
         assert properties["AutoPublishAlias"] == "live", name
-        # Each function registers its hooks when imported (tests/layer/test_snapstart.py runs them).
+        # Each function registers its hooks when imported (tests/layer/test_snapstart.py runs
+        # them): itself, or through the HTTP functions' one setup, `http_function()`.
         source = (ROOT / properties["CodeUri"] / "app.py").read_text()
-        assert "snapstart.register_hooks(" in source, name
+        assert "snapstart.register_hooks(" in source or "= http_function()" in source, name
+    setup = (ROOT / "shared" / "taskline" / "api" / "function.py").read_text()
+    assert "snapstart.register_hooks()" in setup
 
 
 @pytest.mark.parametrize("environment_name", ["default", "prod"])
