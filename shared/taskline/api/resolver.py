@@ -8,7 +8,7 @@ import json
 import warnings
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -24,6 +24,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskline import errors
 from taskline.api import documentation, problems
 from taskline.api.auth import authenticated_token
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"
@@ -89,12 +92,19 @@ class TasklineResolver(APIGatewayHttpResolver):
             title=documentation.TITLE,
             version=documentation.VERSION,
             description=documentation.DESCRIPTION,
-            servers=documentation.SERVERS,
-            security_schemes=documentation.SECURITY_SCHEMES,
         )
         problems.register(self)
         self.not_found(self._no_route)
         self._request_validation_middleware = _GuardedRequestValidation(self._guard_request)
+
+    def get_openapi_schema(self, **options: Any) -> OpenAPI:
+        # The servers and security schemes are Powertools' OpenAPI models, made here rather
+        # than at import: a request never needs them (taskline.api.documentation).
+        options["servers"] = options.get("servers") or documentation.servers()
+        options["security_schemes"] = (
+            options.get("security_schemes") or documentation.security_schemes()
+        )
+        return super().get_openapi_schema(**options)
 
     def _add_resolver_response_validation_error_response_to_route(
         self, route_openapi_path: tuple[dict[str, Any], dict[str, Any]]
