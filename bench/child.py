@@ -201,42 +201,66 @@ def check(name: str, result: dict[str, Any], expected: int) -> None:
 BLOCK = 250  # invocations in a row before the floor's turn: each keeps its caches warm
 
 
+class Lane:
+    """One thing timed in blocks: a route's handler, or one of its floors."""
+
+    def __init__(self, route: str, label: str | None, call: Any, iterations: int) -> None:
+        self.route, self.label, self.call, self.remaining = route, label, call, iterations
+        self.samples: list[int] = []
+
+
 def timed(
     handler: Any,
-    name: str,
-    event: dict[str, Any],
-    expected: int,
-    spec: dict[str, Any],
-    floors: dict[str, Any] | None = None,
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """p50/p99 of the handler; with floors, blocks of handler invocations and blocks of each
-    floor take turns, so both see the machine at the same moments (a noisy neighbour slows
-    both) while each runs warm, as in a loop of its own."""
-    floors = floors or {}
-    for _ in range(spec["warmup"]):
-        check(name, invoke(handler, event), expected)
-        for call in floors.values():
-            call()
-    samples: list[int] = []
-    floor_samples: dict[str, list[int]] = {label: [] for label in floors}
-    clock = time.perf_counter_ns
-    remaining = spec["iterations"]
-    while remaining > 0:
-        block = min(BLOCK, remaining)
-        remaining -= block
-        for _ in range(block):
-            context = Context()
-            begun = clock()
-            result = handler(event, context)
-            samples.append(clock() - begun)
-            if result.get("statusCode") != expected:
-                check(name, result, expected)
-        for label, call in floors.items():
-            for _ in range(block):
-                begun = clock()
+    group: list[tuple[str, dict[str, Any], int, dict[str, Any], dict[str, Any]]],
+) -> dict[str, tuple[dict[str, float], dict[str, dict[str, float]]]]:
+    """p50/p99 of the handler for each route of `group` (name, event, status, options, floors).
+
+    Blocks of each route's invocations and blocks of each of its floors take turns, so all of
+    them see the machine at the same moments (a noisy neighbour slows every one) while each
+    runs warm, as in a loop of its own. Routes compared with each other (page 1 and page
+    1,000) are timed in one group for the same reason: measured one after the other, their
+    ratio would be that of the machine's load in two different windows.
+    """
+    lanes: list[Lane] = []
+    for name, event, expected, options, floors in group:
+        for _ in range(options["warmup"]):
+            check(name, invoke(handler, event), expected)
+            for call in floors.values():
                 call()
-                floor_samples[label].append(clock() - begun)
-    return percentiles(samples), {k: percentiles(v) for k, v in floor_samples.items()}
+        lanes.append(Lane(name, None, (event, expected), options["iterations"]))
+        lanes.extend(
+            Lane(name, label, call, options["iterations"]) for label, call in floors.items()
+        )
+    clock = time.perf_counter_ns
+    while any(lane.remaining > 0 for lane in lanes):
+        for lane in lanes:
+            block = min(BLOCK, lane.remaining)
+            lane.remaining -= block
+            samples = lane.samples
+            if lane.label is None:
+                event, expected = lane.call
+                for _ in range(block):
+                    context = Context()
+                    begun = clock()
+                    result = handler(event, context)
+                    samples.append(clock() - begun)
+                    if result.get("statusCode") != expected:
+                        check(lane.route, result, expected)
+            else:
+                call = lane.call
+                for _ in range(block):
+                    begun = clock()
+                    call()
+                    samples.append(clock() - begun)
+    figures: dict[str, tuple[dict[str, float], dict[str, dict[str, float]]]] = {}
+    for name, *_ in group:
+        own = [lane for lane in lanes if lane.route == name]
+        handler_figures = percentiles(next(lane for lane in own if lane.label is None).samples)
+        floor_figures = {
+            lane.label: percentiles(lane.samples) for lane in own if lane.label is not None
+        }
+        figures[name] = (handler_figures, floor_figures)
+    return figures
 
 
 CONTROL = re.compile(r"\s*(begin|commit|rollback|select 1\s*$|set |show )", re.IGNORECASE)
@@ -352,24 +376,37 @@ def main() -> None:
     routes: dict[str, Any] = {}
     floors: dict[str, Any] = {}
     floor = Floor(spec["floor"]["connect"]) if spec.get("floor") else None
-    for name, options in spec["routes"].items():
-        event, expected = events[options.get("event", name)], options["status"]
-        wire.start()
-        check(name, invoke(handler, event), expected)
-        wire.stop()
-        sent = wire.statements
-        routes[name] = {"round_trips": wire.round_trips, "statements": sent}
-        calls = floor.calls(sent) if floor and name in spec["floor"]["routes"] else {}
-        trips = {}
-        for label, call in calls.items():
+    # Routes named together in spec["together"] are timed in one group (see timed()).
+    groups: list[list[str]] = []
+    for name in spec["routes"]:
+        if any(name in group for group in groups):
+            continue
+        together = next((g for g in spec.get("together", []) if name in g), [name])
+        groups.append([n for n in together if n in spec["routes"]])
+    for group in groups:
+        members = []
+        for name in group:
+            options = spec["routes"][name]
+            event, expected = events[options.get("event", name)], options["status"]
             wire.start()
-            call()
+            check(name, invoke(handler, event), expected)
             wire.stop()
-            trips[label] = wire.round_trips
-        figures, floor_figures = timed(handler, name, event, expected, options, calls)
-        routes[name].update(figures)
-        if calls:
-            floors[name] = {k: {**v, "round_trips": trips[k]} for k, v in floor_figures.items()}
+            sent = wire.statements
+            routes[name] = {"round_trips": wire.round_trips, "statements": sent}
+            calls = floor.calls(sent) if floor and name in spec["floor"]["routes"] else {}
+            trips = {}
+            for label, call in calls.items():
+                wire.start()
+                call()
+                wire.stop()
+                trips[label] = wire.round_trips
+            members.append((name, event, expected, options, calls, trips))
+        timings = timed(handler, [(n, e, x, o, c) for n, e, x, o, c, _ in members])
+        for name, _, _, _, calls, trips in members:
+            figures, floor_figures = timings[name]
+            routes[name].update(figures)
+            if calls:
+                floors[name] = {k: {**v, "round_trips": trips[k]} for k, v in floor_figures.items()}
     if floor:
         floor.close()
         out["floor"] = floors

@@ -133,6 +133,8 @@ def systems(template: Any, data: bench_data.Data) -> dict[str, dict[str, Any]]:
         "list_p1000": route(200, 1000),
         "create": route(201, 1000),
     }
+    # Page 1,000 is compared with page 1: their blocks take turns (bench/child.py's timed()).
+    pages_together = [["list_p1", "list_p1000"]]
     tasks = {
         "label": "Taskline TasksFunction",
         "sys_path": [str(packages / "TasksFunction"), str(packages / "layer")],
@@ -141,6 +143,7 @@ def systems(template: Any, data: bench_data.Data) -> dict[str, dict[str, Any]]:
         "env": taskline_env("TasksFunction"),
         "first": ["get", 200],
         "routes": reads,
+        "together": pages_together,
         "floor": {
             "connect": data.connect,
             "routes": ["get", "list_p1", "list_p1000", "create"],
@@ -162,6 +165,7 @@ def systems(template: Any, data: bench_data.Data) -> dict[str, dict[str, Any]]:
         "first": ["get", 200],
         # Page 1,000 the way each side pages: Taskline's cursor, the peer's ?skip= (OFFSET).
         "routes": {**reads, "list_p1000": route(200, 1000, event="peer_list_p1000")},
+        "together": pages_together,
     }
     return {
         "tasks": tasks,

@@ -97,7 +97,8 @@ TASKS_ONLY = textwrap.dedent(
     loaded = sorted(
         name for name in sys.modules if name.split(".")[0] == "email_validator"
     )
-    print(json.dumps({"statuses": statuses, "loaded": loaded}))
+    openapi_models = "aws_lambda_powertools.event_handler.openapi.models" in sys.modules
+    print(json.dumps({"statuses": statuses, "loaded": loaded, "openapi_models": openapi_models}))
     """
 )
 
@@ -108,3 +109,11 @@ def test_the_tasks_function_does_not_load_email_validator(database_url: str) -> 
     report = run_in_fresh_interpreter(TASKS_ONLY, database_url)
     assert report["statuses"] == [200, 404, 404]
     assert report["loaded"] == []
+
+
+def test_requests_do_not_load_the_openapi_document_models(database_url: str) -> None:
+    """Powertools' OpenAPI object models (about 70 pydantic classes, the costliest module of the
+    cold start) serve only the OpenAPI document; answering requests never imports them."""
+    report = run_in_fresh_interpreter(TASKS_ONLY, database_url)
+    assert report["statuses"] == [200, 404, 404]
+    assert report["openapi_models"] is False

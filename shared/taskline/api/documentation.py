@@ -9,23 +9,18 @@ resolvers declare from these; it adds nothing of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.event_handler.openapi.models import (
-    HTTPBearer,
-    OAuth2,
-    OAuthFlowPassword,
-    OAuthFlows,
-    SecurityScheme,
-    Server,
-)
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from pydantic import BaseModel
 
 from taskline.api.auth import BEARER_SECURITY
 from taskline.schemas import OAuthError, Problem
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme, Server
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
@@ -37,11 +32,32 @@ DESCRIPTION = (
     "Task management API. Get a token from POST /token, then send "
     "`Authorization: Bearer <token>`. Errors are RFC 9457 problem+json."
 )
-SERVERS = [Server(url="/")]
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "bearerAuth": HTTPBearer(bearerFormat="JWT"),
-    "oauth2": OAuth2(flows=OAuthFlows(password=OAuthFlowPassword(tokenUrl="/token", scopes={}))),
-}
+
+
+# Powertools' OpenAPI object models are about 70 pydantic classes, the costliest module a
+# function would import (docs/performance.md); only building the document needs them, never a
+# request, so they are imported when the document is built (TasklineResolver.get_openapi_schema).
+def servers() -> list[Server]:
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    return [Server(url="/")]
+
+
+def security_schemes() -> dict[str, SecurityScheme]:
+    from aws_lambda_powertools.event_handler.openapi.models import (
+        HTTPBearer,
+        OAuth2,
+        OAuthFlowPassword,
+        OAuthFlows,
+    )
+
+    return {
+        "bearerAuth": HTTPBearer(bearerFormat="JWT"),
+        "oauth2": OAuth2(
+            flows=OAuthFlows(password=OAuthFlowPassword(tokenUrl="/token", scopes={}))
+        ),
+    }
+
 
 RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {

@@ -36,7 +36,7 @@ import json
 import warnings
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import aws_lambda_powertools
 from aws_lambda_powertools import Logger, Metrics
@@ -67,6 +67,9 @@ if _UNVERIFIED:
         "wrong. Pin the verified version in shared/requirements.txt, or re-verify the hooks "
         "(taskline/api/resolver.py's docstring) and update resolver.VERIFIED_VERSIONS."
     )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"
@@ -132,12 +135,19 @@ class TasklineResolver(APIGatewayHttpResolver):
             title=documentation.TITLE,
             version=documentation.VERSION,
             description=documentation.DESCRIPTION,
-            servers=documentation.SERVERS,
-            security_schemes=documentation.SECURITY_SCHEMES,
         )
         problems.register(self)
         self.not_found(self._no_route)
         self._request_validation_middleware = _GuardedRequestValidation(self._guard_request)
+
+    def get_openapi_schema(self, **options: Any) -> OpenAPI:
+        # The servers and security schemes are Powertools' OpenAPI models, made here rather
+        # than at import: a request never needs them (taskline.api.documentation).
+        options["servers"] = options.get("servers") or documentation.servers()
+        options["security_schemes"] = (
+            options.get("security_schemes") or documentation.security_schemes()
+        )
+        return super().get_openapi_schema(**options)
 
     def _add_resolver_response_validation_error_response_to_route(
         self, route_openapi_path: tuple[dict[str, Any], dict[str, Any]]
