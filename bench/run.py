@@ -240,7 +240,7 @@ IMPORT_STEPS = [
         "Powertools Logger + Metrics",
         ["aws_lambda_powertools.logging", "aws_lambda_powertools.metrics"],
     ),
-    ("taskline.models (7 mapped tables)", ["taskline.models"]),
+    ("taskline.models (10 mapped tables)", ["taskline.models"]),
     ("taskline.schemas", ["taskline.schemas"]),
     (
         "settings, tokens, resolver, problems",
