@@ -20,7 +20,7 @@ connection whose server is gone is quiet. Everything else (types, errors, transa
 is pg8000's own; the whole test suite runs through this module.
 
 Private internals, and upgrading pg8000 or SQLAlchemy. Beyond their public API this relies on
-(tests/test_pgwire_upstream.py has a test for each, saying what it needs):
+(tests/layer/test_pgwire_upstream.py has a test for each, saying what it needs):
 - pg8000's `legacy.Cursor`: the attributes its `__init__` sets (`_c`, `_context`, `_row_iter`,
   `_input_oids`, `paramstyle`) and `execute`, whose non-COPY path `Cursor.execute` repeats;
 - pg8000's `core.CoreConnection`: `_in_transaction`, `_sock`, `autocommit`, `py_types`,
@@ -38,7 +38,7 @@ but `ENABLED` is False: `taskline.db` uses stock pg8000 (`postgresql+pg8000`: co
 three round trips per statement, six statements on a new connection, and a connection reset on
 the first read not reported as a lost connection) and logs one warning when it builds its
 engine. To re-verify after an upgrade: install it, run
-`pytest tests/test_pgwire_upstream.py` (a failure names the hook and what to compare; for a
+`pytest tests/layer/test_pgwire_upstream.py` (a failure names the hook and what to compare; for a
 method repeated or replaced here, diff upstream's new source with this module's code, port what
 changed and record the new hash in `UPSTREAM_SOURCES`), then test_pgwire.py,
 test_db_round_trips.py, test_rds_proxy.py, test_db_faults.py and test_db_tls.py, and `make
@@ -67,7 +67,7 @@ from taskline import upstream
 # What the private hooks below were verified against: shared/requirements.txt's pins.
 VERIFIED_VERSIONS: Final = {"pg8000": "1.31.6", "SQLAlchemy": "2.1.9"}
 # sha256 of upstream's source (inspect.getsource) of what this module repeats or replaces, as
-# it was when it was copied ("module:qualified name"); tests/test_pgwire_upstream.py compares.
+# it was when it was copied ("module:qualified name"); tests/layer/test_pgwire_upstream.py compares.
 UPSTREAM_SOURCES: Final = {
     "pg8000.legacy:Cursor.execute": (
         "54009f088e6f2b908ee033926465d71b8ebee9eefb81ce191ac6099440d19525"

@@ -84,8 +84,9 @@ class OmittedNotNull:
 # Text fields hold no C0 control character but tab, newline and carriage return (PostgreSQL text
 # cannot hold NUL, and the others are never wanted), and at least one character that is not
 # whitespace as str.strip() sees it. The pattern is what the OpenAPI document publishes; the
-# validators below enforce the same rule with clearer messages (tests/test_schemas.py checks that
-# the two agree). It uses only \xHH and \uHHHH escapes, which ECMA-262, Python and Rust all read.
+# validators below enforce the same rule with clearer messages (tests/http/test_input_edges.py
+# checks that the two agree). It uses only \xHH and \uHHHH escapes, which ECMA-262, Python and
+# Rust all read.
 _TEXT_CHAR = r"[^\x00-\x08\x0B\x0C\x0E-\x1F]"
 _VISIBLE_CHAR = r"[^\x00-\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
 TEXT_PATTERN = f"^{_TEXT_CHAR}*{_VISIBLE_CHAR}{_TEXT_CHAR}*$"

@@ -4,7 +4,7 @@ Two modules reach past a library's public API, because what that buys is measure
 of the contract: `taskline.pgwire` (pg8000's and SQLAlchemy's internals: one round trip per
 statement) and `taskline.api.resolver` (Powertools' internals: the contract's checks before
 validation). Each names the versions it was verified against (`VERIFIED_VERSIONS`, equal to
-the pins in shared/requirements.txt: tests/test_pgwire_upstream.py fails when they differ) and
+the pins in shared/requirements.txt: tests/layer/test_pgwire_upstream.py fails when they differ) and
 checks the installed ones when it is imported, so an upgrade fails loudly and early instead of
 misbehaving quietly: pgwire falls back to stock pg8000 with a warning, the resolver refuses to
 start.

@@ -3,7 +3,7 @@
 Private internals, and upgrading Powertools. The contract's checks run before Powertools
 validates a route's input (401 before anything about a protected route's input, then 413, 415,
 400 and a JSON array refused as a body), which Powertools has no public hook for. So this
-relies on (tests/test_resolver_upstream.py has a test for each, saying what it needs):
+relies on (tests/layer/test_resolver_upstream.py has a test for each, saying what it needs):
 - `_request_validation_middleware`: the resolver keeps its request validation middleware
   there, and each route puts it first in its middleware stack when the stack is built (first
   request); `TasklineResolver` replaces it with a subclass that runs the checks first;
@@ -22,7 +22,7 @@ the contract's status codes would be false while everything looked fine. A refus
 and early instead: `make test` fails at once, and in AWS publishing a SnapStart version runs
 the init (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-activate.html), so it fails
 at deploy time, with this message in the init log, not on users' requests. To re-verify after
-an upgrade: install it, run `pytest tests/test_resolver_upstream.py` (a failure names the hook
+an upgrade: install it, run `pytest tests/layer/test_resolver_upstream.py` (a failure names the hook
 and what changed), then test_handlers.py, test_http_errors.py, test_input_edges.py and
 test_openapi.py (the OpenAPI document must stay byte-identical); then set `VERIFIED_VERSIONS`
 to the new pin.
