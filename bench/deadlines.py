@@ -71,7 +71,7 @@ SELECT
     t.i, t.u, 'Benchmark task ' || t.i,
     (ARRAY['work', 'home', 'errands', 'health'])[1 + mod(t.i, 4)],
     t.deadline, t.status, t.remind_before,
-    -- As the API writes them (repositories.tasks.schedule), for the preferences above.
+    -- As the API writes them (repositories.task_repository.schedule), for the preferences above.
     CASE WHEN t.remind_before IS NOT NULL OR mod(t.u / 10, 20) <> 2
          THEN t.deadline
               - COALESCE(t.remind_before, CASE WHEN mod(t.u / 10, 5) = 0 THEN 120 ELSE 1440 END)
@@ -174,7 +174,7 @@ STAGE_INDEX = {"overdue": "ix_tasks_open_overdue_at", "due_soon": "ix_tasks_open
 
 def check_stored_schedule(engine: Engine) -> int:
     """Tasks (a 1% sample) whose stored due times differ from what the API's own expression
-    (repositories.tasks.schedule) computes for them: must be 0."""
+    (repositories.task_repository.schedule) computes for them: must be 0."""
     from sqlalchemy import func, or_, select
 
     from taskline.models import Task

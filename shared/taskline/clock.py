@@ -6,8 +6,8 @@ time pass without sleeping) and pass the time to repositories, so SQL compares a
 rather than the database's `now()`. It decides:
 
 - sessions and refresh tokens (issued, expired, pruned) and login throttling windows;
-- the deadline check's run (`services.deadlines`: which stages are due, `checked_at`) and the
-  calendar feed's window of tasks (`services.calendar`);
+- the deadline check's run (`services.deadline_service`: which stages are due, `checked_at`) and the
+  calendar feed's window of tasks (`services.calendar_service`);
 - notification preferences' `updated_at` and `email_enabled_at`, and the `iat` of the
   unsubscribe links sent by email: a link is stale when it was issued before email was last
   switched on, so both sides of that comparison come from here.

@@ -100,7 +100,7 @@ class Task(Base):
     # The owner's per-task reminder: minutes before the deadline; NULL: the account's lead time.
     remind_before: Mapped[int | None] = mapped_column(Integer)
     # When the deadline check sends each stage, computed on every write from the deadline, the
-    # reminder and the owner's preferences (repositories.tasks.schedule); NULL: never.
+    # reminder and the owner's preferences (repositories.task_repository.schedule); NULL: never.
     due_soon_at: Mapped[datetime | None]
     overdue_at: Mapped[datetime | None]
 

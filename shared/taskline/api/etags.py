@@ -1,9 +1,9 @@
 """Entity tags for tasks and `If-Match` preconditions (RFC 9110 sections 8.8.3 and 13.1.1).
 
 A task's ETag is strong and names one version of it: `"<id>-<updated_at in microseconds since
-the epoch>"`. Every write moves `updated_at` strictly forward (see repositories.tasks), so two
-versions never share a tag. Clients treat the tag as opaque; the server reads it back to make
-the write conditional in the same SQL statement that performs it.
+the epoch>"`. Every write moves `updated_at` strictly forward (see repositories.task_repository),
+so two versions never share a tag. Clients treat the tag as opaque; the server reads it back to
+make the write conditional in the same SQL statement that performs it.
 """
 
 from __future__ import annotations
