@@ -23,12 +23,12 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, make_url, text
 
 from localdev.rdsproxy import RdsProxyStandIn, pinning_reasons, proxied_url, upstream_for
-from localdev.template import ROOT
 from taskline import pgwire
 from tests.support.api import ApiClient, task_body
 from tests.support.caches import clear_caches
 from tests.support.database import login_statement_timeout
 from tests.support.environment import TEST_APP_ROLE
+from tests.support.processes import child_environment
 
 
 def _login(url: str) -> dict[str, Any]:
@@ -309,7 +309,7 @@ def test_the_command_line_proxy_serves_make_run(database_url: str) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}"},
+        env=child_environment(PYTHONUNBUFFERED="1"),
     )
     try:
         assert process.stdout is not None

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ from localdev import loader
 from localdev.gateway import LambdaContext
 from localdev.template import ROOT, Template, load
 from tests.support.environment import TEST_DATABASE
+from tests.support.processes import child_environment, run_python
 
 EVENTS = ROOT / "events"
 
@@ -188,30 +186,20 @@ def test_docker_free_local_invoke(template: Template, app_database_url: str) -> 
     """`make invoke FUNCTION=TasksFunction EVENT=events/tasks-list.json` in a fresh process,
     as the functions' login, through the strict RDS Proxy stand-in."""
     call(template, "AuthFunction", sample("users-create"))
-    environment = {
-        **os.environ,
-        "DATABASE_URL": app_database_url,
-        "TASKLINE_DB_NAME": TEST_DATABASE,
-        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "localdev.invoke",
-            "TasksFunction",
-            "--event",
-            str(Path("events") / "tasks-list.json"),
-            "--user",
-            "ADA@example.com",
-        ],
-        cwd=ROOT,
+    environment = child_environment(
+        DATABASE_URL=app_database_url,
+        TASKLINE_DB_NAME=TEST_DATABASE,
+        POWERTOOLS_LOG_LEVEL="WARNING",
+    )
+    completed = run_python(
+        "-m",
+        "localdev.invoke",
+        "TasksFunction",
+        "--event",
+        str(Path("events") / "tasks-list.json"),
+        "--user",
+        "ADA@example.com",
         env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     output = completed.stdout

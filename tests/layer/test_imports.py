@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from typing import Any
 
-from localdev.template import ROOT
+from tests.support.processes import child_environment, run_python
 
 SCRIPT = textwrap.dedent(
     """
@@ -47,20 +44,7 @@ SCRIPT = textwrap.dedent(
 
 def run_in_fresh_interpreter(script: str, database_url: str) -> dict[str, Any]:
     """Run `script` in a new Python process (nothing imported yet); its last line is JSON."""
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
-    }
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_python("-c", script, env=child_environment(DATABASE_URL=database_url))
     assert completed.returncode == 0, completed.stderr
     report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return report

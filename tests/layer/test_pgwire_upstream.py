@@ -13,10 +13,7 @@ import hashlib
 import importlib
 import inspect
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +27,7 @@ from localdev.template import ROOT
 from taskline import pgwire, upstream
 from taskline.api import resolver
 from taskline.db import get_engine
+from tests.support.processes import child_environment, run_python
 
 REQUIREMENTS = ROOT / "shared" / "requirements.txt"
 HOW_TO = "re-verify as taskline/pgwire.py's docstring says"
@@ -358,21 +356,13 @@ print("RESULT " + json.dumps({{
 
 def _run_with(simulate: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The fallback script's result, and the JSON log lines the functions wrote."""
-    environment = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}",
+    environment = child_environment(
         # Ping on every checkout: the fallback's ping runs too, through the stand-in.
-        "DB_PING_AFTER_IDLE_SECONDS": "0",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
-    completed = subprocess.run(
-        [sys.executable, "-c", _FALLBACK_SCRIPT.format(simulate=simulate)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=ROOT,
-        timeout=90,
-        check=False,
+        DB_PING_AFTER_IDLE_SECONDS="0",
+        POWERTOOLS_LOG_LEVEL="INFO",
+    )
+    completed = run_python(
+        "-c", _FALLBACK_SCRIPT.format(simulate=simulate), env=environment, timeout=90
     )
     assert completed.returncode == 0, completed.stderr
     result: dict[str, Any] | None = None

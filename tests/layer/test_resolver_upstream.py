@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import subprocess
-import sys
 from typing import Annotated, Any
 
 import pytest
@@ -28,10 +26,10 @@ from pydantic import BaseModel
 
 from localdev.events import http_api_event
 from localdev.gateway import LambdaContext
-from localdev.template import ROOT
 from taskline.api.auth import BEARER_SECURITY
 from taskline.api.resolver import MAX_BODY_BYTES, TasklineResolver
 from tests.support.api import forge_token, valid_claims
+from tests.support.processes import run_python
 
 HOW_TO = "re-verify as taskline/api/resolver.py's docstring says"
 
@@ -238,15 +236,7 @@ print("started")
 
 
 def _start_tasks_function(simulate: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _IMPORT_A_FUNCTION.format(simulate=simulate)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}"},
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    return run_python("-c", _IMPORT_A_FUNCTION.format(simulate=simulate))
 
 
 def test_an_unverified_powertools_version_stops_the_functions_from_starting() -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +14,8 @@ import jwt
 import pytest
 from moto import mock_aws
 
-from localdev.template import ROOT
 from tests.support.api import ApiClient
+from tests.support.processes import child_environment, run_python
 
 CURRENT_KEY = "k1-" + "a" * 61
 NEXT_KEY = "k2-" + "b" * 61
@@ -193,20 +191,13 @@ print(json.dumps({
     "parameters": "aws_lambda_powertools.utilities.parameters" in sys.modules,
 }))
 """
-    env = {
+    local = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("JWT_SECRET_ARN", "DB_SECRET_ARN", "DB_HOST"))
     }
-    env["PYTHONPATH"] = f"{ROOT / 'shared'}{os.pathsep}{ROOT}"
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    completed = run_python("-c", script, env=child_environment(local))
+    assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout.strip().splitlines()[-1])
 
     assert result == {"statuses": [201, 200], "boto3": False, "parameters": False}

@@ -4,9 +4,7 @@ directly (as the Lambda runtime calls them before a snapshot and after a restore
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
 import sys
 from typing import Any
 
@@ -14,7 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 
-from localdev.template import ROOT, load
+from localdev.template import load
+from tests.support.processes import run_python
 
 
 def api_functions() -> list[str]:
@@ -48,15 +47,8 @@ print(json.dumps(found))
 """
     functions = api_functions()
     assert functions == ["AuthFunction", "MetaFunction", "NotificationsFunction", "TasksFunction"]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}"}
-    completed = subprocess.run(
-        [sys.executable, "-c", script, *functions],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    completed = run_python("-c", script, *functions)
+    assert completed.returncode == 0, completed.stderr
     found = json.loads(completed.stdout.strip().splitlines()[-1])
 
     database_hooks = {

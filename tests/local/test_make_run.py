@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,19 +17,11 @@ from sqlalchemy import create_engine, make_url, text
 from localdev import database
 from localdev.template import ROOT
 from tests.support.live_server import live_server, stop
+from tests.support.processes import child_environment, run_python
 
 
 def _run_server(**environment: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}", **environment}
-    return subprocess.run(
-        [sys.executable, "-m", "localdev.server"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python("-m", "localdev.server", env=child_environment(**environment))
 
 
 def test_a_busy_port_is_a_one_line_error(database_url: str) -> None:

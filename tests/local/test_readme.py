@@ -5,18 +5,17 @@ Docker", as the Makefile runs them, on the same database."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from localdev.template import ROOT
 from tests.support.live_server import live_server
+from tests.support.processes import child_environment, run_python
 
 README = (ROOT / "README.md").read_text()
 
@@ -32,17 +31,9 @@ def _block_after(heading: str) -> str:
 def _invoke(line: str, environment: dict[str, str]) -> dict[str, Any]:
     """`make invoke FUNCTION=... EVENT=... ARGS="..."`, run as the Makefile's recipe does."""
     words = dict(word.split("=", 1) for word in shlex.split(line)[2:])
-    command = [
-        sys.executable,
-        "-m",
-        "localdev.invoke",
-        words["FUNCTION"],
-        "--event",
-        words["EVENT"],
-        *shlex.split(words.get("ARGS", "")),
-    ]
-    done = subprocess.run(
-        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120, check=False
+    arguments = ["localdev.invoke", words["FUNCTION"], "--event", words["EVENT"]]
+    done = run_python(
+        "-m", *arguments, *shlex.split(words.get("ARGS", "")), env=environment, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -78,11 +69,7 @@ def test_the_readme_examples_run_in_the_order_written(database_url: str, tmp_pat
         if line.startswith("make invoke")
     ]
     assert len(invocations) == 2
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
-    }
+    environment = child_environment(DATABASE_URL=database_url)
     signed_up = _invoke(invocations[0], environment)
     assert signed_up["statusCode"] == 201, signed_up
     assert json.loads(signed_up["body"])["email"] == "ada@example.com"

@@ -27,6 +27,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from localdev.gateway import LocalGateway
 from localdev.template import ROOT
 from localdev.wsgi import wsgi_app
+from tests.support.processes import child_environment
 
 STARTUP_SECONDS = 90
 _BANNER = re.compile(r"Taskline on http://([^:]+):(\d+) ")
@@ -72,13 +73,7 @@ def stop(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> int:
 
 @contextmanager
 def live_server(**environment: str) -> Iterator[LiveServer]:
-    env = {
-        **os.environ,
-        "PORT": "0",
-        "CONTAINERS": "2",
-        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
-        **environment,
-    }
+    env = child_environment(PORT="0", CONTAINERS="2", **environment)
     process = subprocess.Popen(
         [sys.executable, "-m", "localdev.server"],
         env=env,
