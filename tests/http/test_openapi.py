@@ -9,6 +9,7 @@ import pytest
 
 from localdev.openapi import OUTPUT, render
 from localdev.template import load
+from tests.support.api import TASK_FIELDS
 
 METHODS = {"get", "put", "post", "delete", "patch"}
 # The meta function's own routes: the document itself, Swagger UI and the fallbacks.
@@ -101,16 +102,7 @@ def test_token_endpoint_documents_its_body_and_oauth_errors(document: dict[str, 
 
 def test_task_schemas_match_the_contract(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    assert set(schemas["TaskOut"]["properties"]) == {
-        "id",
-        "description",
-        "category",
-        "deadline",
-        "status",
-        "created_at",
-        "updated_at",
-        "remind_before",  # issue 15
-    }
+    assert set(schemas["TaskOut"]["properties"]) == TASK_FIELDS
     assert schemas["TaskCreate"]["additionalProperties"] is False
     assert set(schemas["TaskReplace"]["required"]) == {
         "description",

@@ -11,20 +11,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from localdev.gateway import GatewayResponse
-from tests.support.api import ApiClient, assert_problem, task_body
+from tests.support.api import TASK_FIELDS, ApiClient, assert_problem, task_body
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 JSON = "application/json"
-TASK_FIELDS = {
-    "id",
-    "description",
-    "category",
-    "deadline",
-    "status",
-    "created_at",
-    "updated_at",
-    "remind_before",  # issue 15: the per-task reminder (null: the account's lead time)
-}
 
 
 def create(client: ApiClient, **overrides: Any) -> dict[str, Any]:

@@ -16,7 +16,19 @@ from tests.support.environment import TEST_JWT_SECRET
 
 # Every response header the suite sees (tests/http/test_cors.py checks each one is readable by a
 # page on another origin), recorded at the local gateway by the session fixture in conftest.py.
-SEEN_RESPONSE_HEADERS: dict[str, str] = {}  # lower-cased name -> the first route that sent it
+SEEN_RESPONSE_HEADERS: dict[str, str] = {}
+
+# The fields of a task as the contract returns it (the API's responses and the OpenAPI document).
+TASK_FIELDS = {
+    "id",
+    "description",
+    "category",
+    "deadline",
+    "status",
+    "created_at",
+    "updated_at",
+    "remind_before",  # issue 15: the per-task reminder (null: the account's lead time)
+}  # lower-cased name -> the first route that sent it
 
 
 class ApiClient:
