@@ -430,7 +430,6 @@ class TaskCreate(TaskFields):
             "category": "home",
             "deadline": "2030-03-01T17:00:00+01:00",
         },
-        extra="forbid",
     )
 
 
@@ -572,14 +571,13 @@ class TaskReplace(_TaskReplaceFields):
             "description": "Write the quarterly report (v2)",
             "status": "In Progress",
         },
-        extra="forbid",
     )
 
 
 class TaskPatch(_TaskPatchFields):
     """PATCH: any subset of the writable fields; none of them may be null."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_task_patch_schema)
+    model_config = ConfigDict(json_schema_extra=_task_patch_schema)
     nullable = _TASK_NULLABLE
 
     if TYPE_CHECKING:  # any subset of TaskFields, by keyword
@@ -654,7 +652,7 @@ def _preferences_patch_schema(schema: dict[str, Any]) -> None:
 class NotificationPreferencesPatch(PatchModel):
     """PATCH: any subset; none may be null."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_preferences_patch_schema)
+    model_config = ConfigDict(json_schema_extra=_preferences_patch_schema)
 
     email_enabled: StrictFlag | None = None
     due_soon_enabled: StrictFlag | None = None
