@@ -73,7 +73,7 @@ def stop(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> int:
 
 @contextmanager
 def live_server(**environment: str) -> Iterator[LiveServer]:
-    env = child_environment(PORT="0", CONTAINERS="2", **environment)
+    env = child_environment(**{"PORT": "0", "CONTAINERS": "2", **environment})
     process = subprocess.Popen(
         [sys.executable, "-m", "localdev.server"],
         env=env,
