@@ -1,4 +1,5 @@
-"""`make run`: serve every HTTP route of template.yaml at http://127.0.0.1:3000 (PORT overrides).
+"""`make run`: serve every HTTP route of template.yaml at http://127.0.0.1:3000 (PORT overrides),
+and the web app (web/) at /app/ on the same origin (localdev.web_app).
 
 Uses the database DATABASE_URL names (creating it when missing and allowed), or else starts the
 embedded PostgreSQL, applies migrations, and serves the real handlers through the local API
@@ -110,6 +111,7 @@ def _say(message: str) -> None:
 def main() -> None:
     from localdev.gateway import LocalGateway
     from localdev.http_front import HttpFront
+    from localdev.web_app import APP_PREFIX, with_web_app
     from localdev.wsgi import wsgi_app
 
     template = _template()
@@ -130,6 +132,7 @@ def main() -> None:
         origins = ", ".join(gateway.cors.origins) if gateway.cors else "none (CORS off)"
         shown = url.split("@")[-1]  # no password on the terminal
         _say(f"Taskline on http://{host}:{port} (API domain {domain_name}); Swagger UI at /docs")
+        _say(f"  the web app: http://{host}:{port}{APP_PREFIX} (/ redirects there)")
         _say(f"  database {shown}, at revision {revision}")
         _say(f"  {containers} containers, one invocation at a time each")
         _say(f"  CORS origins: {origins} (CORS_ALLOWED_ORIGINS)")
@@ -139,7 +142,8 @@ def main() -> None:
             "Ctrl-C stops it"
             + (" and the embedded PostgreSQL it started." if started_embedded else ".")
         )
-        HttpFront(wsgi_app(gateway, domain_name), listener, containers).run()
+        application = with_web_app(wsgi_app(gateway, domain_name), reload=True)
+        HttpFront(application, listener, containers).run()
     except KeyboardInterrupt:
         pass
     finally:
