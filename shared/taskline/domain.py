@@ -30,6 +30,29 @@ class NotificationStage(StrEnum):
         return f"task.{self.value}"
 
 
+class ListRole(StrEnum):
+    """A member's role in a shared list; a list has exactly one owner."""
+
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+class SuppressionReason(StrEnum):
+    """Why no email goes to an address until its owner verifies it again."""
+
+    BOUNCE = "bounce"  # SES: a permanent bounce
+    COMPLAINT = "complaint"  # SES: the recipient marked an email as spam
+    UNSUBSCRIBE = "unsubscribe"  # the recipient's one-click unsubscribe (RFC 8058)
+
+
+class QuotaScope(StrEnum):
+    """Emails an account may cause per window (`send_quotas`); the subject is the account id."""
+
+    EMAIL_VERIFICATION = "email_verification"
+    INVITATION = "invitation"
+
+
 class ThrottleScope(StrEnum):
     ACCOUNT = "account"  # subject: SHA-256 (hex) of lower(email), whether or not the account exists
     IP = "ip"  # subject: the source IP address
@@ -42,6 +65,14 @@ MAX_PASSWORD_BYTES = 72
 # Bounds of a reminder's lead time (a task's remind_before, an account's due_soon_minutes).
 MIN_LEAD_MINUTES = 1
 MAX_LEAD_MINUTES = 10080  # 7 days
+
+
+# Shared lists: the contract's limits.
+MAX_LIST_NAME_CHARS = 200
+MAX_LISTS_PER_ACCOUNT = 500
+MAX_MEMBERS_PER_LIST = 100
+MAX_PENDING_INVITATIONS_PER_LIST = 100
+INVITATION_LIFETIME_DAYS = 7
 
 
 @dataclass(frozen=True, kw_only=True)

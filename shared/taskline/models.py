@@ -11,9 +11,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Enum,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -31,8 +34,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from taskline.domain import (
     MAX_LEAD_MINUTES,
+    MAX_LIST_NAME_CHARS,
     MIN_LEAD_MINUTES,
+    ListRole,
     NotificationStage,
+    QuotaScope,
+    SuppressionReason,
     TaskStatus,
     ThrottleScope,
 )
@@ -77,6 +84,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # When its owner last proved they read this address (a signed link); NULL: never. No
+    # reminder or invitation email goes to an address that is not verified.
+    email_verified_at: Mapped[datetime | None]
 
     __table_args__ = (
         # One account per email whatever its case: A@x.io and a@x.io collide here.
@@ -84,11 +94,104 @@ class User(Base):
     )
 
 
+class TaskList(Base):
+    """A list shared between accounts. Its owner is also a member (role "owner").
+
+    Exactly one owner, enforced by the database: `(id, owner_id, owner_role)` must name a member
+    row whose role is "owner" (a deferred foreign key, so ownership can be handed over within a
+    transaction), and at most one member row per list has that role (a partial unique index).
+    """
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_LIST_NAME_CHARS))
+    owner_id: Mapped[int] = mapped_column(BigInteger)
+    # Always "owner": only here so the foreign key below can require the owner's role.
+    owner_role: Mapped[str] = mapped_column(String(10), Computed("'owner'", persisted=True))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            f"char_length(name) BETWEEN 1 AND {MAX_LIST_NAME_CHARS}", name="name_length"
+        ),
+        ForeignKeyConstraint(
+            ["id", "owner_id", "owner_role"],
+            ["list_members.list_id", "list_members.user_id", "list_members.role"],
+            name="fk_lists_owner_list_members",
+            deferrable=True,
+            initially="DEFERRED",
+            use_alter=True,
+        ),
+    )
+
+
+class ListMember(Base):
+    __tablename__ = "list_members"
+
+    list_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(TaskList.id, ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[ListRole] = mapped_column(_stored_as_text(ListRole, 10))
+    joined_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(role.in_([member.value for member in ListRole]), name="role_valid"),
+        # The target of the lists' owner key (the primary key plus the role).
+        UniqueConstraint("list_id", "user_id", "role"),
+        # At most one owner per list.
+        Index(
+            "uq_list_members_one_owner",
+            "list_id",
+            unique=True,
+            postgresql_where=text("role = 'owner'"),
+        ),
+        # "The lists I belong to", in every visibility check.
+        Index("ix_list_members_user_id_list_id", "user_id", "list_id"),
+    )
+
+
+class ListInvitation(Base):
+    """A pending invitation to a list, addressed to an email (normalised as at sign-up)."""
+
+    __tablename__ = "list_invitations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    list_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(TaskList.id, ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[ListRole] = mapped_column(_stored_as_text(ListRole, 10))
+    invited_by: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (
+        # Invitations make members, never owners.
+        CheckConstraint(
+            role.in_([ListRole.EDITOR.value, ListRole.VIEWER.value]), name="role_valid"
+        ),
+        # A pending invitation to the same address is renewed, not duplicated.
+        UniqueConstraint("list_id", "email"),
+        # "The invitations addressed to me".
+        Index("ix_list_invitations_email", "email"),
+    )
+
+
 class Task(Base):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(User.id, ondelete="CASCADE"))
+    # A personal task has its owner here and no list; a list's task has a list and no owner
+    # (so it outlives its creator's account, and releases that predate lists never see it).
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(User.id, ondelete="CASCADE"))
+    list_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey(TaskList.id, ondelete="CASCADE")
+    )
     description: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(255))
     deadline: Mapped[datetime]
@@ -97,10 +200,24 @@ class Task(Base):
     )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Who created it (NULL for tasks written before lists, whose creator is user_id, and once
+    # the creator's account is deleted).
+    created_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="SET NULL")
+    )
+    # A list's task may be assigned to one of its members (the foreign key to list_members
+    # clears it when the member leaves); a personal task only to its owner.
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Who the reminders of a list's task go to (its assignee, else its creator while a member,
+    # else the list's owner), kept up to date on every write that changes it; NULL for a
+    # personal task, whose recipient is user_id.
+    recipient_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey(User.id, ondelete="SET NULL")
+    )
     # The owner's per-task reminder: minutes before the deadline; NULL: the account's lead time.
     remind_before: Mapped[int | None] = mapped_column(Integer)
     # When the deadline check sends each stage, computed on every write from the deadline, the
-    # reminder and the owner's preferences (repositories.task_repository.schedule); NULL: never.
+    # reminder and the recipient's preferences (repositories.task_repository.schedule); NULL: never.
     due_soon_at: Mapped[datetime | None]
     overdue_at: Mapped[datetime | None]
 
@@ -113,8 +230,44 @@ class Task(Base):
             f"remind_before BETWEEN {MIN_LEAD_MINUTES} AND {MAX_LEAD_MINUTES}",
             name="remind_before_range",
         ),
+        CheckConstraint("(user_id IS NULL) <> (list_id IS NULL)", name="one_home"),
+        CheckConstraint(
+            "list_id IS NOT NULL OR assignee_id IS NULL OR assignee_id = user_id",
+            name="personal_assignee",
+        ),
+        ForeignKeyConstraint(
+            ["list_id", "assignee_id"],
+            ["list_members.list_id", "list_members.user_id"],
+            name="fk_tasks_assignee_list_members",
+            ondelete="SET NULL (assignee_id)",
+        ),
         # Serves "my tasks ordered by deadline, then id", the list endpoint's keyset order.
         Index("ix_tasks_user_id_deadline_id", "user_id", "deadline", "id"),
+        # The same order within each list, and the cascade when a list is deleted.
+        Index(
+            "ix_tasks_list_id_deadline_id",
+            "list_id",
+            "deadline",
+            "id",
+            postgresql_where=text("list_id IS NOT NULL"),
+        ),
+        # A member's assignments (the assignee filter, and clearing them when they leave).
+        Index(
+            "ix_tasks_list_id_assignee_id",
+            "list_id",
+            "assignee_id",
+            postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
+        # The calendar feed of a recipient's list tasks.
+        Index(
+            "ix_tasks_recipient_id_deadline_id",
+            "recipient_id",
+            "deadline",
+            "id",
+            postgresql_where=text("recipient_id IS NOT NULL"),
+        ),
+        # An account's deletion clears created_by without a scan.
+        Index("ix_tasks_created_by", "created_by", postgresql_where=text("created_by IS NOT NULL")),
         # Serve the deadline check, one stage each: open tasks by the time that stage is due;
         # done tasks are not indexed, and NULLs (stage off) sort after every range scanned.
         Index(
@@ -175,8 +328,9 @@ class NotificationPreference(Base):
 
 
 class EmailSuppression(Base):
-    """An address SES reported as permanently bouncing or complaining: no more email to it until
-    its owner switches email on again (or changes address, which is then not listed here)."""
+    """An address that must get no more email: SES reported a permanent bounce or a complaint,
+    or its recipient unsubscribed with one click. It sticks to the address, not to an account's
+    settings: only a fresh verification of the address by its owner lifts it."""
 
     __tablename__ = "email_suppressions"
 
@@ -187,7 +341,11 @@ class EmailSuppression(Base):
     feedback_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
-    __table_args__ = (CheckConstraint(reason.in_(["bounce", "complaint"]), name="reason_valid"),)
+    __table_args__ = (
+        CheckConstraint(
+            reason.in_([member.value for member in SuppressionReason]), name="reason_valid"
+        ),
+    )
 
 
 class CalendarFeed(Base):
@@ -278,4 +436,19 @@ class IdempotencyKey(Base):
     __table_args__ = (
         # Serves the purge of expired keys.
         Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+
+class SendQuota(Base):
+    """Emails an account caused in the current window (verification links, invitations)."""
+
+    __tablename__ = "send_quotas"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_started_at: Mapped[datetime]
+    sent: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint(scope.in_([member.value for member in QuotaScope]), name="scope_valid"),
     )

@@ -311,7 +311,9 @@ def test_schema_has_the_constraints_the_contract_relies_on(admin_engine: Engine)
     inspector = inspect(admin_engine)
     assert {c["name"] for c in inspector.get_check_constraints("tasks")} == {
         "ck_tasks_status_valid",
-        "ck_tasks_remind_before_range",  # issue 15
+        "ck_tasks_remind_before_range",
+        "ck_tasks_one_home",  # a personal task or a list's, never both nor neither
+        "ck_tasks_personal_assignee",
     }
     indexes = {ix["name"]: ix for ix in inspector.get_indexes("tasks")}
     assert indexes["ix_tasks_user_id_deadline_id"]["column_names"] == ["user_id", "deadline", "id"]
