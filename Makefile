@@ -17,7 +17,7 @@ EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
 	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions \
-	artifact-check stop browser-install browser-test
+	artifact-check stop browser-install browser-test web-tools web-size screenshots deploy-web
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,8 +49,26 @@ browser-install: ## Install Debian's chromium and chromium-driver (for make brow
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    chromium chromium-driver; }
 
-browser-test: $(STAMP) browser-install ## Headless Chromium: examples/web/ from another origin, and Swagger UI
-	TASKLINE_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/local/test_browser.py $(PYTEST_ARGS)
+browser-test: $(STAMP) browser-install web-tools ## Headless Chromium: the web app's journeys, examples/web/, Swagger UI
+	TASKLINE_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/local/test_browser.py tests/local/test_web_app.py $(PYTEST_ARGS)
+
+# Test-only tools for the web app (axe-core, pinned in web-tools/package-lock.json), in a
+# git-ignored folder. Running the app needs none of them (no Node.js): web/ is served as is.
+web-tools/node_modules/.installed: web-tools/package.json web-tools/package-lock.json
+	cd web-tools && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+web-tools: web-tools/node_modules/.installed ## Install axe-core (npm, pinned) for the web app's accessibility scan
+
+web-size: $(STAMP) ## The web app's first load (gzip JS + CSS) against its 100 KB budget
+	$(BIN)/python -m bench.web_size
+
+screenshots: $(STAMP) browser-install web-tools ## Re-render docs/screenshots/*.png from the app (headless Chromium)
+	TASKLINE_BROWSER_TESTS=1 TASKLINE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/local/test_web_app.py \
+	  -k test_render_the_screenshots -q $(PYTEST_ARGS)
+
+deploy-web: $(STAMP) ## Upload web/ to the stack's private bucket, then invalidate CloudFront: make deploy-web STACK=taskline
+	$(BIN)/python -m localdev.deploy_web "$(STACK)"
 
 fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server (FUZZ_* knobs)
 	$(BIN)/python -m localdev.fuzz
@@ -58,7 +76,7 @@ fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server 
 load: $(STAMP) ## Bounded load test: several local servers, concurrent clients, nothing lost
 	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
-smoke: $(STAMP) ## Post-deploy smoke test: make smoke API_URL=https://... [ORIGIN=https://app.example.com]
+smoke: $(STAMP) ## Post-deploy smoke test: make smoke API_URL=https://... [ORIGIN=https://app.example.com] [APP_URL=https://.../app/]
 	$(BIN)/python -m localdev.smoke "$(API_URL)"
 
 prune-versions: $(STAMP) ## After sam deploy: delete old SnapStart versions (STACK=taskline KEEP_PREVIOUS=1 DRY_RUN=)

@@ -2,11 +2,16 @@
 
     make smoke API_URL=https://abc123.execute-api.eu-west-1.amazonaws.com [ORIGIN=https://app.example.com]
     make smoke API_URL=http://127.0.0.1:3000
+    make smoke APP_URL=https://d111111abcdef8.cloudfront.net/app/   (the web app, WebApp=true)
 
 It signs up a throwaway account, gets a token, creates, reads, updates (with If-Match), lists and
 deletes a task, sends a CORS preflight from an allowed origin, then deletes the account. Each
 step is printed; the first failure stops the run with a non-zero exit, and the account (with
 anything it created) is deleted whatever happened, so nothing is left behind.
+
+With APP_URL (the stack's WebAppUrl output, or make run's /app/), it also checks the web app
+loads with its security headers and that signing in works on the app's own origin (the API
+routed through the same CloudFront distribution); API_URL then defaults to the app's origin.
 
 Only the standard library: it runs wherever Python 3.13 does, e.g. from a CI job after
 `sam deploy`.
@@ -116,9 +121,10 @@ def header_list(value: str | None) -> set[str]:
 
 
 class Smoke:
-    def __init__(self, api: Api, origin: str | None) -> None:
+    def __init__(self, api: Api, origin: str | None, app_url: str | None = None) -> None:
         self.api = api
         self.origin = origin
+        self.app_url = app_url
         self.email = f"smoke-{secrets.token_hex(6)}@example.com"
         self.password = secrets.token_urlsafe(18)
         self.signed_up = False
@@ -126,8 +132,15 @@ class Smoke:
         self.etag = ""
 
     def steps(self) -> list[tuple[str, Any]]:
+        app: list[tuple[str, Any]] = []
+        if self.app_url:
+            app = [
+                ("the web app loads with its security headers", self.app_loads),
+                ("sign in on the app's origin", self.app_signs_in),
+            ]
         return [
             ("sign up a throwaway account", self.sign_up),
+            *app,
             ("get a token (password grant)", self.get_token),
             ("read the account", self.read_account),
             ("create a task", self.create_task),
@@ -147,6 +160,37 @@ class Smoke:
         self.signed_up = True
         check(answer.json().get("email") == self.email, "the account has another email")
         return self.email
+
+    def app_loads(self) -> str:
+        assert self.app_url
+        app = Api(self.app_url)
+        page = app.request("GET", "/", authenticated=False)
+        expect(page, 200, f"GET {self.app_url}")
+        check(page.headers.get("content-type", "").startswith("text/html"), "the app is not HTML")
+        check(b'type="module"' in page.body, "the page loads no module")
+        policy = page.headers.get("content-security-policy", "")
+        check("frame-ancestors 'none'" in policy, f"Content-Security-Policy {policy!r}")
+        check("unsafe-inline" not in policy, "the CSP allows inline scripts or styles")
+        script = app.request("GET", "/main.js", authenticated=False)
+        expect(script, 200, "GET main.js")
+        check("javascript" in script.headers.get("content-type", ""), "main.js is not JavaScript")
+        return f"{len(page.body)} B page, CSP {len(policy)} characters"
+
+    def app_signs_in(self) -> str:
+        assert self.app_url
+        parts = urlsplit(self.app_url)
+        origin = Api(f"{parts.scheme}://{parts.netloc}")
+        answer = origin.request(
+            "POST",
+            "/token",
+            form={"grant_type": "password", "username": self.email, "password": self.password},
+            authenticated=False,
+        )
+        body = expect(answer, 200, "POST /token on the app's origin").json()
+        origin.token = body["access_token"]
+        me = expect(origin.request("GET", "/users/me"), 200, "GET /users/me on the app's origin")
+        check(me.json().get("email") == self.email, "GET /users/me names someone else")
+        return f"{parts.netloc} answers the API (refresh token issued: {'refresh_token' in body})"
 
     def get_token(self) -> str:
         answer = self.api.request(
@@ -283,8 +327,8 @@ class Smoke:
             print(f"  clean-up FAILED ({answer.status}): delete {self.email} by hand")
 
 
-def run(api_url: str, origin: str | None) -> int:
-    smoke = Smoke(Api(api_url), origin)
+def run(api_url: str, origin: str | None, app_url: str | None = None) -> int:
+    smoke = Smoke(Api(api_url), origin, app_url)
     print(f"Smoke test of {api_url}")
     try:
         for number, (title, step) in enumerate(smoke.steps(), start=1):
@@ -313,10 +357,18 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("ORIGIN") or None,
         help="an origin in the stack's CorsAllowedOrigins (default: $ORIGIN)",
     )
+    parser.add_argument(
+        "--app-url",
+        default=os.environ.get("APP_URL") or None,
+        help="the web app's URL (the WebAppUrl output), to check it too (default: $APP_URL)",
+    )
     args = parser.parse_args(argv)
+    if not args.api_url and args.app_url:
+        parts = urlsplit(args.app_url)
+        args.api_url = f"{parts.scheme}://{parts.netloc}"  # the API on the app's origin
     if not args.api_url:
         parser.error("give the API's URL: make smoke API_URL=https://...")
-    sys.exit(run(args.api_url, args.origin))
+    sys.exit(run(args.api_url, args.origin, args.app_url))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-// Building the page with DOM APIs only: text goes in through textContent, never innerHTML,
+// Building the page with DOM APIs only: text goes in through textContent, never parsed as HTML,
 // so whatever a task or a list holds is shown as text (the XSS test checks it).
 
 let uid = 0;

@@ -195,43 +195,66 @@ export async function render(view, params, { session, navigate, stale }) {
       navigate(`/tasks/${created.task.id}`);
       return;
     }
+    // My edits: what differs from the version the form was filled from.
     const changed = changes(values, task);
     if (!Object.keys(changed).length) {
       announce("Nothing to save.");
       return;
     }
+    await patch(changed);
+  }
+
+  async function patch(changed) {
     try {
       ({ task, etag } = await api.updateTask(taskId, changed, etag));
       announce("Changes saved.");
-      form.querySelector(".alert").hidden = false;
-      form.querySelector(".alert").setAttribute("role", "status");
-      form.querySelector(".alert").textContent = "Changes saved.";
+      const box = form.querySelector(".alert");
+      box.setAttribute("role", "status");
+      box.textContent = "Changes saved.";
+      box.hidden = false;
     } catch (error) {
       if (error.status === 412) {
-        await showConflict(values);
+        await showConflict(changed);
         return;
       }
       if (error.status === 403) {
-        // The person's role changed (demoted to viewer, say): show what they may do now.
+        // The person's role changed (demoted to viewer, say): what they may do is redrawn.
         session.invalidateLists();
+        error.message = `${error.message} Your role in this list may have changed; reload the task to see what you can do.`;
       }
       throw error;
     }
   }
 
+  function fill(values) {
+    form.elements.description.value = values.description;
+    form.elements.category.value = values.category;
+    form.elements.deadline.value = toLocalInput(values.deadline);
+    form.elements.status.value = values.status;
+    form.elements.remind_before.value = values.remind_before ?? "";
+    if (sharing) {
+      form.elements.namedItem("list_id").value = values.list_id ?? "";
+      current.assignee_id = values.assignee_id;
+      form.elements.namedItem("assignee_id").value = values.assignee_id ?? "";
+      fillAssignees();
+    }
+  }
+
   async function showConflict(mine) {
+    const base = task;
     const latest = await api.getTask(taskId);
     const theirs = latest.task;
-    const rows = EDITABLE.filter((name) => name in mine).map((name) => {
-      const differs = name in changes({ [name]: mine[name] }, theirs);
-      return h(
+    // Every field someone changed: by them (since the form was filled) or by me.
+    const touched = EDITABLE.filter((name) => name in mine || name in changes({ [name]: theirs[name] ?? null }, base));
+    const rows = touched.map((name) =>
+      h(
         "tr",
-        { class: differs ? "differs" : "" },
+        { class: name in mine ? "differs" : "" },
         h("th", { scope: "row" }, LABELS[name]),
         h("td", {}, describe(name, theirs[name], lists)),
-        h("td", {}, describe(name, mine[name], lists)),
-      );
-    });
+        h("td", {}, name in mine ? describe(name, mine[name], lists) : "(not changed)"),
+      ),
+    );
     const keep = h("button", { type: "button", class: "primary" }, "Keep my version");
     const take = h("button", { type: "button", class: "secondary" }, "Take their version");
     keep.addEventListener("click", () =>
@@ -239,7 +262,8 @@ export async function render(view, params, { session, navigate, stale }) {
         task = theirs;
         etag = latest.etag;
         conflict.hidden = true;
-        await save(mine);
+        fill({ ...theirs, ...mine });
+        await patch(mine);
         form.elements.description.focus();
       }),
     );
@@ -247,29 +271,24 @@ export async function render(view, params, { session, navigate, stale }) {
       task = theirs;
       etag = latest.etag;
       conflict.hidden = true;
-      form.elements.description.value = theirs.description;
-      form.elements.category.value = theirs.category;
-      form.elements.deadline.value = toLocalInput(theirs.deadline);
-      form.elements.status.value = theirs.status;
-      form.elements.remind_before.value = theirs.remind_before ?? "";
-      if (sharing) {
-        form.elements.namedItem("list_id").value = theirs.list_id ?? "";
-        current.assignee_id = theirs.assignee_id;
-        form.elements.namedItem("assignee_id").value = theirs.assignee_id ?? "";
-        fillAssignees();
-      }
+      fill(theirs);
       announce("Their version is in the form.");
       form.elements.description.focus();
     });
     conflict.replaceChildren(
       h("h2", { id: "conflict-title" }, "This task changed while you were editing it"),
-      h("p", {}, `Someone saved a newer version (${formatDate(theirs.updated_at)}). Nothing of yours was saved yet. Choose which version to keep.`),
+      h("p", {}, `Someone saved a newer version (${formatDate(theirs.updated_at)}). Nothing of yours was saved yet. `
+        + "Keep your changes (on top of theirs) or take their version."),
       h(
-        "table",
-        {},
-        h("caption", { class: "visually-hidden" }, "Their version and yours"),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Newer version"), h("th", { scope: "col" }, "Yours"))),
-        h("tbody", {}, rows),
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          {},
+          h("caption", { class: "visually-hidden" }, "The newer version and your changes"),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Newer version"), h("th", { scope: "col" }, "Your change"))),
+          h("tbody", {}, rows),
+        ),
       ),
       h("div", { class: "actions" }, keep, take),
     );

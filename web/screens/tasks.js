@@ -4,6 +4,7 @@ import * as api from "../api.js";
 import { alertBox, field, formatDate, h, submitting, toApiTime, toLocalInput } from "../dom.js";
 
 const DUE_SOON_MS = 24 * 60 * 60 * 1000;
+const PAGE_SIZE = 20;
 // The filters stay while the app is open (going to a task and back keeps them).
 let filters = {};
 
@@ -121,7 +122,7 @@ export async function render(view, _params, { session, stale }) {
   async function loadPage(first, form) {
     const filtersNow = { ...filters };
     const load = async () => {
-      const page = await api.listTasks(filtersNow, first ? null : next);
+      const page = await api.listTasks({ ...filtersNow, limit: PAGE_SIZE }, first ? null : next);
       if (stale()) return;
       if (first) results.replaceChildren();
       for (const task of page.items) results.append(taskItem(task, { lists, me: session.me }));
