@@ -204,3 +204,71 @@ def test_deleting_a_list_deletes_its_tasks_members_and_invitations(
             for table in ("tasks", "list_members", "list_invitations")
         ]
     assert left == [0, 0, 0]
+
+
+def test_refreshed_recipients_follow_the_rule_and_re_arm_reminders(
+    admin_engine: Engine, people: tuple[int, int, int]
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from taskline.repositories import task_repository
+
+    ann, ben, cy = people
+    with admin_engine.begin() as connection:
+        list_id = _list(connection, ann)
+        _member(connection, list_id, ben, "editor")
+        _member(connection, list_id, cy, "editor")
+        tasks = {
+            name: connection.execute(
+                text(
+                    "INSERT INTO tasks (list_id, created_by, assignee_id, description, category,"
+                    " deadline) VALUES (:l, :c, :a, :n, 'c', now() + interval '1 hour')"
+                    " RETURNING id"
+                ),
+                {"l": list_id, "c": creator, "a": assignee, "n": name},
+            ).scalar_one()
+            for name, creator, assignee in (
+                ("assigned to cy", ben, cy),
+                ("created by ben", ben, None),
+                ("created by a former member", None, None),
+            )
+        }
+        connection.execute(
+            text(
+                "INSERT INTO task_notifications (task_id, stage, deadline)"
+                " SELECT id, 'due_soon', deadline FROM tasks WHERE id = :t"
+            ),
+            {"t": tasks["created by ben"]},
+        )
+
+    def recipients() -> dict[str, int | None]:
+        with admin_engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT description, recipient_id FROM tasks WHERE list_id = :l"),
+                {"l": list_id},
+            )
+            return {str(name): recipient for name, recipient in rows.tuples()}
+
+    with Session(admin_engine) as session, session.begin():
+        assert task_repository.refresh_recipients(session, [list_id], 1440) == 3
+    assert recipients() == {
+        "assigned to cy": cy,
+        "created by ben": ben,
+        "created by a former member": ann,
+    }
+    with Session(admin_engine) as session, session.begin():
+        assert task_repository.refresh_recipients(session, [list_id], 1440) == 0  # settled
+    with admin_engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM list_members WHERE list_id = :l AND user_id = :u"),
+            {"l": list_id, "u": ben},
+        )
+    with Session(admin_engine) as session, session.begin():
+        assert task_repository.refresh_recipients(session, [list_id], 1440) == 1
+    assert recipients()["created by ben"] == ann  # the creator left: the owner is reminded
+    with admin_engine.connect() as connection:
+        sent = connection.execute(
+            text("SELECT count(*) FROM task_notifications WHERE task_id = :t"),
+            {"t": tasks["created by ben"]},
+        ).scalar_one()
+    assert sent == 0  # a new recipient re-arms the reminder

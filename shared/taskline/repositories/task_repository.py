@@ -25,13 +25,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from taskline.domain import TaskFilters, TaskPosition
-from taskline.models import NotificationPreference, Task
+from taskline.models import ListMember, NotificationPreference, Task, TaskList, TaskNotification
 
 _MINUTE: ColumnElement[Any] = literal_column("interval '1 minute'")
 
 
 def _preference(column: Any, user_id: Any) -> Any:
-    return select(column).where(NotificationPreference.user_id == user_id).scalar_subquery()
+    # Correlated to the enclosing statement's tasks, however deeply `user_id` nests its own.
+    return (
+        select(column)
+        .where(NotificationPreference.user_id == user_id)
+        .correlate_except(NotificationPreference)
+        .scalar_subquery()
+    )
 
 
 def schedule(
@@ -58,6 +64,59 @@ def schedule(
         "due_soon_at": case((due_soon_on, deadline - lead * _MINUTE), else_=null()),
         "overdue_at": case((overdue_on, deadline), else_=null()),
     }
+
+
+def recipient(list_id: Any, assignee_id: Any, created_by: Any) -> ColumnElement[Any]:
+    """Who a list's task reminds: its assignee, else its creator while a member, else the list's
+    owner. NULL for a personal task, whose recipient is its owner (`user_id`).
+
+    The one definition of the rule: written into `tasks.recipient_id` with every write that can
+    change it (task writes, membership changes), so the deadline check and the calendar feed
+    read a column instead of re-deriving it.
+    """
+    creator_while_member = (
+        select(ListMember.user_id)
+        .where(ListMember.list_id == list_id, ListMember.user_id == created_by)
+        .correlate_except(ListMember)
+        .scalar_subquery()
+    )
+    owner = (
+        select(TaskList.owner_id)
+        .where(TaskList.id == list_id)
+        .correlate_except(TaskList)
+        .scalar_subquery()
+    )
+    return case(
+        (list_id.is_(None), null()),
+        else_=func.coalesce(assignee_id, creator_while_member, owner),
+    )
+
+
+def refresh_recipients(session: Session, list_ids: list[int], default_lead_minutes: int) -> int:
+    """Bring the recipient of every task of these lists up to date after a membership change
+    (a member left or was removed, ownership was handed over, a creator rejoined). A task whose
+    recipient changes is re-planned with the new recipient's preferences and both its stages
+    are re-armed (its sent notifications are forgotten). Returns how many tasks changed hands.
+    """
+    if not list_ids:
+        return 0
+    new_recipient = recipient(Task.list_id, Task.assignee_id, Task.created_by)
+    planned = schedule(new_recipient, Task.deadline, Task.remind_before, default_lead_minutes)
+    changed = (
+        update(Task)
+        .where(Task.list_id.in_(list_ids), Task.recipient_id.is_distinct_from(new_recipient))
+        .values(recipient_id=new_recipient, **planned)
+        .returning(Task.id)
+        .cte("changed")
+    )
+    forgotten = (
+        delete(TaskNotification)
+        .where(TaskNotification.task_id.in_(select(changed.c.id)))
+        .returning(TaskNotification.task_id)
+        .cte("forgotten")
+    )
+    statement = select(func.count()).select_from(changed).add_cte(forgotten)
+    return int(session.execute(statement).scalar_one())
 
 
 def add(session: Session, user_id: int, values: dict[str, Any], default_lead_minutes: int) -> Task:
