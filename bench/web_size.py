@@ -16,7 +16,9 @@ from pathlib import Path
 from localdev.web_app import WEB_DIR
 
 BUDGET_BYTES = 100 * 1024
-_IMPORT = re.compile(r"""(?:^|\s)(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*["']([^"']+)["']""")
+_IMPORT = re.compile(
+    r"""(?:^|\s)(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*["']([^"']+)["']"""
+)
 _HTML_REFS = re.compile(r"""<(?:link[^>]*rel="stylesheet"[^>]*href|script[^>]*src)="([^"]+)\"""")
 
 
@@ -54,8 +56,10 @@ def main() -> int:
     total = sum(c for _, _, c in sizes)
     raw_total = sum(r for _, r, _ in sizes)
     print(f"  {'total (' + str(len(sizes)) + ' files)':<28} {raw_total:>7,} B  gzip {total:>6,} B")
-    print(f"  budget {BUDGET_BYTES:,} B: {'within' if total <= BUDGET_BYTES else 'OVER'} "
-          f"({100 * total / BUDGET_BYTES:.0f}% used)")
+    print(
+        f"  budget {BUDGET_BYTES:,} B: {'within' if total <= BUDGET_BYTES else 'OVER'} "
+        f"({100 * total / BUDGET_BYTES:.0f}% used)"
+    )
     return 0 if total <= BUDGET_BYTES else 1
 
 

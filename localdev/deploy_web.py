@@ -81,11 +81,15 @@ def main(argv: list[str] | None = None) -> int:
 
     outputs = stack_outputs(boto3.client("cloudformation"), args.stack)
     if "WebAppBucketName" not in outputs:
-        print(f"Stack {args.stack} has no web app: deploy it with WebApp=true first", file=sys.stderr)
+        print(
+            f"Stack {args.stack} has no web app: deploy it with WebApp=true first", file=sys.stderr
+        )
         return 1
     uploaded, deleted = upload(boto3.client("s3"), outputs["WebAppBucketName"])
-    print(f"Uploaded {len(uploaded)} files to s3://{outputs['WebAppBucketName']}/{PREFIX}"
-          f" ({len(deleted)} old ones removed)")
+    print(
+        f"Uploaded {len(uploaded)} files to s3://{outputs['WebAppBucketName']}/{PREFIX}"
+        f" ({len(deleted)} old ones removed)"
+    )
     invalidation = invalidate(boto3.client("cloudfront"), outputs["WebAppDistributionId"])
     print(f"CloudFront invalidation {invalidation} started (about a minute)")
     print(f"The app: {outputs['WebAppUrl']}   then: make smoke APP_URL={outputs['WebAppUrl']}")

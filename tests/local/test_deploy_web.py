@@ -19,7 +19,8 @@ def test_upload_puts_every_file_with_its_type_and_removes_stale_ones() -> None:
     s3.put_object(Bucket="web", Key="app/old.js", Body=b"gone")
     s3.put_object(Bucket="web", Key="elsewhere.txt", Body=b"kept")
     uploaded, deleted = deploy_web.upload(s3, "web")
-    assert "app/index.html" in uploaded and "app/screens/tasks.js" in uploaded
+    assert "app/index.html" in uploaded
+    assert "app/screens/tasks.js" in uploaded
     assert deleted == ["app/old.js"]
     page = s3.get_object(Bucket="web", Key="app/index.html")
     assert page["ContentType"] == "text/html; charset=utf-8"
@@ -28,8 +29,11 @@ def test_upload_puts_every_file_with_its_type_and_removes_stale_ones() -> None:
     assert script["ContentType"] == "text/javascript; charset=utf-8"
     assert "s-maxage" in script["CacheControl"]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="web")["Contents"]}
-    assert "elsewhere.txt" in keys and "app/old.js" not in keys
-    expected = {f"app/{p.relative_to(WEB_DIR).as_posix()}" for p in WEB_DIR.rglob("*") if p.is_file()}
+    assert "elsewhere.txt" in keys
+    assert "app/old.js" not in keys
+    expected = {
+        f"app/{p.relative_to(WEB_DIR).as_posix()}" for p in WEB_DIR.rglob("*") if p.is_file()
+    }
     assert set(uploaded) == expected
 
 
@@ -48,10 +52,21 @@ def test_the_distribution_is_invalidated() -> None:
             "CallerReference": "x",
             "Comment": "",
             "Enabled": True,
-            "Origins": {"Quantity": 1, "Items": [{"Id": "app", "DomainName": "web.s3.amazonaws.com",
-                                                  "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
-            "DefaultCacheBehavior": {"TargetOriginId": "app", "ViewerProtocolPolicy": "redirect-to-https",
-                                     "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"},
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "app",
+                        "DomainName": "web.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "app",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6",
+            },
         }
     )["Distribution"]
     invalidation = deploy_web.invalidate(cloudfront, distribution["Id"])

@@ -43,7 +43,9 @@ def test_the_bucket_is_private_and_read_only_by_the_distribution(stack: Stack) -
     assert "WebAppDistribution" in source  # this distribution, no other
     app_origin = _origin(stack, "app")
     assert app_origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
-    assert app_origin["OriginAccessControlId"] == {"Fn::GetAtt": ["WebAppOriginAccessControl", "Id"]}
+    assert app_origin["OriginAccessControlId"] == {
+        "Fn::GetAtt": ["WebAppOriginAccessControl", "Id"]
+    }
 
 
 def _origin(stack: Stack, origin_id: str) -> dict[str, Any]:
@@ -60,8 +62,18 @@ def test_every_api_route_goes_to_the_api_uncached_and_the_rest_to_the_app(stack:
     for behaviour in behaviours:
         assert behaviour["TargetOriginId"] == "api"
         assert behaviour["ViewerProtocolPolicy"] == "https-only"  # a redirect would drop a POST
-        assert set(behaviour["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
-        assert behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+        assert set(behaviour["AllowedMethods"]) == {
+            "GET",
+            "HEAD",
+            "OPTIONS",
+            "PUT",
+            "PATCH",
+            "POST",
+            "DELETE",
+        }
+        assert (
+            behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+        )  # CachingDisabled
     patterns = [b["PathPattern"] for b in behaviours]
     routes = {route.path for route, _ in load().routes()} - {"/", "/{proxy+}"}
     assert routes
@@ -79,29 +91,44 @@ def test_names_fit_aws_limits_for_the_longest_stack_name(stack: Stack) -> None:
     # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html
     names = {
         "WebAppOriginAccessControl": (
-            stack.resources["WebAppOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]["Name"], 64),
+            stack.resources["WebAppOriginAccessControl"]["Properties"]["OriginAccessControlConfig"][
+                "Name"
+            ],
+            64,
+        ),
         "WebAppPathFunction": (stack.resources["WebAppPathFunction"]["Properties"]["Name"], 64),
         "WebAppHeadersPolicy": (
-            stack.resources["WebAppHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]["Name"], 128),
+            stack.resources["WebAppHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"][
+                "Name"
+            ],
+            128,
+        ),
     }
     for resource, (node, limit) in names.items():
         built = stack.value(node)
-        assert len(built) <= limit and re.fullmatch(r"[A-Za-z0-9_-]+", built), (resource, built)
+        assert len(built) <= limit, (resource, built)
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", built), (resource, built)
 
 
 @pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js to run the CloudFront Function")
 def test_the_path_function_redirects_the_root_and_serves_index_html(stack: Stack) -> None:
     code = stack.resources["WebAppPathFunction"]["Properties"]["FunctionCode"]
-    script = code + """
+    script = (
+        code
+        + """
 const out = {};
 for (const uri of ["/", "/app", "/app/", "/app/main.js", "/app/screens/tasks.js"]) {
   out[uri] = handler({request: {uri, headers: {}}});
 }
 console.log(JSON.stringify(out));
 """
-    done = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=30, check=True)
+    )
+    done = subprocess.run(
+        ["node", "-e", script], capture_output=True, text=True, timeout=30, check=True
+    )
     out = json.loads(done.stdout)
-    assert out["/"]["statusCode"] == 302 and out["/"]["headers"]["location"]["value"] == "/app/"
+    assert out["/"]["statusCode"] == 302
+    assert out["/"]["headers"]["location"]["value"] == "/app/"
     assert out["/app"]["statusCode"] == 302
     assert out["/app/"]["uri"] == "/app/index.html"
     assert out["/app/main.js"]["uri"] == "/app/main.js"

@@ -78,7 +78,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20, message: str = "
             value = condition()
             if value:
                 return value
-        except Exception as error:  # noqa: BLE001 - stale elements and the like: try again
+        except Exception as error:
             last = error
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting: {message} (last error: {last!r})")

@@ -43,7 +43,10 @@ function changes(mine, task) {
     if (!(name in mine)) continue;
     const theirs = task[name] ?? null;
     const same =
-      name === "deadline" ? Date.parse(mine[name]) === Date.parse(theirs) : mine[name] === theirs;
+      // The form edits deadlines to the minute: seconds the API holds are not a change.
+      name === "deadline"
+        ? Math.floor(Date.parse(mine[name]) / 60000) === Math.floor(Date.parse(theirs) / 60000)
+        : mine[name] === theirs;
     if (!same) changed[name] = mine[name];
   }
   return changed;
