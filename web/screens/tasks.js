@@ -136,7 +136,11 @@ export async function render(view, _params, { session, stale }) {
             : "No tasks yet. Create your first one."
           : `${shown} task${shown === 1 ? "" : "s"} shown${next ? ", more available" : ""}.`;
     };
-    await submitting(form || view.querySelector("form.filters"), load);
+    const errorsIn = form || view.querySelector("form.filters");
+    await submitting(errorsIn, load);
+    // The error is shown in the filters' form: open the panel so it can be seen.
+    const panel = view.querySelector("details.filter-panel");
+    if (panel && !errorsIn.querySelector(".alert").hidden) panel.open = true;
   }
 
   // The clear button rebuilds the form empty; keep one handler for both.
