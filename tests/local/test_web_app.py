@@ -1002,3 +1002,25 @@ def test_two_people_share_a_list(app: App, api: Http, server: LiveServer) -> Non
         assert "viewer" in b.page_text()
         assert b.all("main form, main textarea, main button[type=submit]") == []
         assert b.all("main button") == []
+
+
+@needs_browser
+def test_an_unverified_address_is_asked_to_confirm_and_can_resend(
+    app: App, api: Http, server: LiveServer
+) -> None:
+    address, token = api.account()
+    me = api.call("GET", "/users/me", token=token)[2]
+    if "email_verified" not in me:
+        pytest.skip("this API has no email verification yet")
+    app.sign_in(address)
+    app.at("Tasks")
+    banner = app.wait(lambda: app.by("#banner"), "the banner")
+    assert banner.is_displayed()
+    assert "confirm your email address" in banner.text
+    banner.find_element("xpath", ".//button[normalize-space()='Send the link again']").click()
+    app.wait(lambda: app.by("#banner [role=status]").text, "what the resend did")
+    assert not re.search(r"\b(2\d\d|4\d\d)\b", app.by("#banner [role=status]").text)
+    _verify_email(server, api, address)
+    app.driver.refresh()
+    app.at("Tasks")
+    assert not app.by("#banner").is_displayed()
