@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
-from taskline.api.auth import current_token, source_ip
+from taskline.api.auth import SignedIn, current_token, source_ip
 from taskline.api.documentation import (
     NO_STORE,
     RETRY_AFTER,
@@ -142,8 +142,8 @@ DONE = returns("Done; no content.")
 
 sign_up_routes = Routes(app, "Accounts")
 token_routes = Routes(app, "Sessions")
-my_account = Routes(app, "Accounts", signed_in=True)
-my_sessions = Routes(app, "Sessions", signed_in=True)
+my_account = Routes(app, "Accounts", signed_in=SignedIn.LIVE)
+my_sessions = Routes(app, "Sessions", signed_in=SignedIn.LIVE)
 
 
 @sign_up_routes.route(
