@@ -239,7 +239,7 @@ def me() -> UserOut:
     "End every session of my account",
     {204: DONE},
     description="Ends every session of the account, this one included: all refresh tokens "
-    "stop working. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
+    "stop working, and the calendar feed URL is revoked. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
     "task routes; the account routes refuse them at once.",
 )
 def logout_all() -> Response[None]:
@@ -261,8 +261,8 @@ PASSWORD_CONFIRMED: RouteOptions = {
     "changePassword",
     "Change my password (ends my other sessions)",
     {204: DONE},
-    description="Needs the current password. Ends every other session of the account; this "
-    "one goes on. Wrong passwords count towards login throttling.",
+    description="Needs the current password. Ends every other session of the account and "
+    "revokes the calendar feed URL; this one goes on. Wrong passwords count towards login throttling.",
     **PASSWORD_CONFIRMED,
 )
 def change_password(
@@ -279,7 +279,7 @@ def change_password(
     "Delete my account, tasks and sessions",
     {204: DONE},
     description="Needs the password in the JSON body. Deletes the account with its tasks, "
-    "sessions and refresh tokens, in one transaction.",
+    "sessions, refresh tokens and calendar feed, in one transaction.",
     **PASSWORD_CONFIRMED,
 )
 def delete_me(
