@@ -239,8 +239,9 @@ def me() -> UserOut:
     "End every session of my account",
     {204: DONE},
     description="Ends every session of the account, this one included: all refresh tokens "
-    "stop working, and the calendar feed URL is revoked. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
-    "task routes; the account routes refuse them at once.",
+    "stop working, and the calendar feed URL is revoked. Access tokens already issued run "
+    "out within ACCESS_TOKEN_TTL_SECONDS on the task routes; the account routes refuse them "
+    "at once.",
 )
 def logout_all() -> Response[None]:
     sign_in_service.logout_all(current_token(app))
@@ -262,7 +263,8 @@ PASSWORD_CONFIRMED: RouteOptions = {
     "Change my password (ends my other sessions)",
     {204: DONE},
     description="Needs the current password. Ends every other session of the account and "
-    "revokes the calendar feed URL; this one goes on. Wrong passwords count towards login throttling.",
+    "revokes the calendar feed URL; this one goes on. Wrong passwords count towards login "
+    "throttling.",
     **PASSWORD_CONFIRMED,
 )
 def change_password(
