@@ -78,9 +78,7 @@ def test_the_list_names_every_account_operation_the_api_serves() -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(ACCOUNT_OPERATIONS))
-def test_a_token_of_an_ended_sign_in_is_refused(
-    client: ApiClient, method: str, path: str
-) -> None:
+def test_a_token_of_an_ended_sign_in_is_refused(client: ApiClient, method: str, path: str) -> None:
     _assert_sign_in_ended(_call(client, method, path, _ended_by_password_change(client)))
 
 
