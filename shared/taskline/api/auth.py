@@ -25,8 +25,9 @@ class SignedIn(Enum):
     # A genuine, unexpired access token, checked without the database (the task routes: an
     # ended sign-in's token runs out within ACCESS_TOKEN_TTL_SECONDS there, docs/security.md).
     TOKEN = "token"
-    # ...whose sign-in is also still live: every unit of work of the request checks that first,
-    # in its own transaction (`live_sign_in`). For account-level state (/users/me/...).
+    # ...whose sign-in is also still live: each database unit of work of the request checks
+    # that first, inside it (sign_in_service.live_sign_in_check). For account-level state
+    # (/users/me/...).
     LIVE = "live"
 
 
@@ -48,8 +49,7 @@ def authenticate(app: APIGatewayHttpResolver, handler: Callable[..., Any]) -> No
     of this request first checks (and, in a transaction, holds) the token's sign-in."""
     token = authenticated_token(app)
     app.context["token"] = token
-    live = requires_live_sign_in(handler)
-    if live:
+    if requires_live_sign_in(handler):
         # Here, not at import: the task functions never need the sign-in service.
         from taskline.services.sign_in_service import live_sign_in_check
 
