@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHea
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BeforeValidator
 
-from taskline.api.auth import current_user_id
+from taskline.api.auth import SignedIn, current_user_id
 from taskline.api.documentation import (
     NO_SUCH_TASK,
     STALE,
@@ -111,7 +111,7 @@ def _task_returned(description: str) -> Any:
     return returns(description, TaskOut, headers=ETAG_HEADER, links=FROM_PATH)
 
 
-routes = Routes(app, "Tasks", signed_in=True)
+routes = Routes(app, "Tasks", signed_in=SignedIn.TOKEN)
 
 
 @routes.route(

@@ -6,6 +6,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 
 from taskline import pgwire
-from taskline.errors import DatabaseUnavailable
+from taskline.errors import AccountGone, DatabaseUnavailable
 from taskline.settings import Settings, get_settings
 
 # SQLSTATE classes and codes that mean "the database is not there for us right now".
@@ -26,8 +27,20 @@ _QUERY_CANCELED = "57014"  # statement_timeout fired
 # The server (or RDS Proxy) refused the user name or password: the secret may have rotated.
 _AUTHENTICATION_FAILED = frozenset({"28P01", "28000"})
 # A row names a parent that is gone (pg8000 reports it as ProgrammingError or IntegrityError, so
-# services match this code): e.g. a token that outlived its account.
+# match this code): e.g. a token that outlived its account.
 FOREIGN_KEY_VIOLATION = "23503"
+# Foreign keys are named fk_<table>_<column>_<referred table> (models.NAMING_CONVENTION): these
+# name users.id, and violating one means the account was deleted meanwhile.
+_FOREIGN_KEY_TO_USERS_SUFFIX = "_users"
+
+# What every unit of work of this request checks first, before its own statements (None: nothing).
+# The resolver sets it per request: an account route's must find the token's sign-in still live
+# (taskline.api.auth). One context per thread, so concurrent requests in one process (make run)
+# do not see each other's.
+UnitOfWorkCheck = Callable[[Session, bool], None]
+_unit_of_work_check: ContextVar[UnitOfWorkCheck | None] = ContextVar(
+    "taskline_unit_of_work_check", default=None
+)
 
 logger = Logger(child=True)
 
@@ -242,6 +255,19 @@ def close_connections() -> None:
         get_engine().dispose(close=False)
 
 
+def check_every_unit_of_work(check: UnitOfWorkCheck | None) -> None:
+    """Run `check(session, writes)` at the start of each transaction and read of this request
+    (or context), before anything else; it raises to refuse the unit of work. `writes` is True
+    in a transaction: the check can lock what it relies on until the commit."""
+    _unit_of_work_check.set(check)
+
+
+def _run_check(session: Session, *, writes: bool) -> None:
+    check = _unit_of_work_check.get()
+    if check is not None:
+        check(session, writes)
+
+
 def raw_sqlstate(error: BaseException) -> str | None:
     """The PostgreSQL SQLSTATE code carried by a pg8000 exception, if any."""
     details = error.args[0] if error.args else None
@@ -267,6 +293,15 @@ def is_unavailable(error: DBAPIError) -> bool:
     return code == _QUERY_CANCELED or code.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
 
 
+def _names_a_deleted_account(error: DBAPIError) -> bool:
+    """A foreign-key violation on a reference to users.id: the one place it becomes a 401."""
+    if sqlstate(error) != FOREIGN_KEY_VIOLATION:
+        return False
+    details = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    constraint = details.get("n") if isinstance(details, dict) else None
+    return isinstance(constraint, str) and constraint.endswith(_FOREIGN_KEY_TO_USERS_SUFFIX)
+
+
 @contextmanager
 def _unavailable_as_503() -> Iterator[None]:
     try:
@@ -274,6 +309,8 @@ def _unavailable_as_503() -> Iterator[None]:
     except DBAPIError as error:
         if is_unavailable(error):
             raise DatabaseUnavailable from error
+        if _names_a_deleted_account(error):
+            raise AccountGone from error
         raise
     except TimeoutError as error:  # waiting for a pooled connection or the socket timed out
         raise DatabaseUnavailable from error
@@ -293,6 +330,7 @@ def transaction() -> Iterator[Session]:
     """
     with _unavailable_as_503(), Session(get_engine(), expire_on_commit=False) as session:
         _begin(session)
+        _run_check(session, writes=True)
         yield session  # an exception here leaves the block: closing the session rolls back
         session.commit()
 
@@ -332,6 +370,7 @@ def read_only() -> Iterator[Session]:
         dbapi_connection: Any = session.connection().connection.dbapi_connection
         dbapi_connection.autocommit = True  # pg8000: no implicit BEGIN before the statement
         try:
+            _run_check(session, writes=False)
             yield session
         finally:
             dbapi_connection.autocommit = False  # back to the pool as the pool expects it

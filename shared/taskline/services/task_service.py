@@ -10,19 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from taskline.db import (
-    FOREIGN_KEY_VIOLATION,
-    read_only,
-    retry_if_disconnected,
-    sqlstate,
-    transaction,
-)
+from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.domain import CREATE_TASK_OPERATION, TaskFilters, TaskStatus
 from taskline.errors import (
-    AuthenticationRequired,
     IdempotencyKeyReused,
     InvalidQuery,
     PreconditionFailed,
@@ -40,20 +32,12 @@ from taskline.settings import get_settings
 
 
 def create(user_id: int, request: TaskCreate) -> TaskOut:
-    try:
-        with transaction() as session:
-            return TaskOut.model_validate(
-                task_repository.add(session, user_id, request.model_dump(), _default_lead())
-            )
-    except DBAPIError as error:
-        _raise_if_orphaned(error)
-        raise
-
-
-def _raise_if_orphaned(error: DBAPIError) -> None:
-    # pg8000 reports foreign-key violations as ProgrammingError, so match the SQLSTATE.
-    if sqlstate(error) == FOREIGN_KEY_VIOLATION:  # the token outlived its account
-        raise AuthenticationRequired("The account behind this token no longer exists.") from error
+    # A token that outlived its account: the insert's foreign-key violation is AccountGone
+    # (401), mapped where every unit of work ends (taskline.db).
+    with transaction() as session:
+        return TaskOut.model_validate(
+            task_repository.add(session, user_id, request.model_dump(), _default_lead())
+        )
 
 
 def _fingerprint(request: TaskCreate) -> str:
@@ -118,22 +102,18 @@ def create_once(
         return Creation(_created(create(user_id, request), headers_for), replayed=False)
     ttl = timedelta(seconds=get_settings().idempotency_key_ttl_seconds)
     fingerprint = _fingerprint(request)
-    try:
-        with transaction() as session:
-            if idempotency_repository.claim(session, user_id, idempotency_key, fingerprint, ttl):
-                created = TaskOut.model_validate(
-                    task_repository.add(session, user_id, request.model_dump(), _default_lead())
-                )
-                sent = _created(created, headers_for)
-                idempotency_repository.record(
-                    session, user_id, idempotency_key, sent.status, sent.headers, sent.body
-                )
-                idempotency_repository.purge_expired(session, ttl, _PURGE_BATCH)
-                return Creation(sent, replayed=False)
-            stored = idempotency_repository.get(session, user_id, idempotency_key)
-    except DBAPIError as error:
-        _raise_if_orphaned(error)
-        raise
+    with transaction() as session:
+        if idempotency_repository.claim(session, user_id, idempotency_key, fingerprint, ttl):
+            created = TaskOut.model_validate(
+                task_repository.add(session, user_id, request.model_dump(), _default_lead())
+            )
+            sent = _created(created, headers_for)
+            idempotency_repository.record(
+                session, user_id, idempotency_key, sent.status, sent.headers, sent.body
+            )
+            idempotency_repository.purge_expired(session, ttl, _PURGE_BATCH)
+            return Creation(sent, replayed=False)
+        stored = idempotency_repository.get(session, user_id, idempotency_key)
     if stored is None:  # claim() returns False only for a live key
         raise RuntimeError("an idempotency key was claimed without its result")
     if stored.request_hash not in (fingerprint, _legacy_fingerprint(request)):
