@@ -71,13 +71,16 @@ export async function render(view, params, context) {
     const actions = h("td", { class: "row-actions" });
     if (isOwner && !self) {
       const form = h("form", { class: "role-form", novalidate: true }, alertBox());
+      const roleField = field({
+        name: "role",
+        label: `Role of ${member.email}`,
+        value: member.role,
+        options: [...ROLES, ["owner", "Owner (hand over)"]],
+      });
+      // The row says whose role it is; the label is for screen readers.
+      roleField.querySelector("label").classList.add("visually-hidden");
       form.append(
-        field({
-          name: "role",
-          label: `Role of ${member.email}`,
-          value: member.role,
-          options: [...ROLES, ["owner", "Owner (hand over)"]],
-        }),
+        roleField,
         h("button", { type: "submit" }, "Change role"),
         h("button", { type: "button", class: "danger", onclick: () => act(form, async () => {
           await api.removeMember(listId, member.user_id);

@@ -171,7 +171,7 @@ export async function render(view, params, { session, navigate, stale }) {
     }
     select.replaceChildren(
       h("option", { value: "" }, "Nobody"),
-      people.map(([value, text]) => h("option", { value, selected: value === chosen }, text)),
+      ...people.map(([value, text]) => h("option", { value, selected: value === chosen }, text)),
     );
   }
   if (sharing) {
