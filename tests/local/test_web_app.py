@@ -404,8 +404,9 @@ def test_wrong_password_throttling_and_duplicate_sign_up_are_sentences(app: App,
         lambda: "The email or password is not right." in app.alert_text(), "invalid_grant sentence"
     )
     for _ in range(5):
+        # A click clears the form's alert at once; its answer fills it again.
         app.click("Sign in")
-        time.sleep(0.3)
+        app.wait(lambda: app.alert_text() and app.button("Sign in").is_enabled(), "answered")
     app.wait(
         lambda: "Too many sign-in attempts. Please wait" in app.alert_text(), "429 with its wait"
     )
