@@ -4,7 +4,9 @@ as {"Ref": ...} / {"Fn::GetAtt": ...} by the local loader) and from samconfig.to
 from __future__ import annotations
 
 import math
+import re
 import tomllib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,8 +30,19 @@ INSTANCE_MEMORY_GIB = {
     "db.m7g.large": 8,
     "db.r7g.large": 16,
 }
-# Connections the deploy-time migration and the scheduled deadline check may hold.
-OTHER_DATABASE_CLIENTS = 2
+# Connections the deploy-time migration may hold (it runs once per deploy).
+MIGRATION_CLIENTS = 1
+# Every function that opens database connections, and the parameter reserving its concurrency.
+RESERVED_CONCURRENCY = {
+    "AuthFunction": "AuthReservedConcurrency",
+    "TasksFunction": "TasksReservedConcurrency",
+    "NotificationsFunction": "NotificationsReservedConcurrency",
+    "DeadlineCheckFunction": "DeadlineCheckReservedConcurrency",
+    "EmailFeedbackFunction": "EmailFeedbackReservedConcurrency",
+}
+# How long a new proxy's target may take to become available after CloudFormation reported the
+# target group created (minutes on a first deploy); the migration waits for it.
+PROXY_TARGET_REGISTRATION_SECONDS = 300
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +108,10 @@ def test_database_is_postgresql_17_encrypted_private_and_managed_by_rds(
     assert properties["PubliclyAccessible"] is False
     assert properties["ManageMasterUserPassword"] is True
     assert "MasterUserPassword" not in properties
-    assert value(template, properties["DeletionProtection"]) == "true"
+    # Protection is switched on after the create (DatabaseProtection), never at create time.
+    assert "DeletionProtection" not in properties
+    protection = template["Resources"]["DatabaseProtection"]["Properties"]
+    assert value(template, protection["DeletionProtection"]) == "true"
     assert value(template, database["DeletionPolicy"]) == "Snapshot"
     assert value(template, properties["BackupRetentionPeriod"]) >= 7
     assert properties["MultiAZ"] == {"Ref": "DatabaseMultiAz"}
@@ -142,6 +158,42 @@ def test_only_the_proxy_may_reach_the_database_and_only_functions_the_proxy(
     proxy_group = resources["DatabaseProxy"]["Properties"]["VpcSecurityGroupIds"][0]["Ref"]
     assert into[database_group] == {proxy_group}
     assert into[proxy_group] == {"FunctionSecurityGroup", "MigrationSecurityGroup"}
+
+
+# Characters EC2 accepts in security group and rule descriptions (up to 255 of them):
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpRange.html
+EC2_DESCRIPTION = re.compile(r"[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]{0,255}")
+
+
+def security_group_descriptions(resources: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for name, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::EC2::SecurityGroup":
+            yield name, properties["GroupDescription"]
+            for rule in (
+                *properties.get("SecurityGroupEgress", []),
+                *properties.get("SecurityGroupIngress", []),
+            ):
+                yield name, rule.get("Description", "")
+        elif resource["Type"] in (
+            "AWS::EC2::SecurityGroupEgress",
+            "AWS::EC2::SecurityGroupIngress",
+        ):
+            yield name, properties.get("Description", "")
+
+
+def test_every_security_group_description_uses_only_characters_ec2_accepts(
+    resources: dict[str, Any],
+) -> None:
+    """EC2 rejects the whole rule (and CloudFormation the deploy) for one apostrophe."""
+    checked = 0
+    for name, description in security_group_descriptions(resources):
+        assert isinstance(description, str), name  # literal, so it can be checked here
+        assert EC2_DESCRIPTION.fullmatch(description), (name, description)
+        checked += 1
+    assert checked >= 20
+    assert not EC2_DESCRIPTION.fullmatch("the VPC's own endpoints")
 
 
 def test_functions_using_data_run_in_the_private_subnets(resources: dict[str, Any]) -> None:
@@ -247,19 +299,38 @@ def test_functions_run_python_3_13_on_arm64_with_tracing_and_kept_logs(
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
 
 
+def client_socket_timeout(env: dict[str, Any]) -> float:
+    """pg8000's socket timeout in a function with this environment (taskline.db)."""
+    from taskline.db import socket_timeout_seconds
+    from taskline.settings import Settings
+
+    settings = Settings(
+        db_connect_timeout_seconds=float(env["DB_CONNECT_TIMEOUT_SECONDS"]),
+        db_statement_timeout_ms=int(env["DB_STATEMENT_TIMEOUT_MS"]),
+    )
+    return socket_timeout_seconds(settings)
+
+
 def test_timeouts_are_ordered_statement_then_lambda_then_api_gateway(
     template: dict[str, Any],
 ) -> None:
     borrow = template["Resources"]["DatabaseProxyTargetGroup"]["Properties"][
         "ConnectionPoolConfigurationInfo"
     ]["ConnectionBorrowTimeout"]
-    for function in API_FUNCTIONS:
+    for function in (*API_FUNCTIONS, *SCHEDULED_FUNCTIONS, *EVENT_FUNCTIONS):
+        if function == "MetaFunction":
+            continue  # no database
         env = environment(template, function)
         statement = int(env["DB_STATEMENT_TIMEOUT_MS"]) / 1000
         connect = float(env["DB_CONNECT_TIMEOUT_SECONDS"])
         lambda_timeout = function_setting(template, function, "Timeout")
         assert statement + connect < lambda_timeout, function
-        assert borrow < lambda_timeout, function
+        # A statement may first wait for a pooled connection in RDS Proxy, then run: both must
+        # end before the client's socket gives up, or a saturated proxy is a client timeout.
+        assert borrow + statement < client_socket_timeout(env), function
+        assert client_socket_timeout(env) < lambda_timeout, function
+        if function not in API_FUNCTIONS:
+            continue
         for event in template["Resources"][function]["Properties"]["Events"].values():
             integration = event["Properties"]["TimeoutInMillis"] / 1000
             assert lambda_timeout < integration <= HTTP_API_MAX_TIMEOUT_SECONDS, function
@@ -273,8 +344,19 @@ def test_migrations_time_out_before_the_function_and_the_function_before_cloudfo
     env = environment(template, "MigrationFunction")
     function_timeout = function_setting(template, "MigrationFunction", "Timeout")
     statements = int(env["MIGRATION_STATEMENT_TIMEOUT_MS"]) / 1000
+    socket = float(env["MIGRATION_SOCKET_TIMEOUT_SECONDS"])
     assert statements + migrate_app.MIGRATION_MARGIN_SECONDS <= function_timeout
+    # Its own socket timeout outlasts a migration step (the API functions' would be 8 s) ...
+    assert statements < socket
+    assert socket + migrate_app.MIGRATION_MARGIN_SECONDS <= function_timeout
+    # ... and on a first deploy it can wait for RDS Proxy's target to become available
+    # (registering > unavailable > available) and still have the whole statement budget.
+    assert function_timeout - statements - migrate_app.MIGRATION_MARGIN_SECONDS >= (
+        PROXY_TARGET_REGISTRATION_SECONDS
+    )
     assert function_timeout < resources["DatabaseMigrations"]["Properties"]["ServiceTimeout"]
+    protection = resources["DatabaseProtection"]["Properties"]["ServiceTimeout"]
+    assert function_setting(template, "DatabaseProtectionFunction", "Timeout") < protection
 
 
 def test_snapstart_on_published_versions_for_the_api_functions(resources: dict[str, Any]) -> None:
@@ -314,15 +396,25 @@ def test_reserved_concurrency_fits_the_proxy_connection_budget(
     max_connections = min(math.floor(memory * 0.8 / 9531392), 5000)
     budget = math.floor(max_connections * int(parameter("ProxyMaxConnectionsPercent")) / 100)
     pool_size = int(environment(template, "AuthFunction")["DB_POOL_SIZE"])
-    reserved = int(parameter("AuthReservedConcurrency")) + int(
-        parameter("TasksReservedConcurrency")
-    )
-    if reserved == 0:
+    resources = template["Resources"]
+    # Every function that connects is listed, and wired to its parameter.
+    for function, resource in of_type(resources, "AWS::Serverless::Function").items():
+        uses_database = "DB_HOST" in environment(template, function)
+        vpc = "VpcConfig" in resource["Properties"]
+        if function in ("MigrationFunction",) or not (uses_database and vpc):
+            continue
+        assert function in RESERVED_CONCURRENCY, function
+        reserved_setting = resource["Properties"]["ReservedConcurrentExecutions"]["Fn::If"]
+        assert reserved_setting[1] == {"Ref": RESERVED_CONCURRENCY[function]}, function
+    reserved = {f: int(parameter(p)) for f, p in RESERVED_CONCURRENCY.items()}
+    if not any(reserved.values()):
         # Nothing reserved (the default, which new accounts need): the account's concurrency
         # bounds the functions instead; RDS Proxy queues what exceeds its budget.
         assert environment_name == "default"
         return
-    assert (reserved + OTHER_DATABASE_CLIENTS) * pool_size <= budget
+    # One unreserved function is bounded only by the account: no budget holds then.
+    assert all(reserved.values()), f"{environment_name}: reserve every function or none"
+    assert (sum(reserved.values()) + MIGRATION_CLIENTS) * pool_size <= budget
 
 
 def test_api_functions_wait_for_the_migrations(resources: dict[str, Any]) -> None:

@@ -14,6 +14,8 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requestt
 from __future__ import annotations
 
 import copy
+import ipaddress
+import itertools
 import json
 import re
 import subprocess
@@ -51,6 +53,10 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "ExistingVpcId": "vpc-0123456789abcdef0",
         "ExistingPrivateSubnetIds": "subnet-0a,subnet-0b",
         "CreateVpcEndpoints": "false",
+    },
+    "new VPC, emails sent": {
+        "NotificationEmailSender": "reminders@example.com",
+        "SesVpcEndpoint": "api",
     },
 }
 
@@ -134,6 +140,14 @@ class Stack:
         if function == "Fn::Select":
             index, items = argument
             return self.evaluate(items)[int(index)]
+        if function == "Fn::FindInMap":
+            mapping, top, second = (str(self.evaluate(part)) for part in argument[:3])
+            return self.template["Mappings"][mapping][top][second]
+        if function == "Fn::Cidr":
+            block, count, bits = (self.evaluate(part) for part in argument)
+            return cidr(str(block), int(count), int(bits))
+        if function == "Fn::GetAZs":
+            return ["us-east-1a", "us-east-1b", "us-east-1c"]
         if function == "Fn::Sub":
             text, variables = (argument, {}) if isinstance(argument, str) else argument
             values = {key: self.evaluate(value) for key, value in variables.items()}
@@ -181,6 +195,20 @@ class Stack:
 
     def value(self, node: Any) -> Any:
         return self.evaluate(node)
+
+
+def cidr(block: str, count: int, bits: int) -> list[str]:
+    """Fn::Cidr: the first `count` subnets with `bits` host bits of `block`; CloudFormation fails
+    the deploy when the block is too small for them (as this does).
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-cidr.html"""
+    network = ipaddress.ip_network(block, strict=False)
+    prefix = network.max_prefixlen - bits
+    if prefix < network.prefixlen:
+        raise ValueError(f"{block} cannot hold subnets of /{prefix}")
+    subnets = list(itertools.islice(network.subnets(new_prefix=prefix), count))
+    if len(subnets) < count:
+        raise ValueError(f"{block} holds fewer than {count} subnets of /{prefix}")
+    return [str(subnet) for subnet in subnets]
 
 
 def _is_no_value(node: Any) -> bool:
@@ -359,6 +387,8 @@ NAME_RULES: dict[tuple[str, str], tuple[int, re.Pattern[str]]] = {
     ("AWS::Logs::LogGroup", "LogGroupName"): (512, re.compile(r"[\.\-_/#A-Za-z0-9]+")),
     # https://docs.aws.amazon.com/lambda/latest/api/API_PublishLayerVersion.html
     ("AWS::Lambda::LayerVersion", "LayerName"): (140, re.compile(r"[a-zA-Z0-9\-_]+")),
+    # https://docs.aws.amazon.com/ses/latest/APIReference/API_ConfigurationSet.html
+    ("AWS::SES::ConfigurationSet", "Name"): (64, re.compile(r"[a-zA-Z0-9_-]+")),
 }
 
 
@@ -401,13 +431,15 @@ def test_bind_values_never_reach_the_database_log(template: dict[str, Any]) -> N
 
 
 @pytest.mark.parametrize(
-    ("policy", "expected"), [("Snapshot", "Retain"), ("Retain", "Retain"), ("Delete", "Delete")]
+    ("policy", "expected"), [("Snapshot", "RetainExceptOnCreate"), ("Delete", "Delete")]
 )
 def test_secrets_queues_and_logs_follow_the_data_on_delete(
     template: dict[str, Any], policy: str, expected: str
 ) -> None:
-    """Deleting the stack keeps the secrets, dead letters and logs whenever the database (or its
-    final snapshot) is kept; replacing one of them never drops its contents."""
+    """Deleting the stack keeps the secrets, dead letters and logs whenever the database's final
+    snapshot is kept, but not after a failed create (RetainExceptOnCreate: nothing to keep
+    then); replacing one of them never drops its contents.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html"""
     stack = Stack(template, {"DatabaseDeletionPolicy": policy})
     kept = {"AWS::SecretsManager::Secret", "AWS::SQS::Queue", "AWS::Logs::LogGroup"}
     checked = 0
@@ -418,3 +450,102 @@ def test_secrets_queues_and_logs_follow_the_data_on_delete(
         assert stack.resolve(resource.get("DeletionPolicy")) == expected, name
         assert resource.get("UpdateReplacePolicy") == "Retain", name
     assert checked >= 10
+    backups = stack.resources["Database"]["Properties"]["DeleteAutomatedBackups"]
+    assert backups is (policy == "Delete")  # automated backups go with the data, or stay
+
+
+def deletion_policies(template: dict[str, Any]) -> list[str]:
+    return [str(v) for v in template["Parameters"]["DatabaseDeletionPolicy"]["AllowedValues"]]
+
+
+KEPT = {"Retain", "RetainExceptOnCreate"}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_a_failed_first_deploy_rolls_back_completely(
+    template: dict[str, Any], scenario: str
+) -> None:
+    """The rollback of a failed create deletes everything it created: no resource is kept by a
+    plain Retain (RetainExceptOnCreate deletes what the failed create made), and the database
+    is created without deletion protection, which CloudFormation's RDS delete handler never
+    clears (the rollback would end in ROLLBACK_FAILED); DatabaseProtection switches it on after
+    the first migration succeeded, and off again only for the rollback of a failed create."""
+    for policy in deletion_policies(template):
+        stack = Stack(template, {**SCENARIOS[scenario], "DatabaseDeletionPolicy": policy})
+        for name, resource in stack.resources.items():
+            if resource["Type"] == "AWS::Lambda::Version":
+                continue  # SAM keeps old versions on update; they go with their function
+            kept = stack.value(resource.get("DeletionPolicy", "Delete"))
+            assert kept != "Retain", (policy, name)
+        database = stack.resources["Database"]["Properties"]
+        assert database.get("DeletionProtection") in (None, False, "false")
+        protection = stack.resources["DatabaseProtection"]
+        assert {"Database", "DatabaseMigrations"} <= stack.dependencies("DatabaseProtection")
+        assert protection["Properties"]["DeletionProtection"] == {
+            "Ref": "DatabaseDeletionProtection"
+        }
+        (function,) = _ids(protection["Properties"]["ServiceToken"])
+        # Outside the VPC: it reaches the RDS API with no endpoint, and nothing it needs to
+        # answer can be deleted before it (delete_needs finds nothing).
+        assert "VpcConfig" not in stack.resources[function]["Properties"]
+        assert protection["Properties"]["DBInstanceIdentifier"] == {"Ref": "Database"}
+        # Its role may modify exactly that instance (the ARN is built from its identifier).
+        identifier = stack.value(database["DBInstanceIdentifier"])
+        role = stack.resources[f"{function}Role"]["Properties"]
+        granted = [
+            stack.value(statement["Resource"])
+            for policy in role["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+            if "rds:ModifyDBInstance" in statement["Action"]
+        ]
+        assert granted == [f"arn:aws:rds:us-east-1:123456789012:db:{identifier}"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_what_a_stack_deletion_keeps_uses_nothing_it_deletes(
+    template: dict[str, Any], scenario: str
+) -> None:
+    """A resource kept on delete must not use one the stack deletes: EC2 and RDS refuse to
+    delete a subnet group, security group, parameter group or subnet still in use, and the
+    stack's deletion fails (DatabaseDeletionPolicy=Retain did this to the database)."""
+    for policy in deletion_policies(template):
+        stack = Stack(template, {**SCENARIOS[scenario], "DatabaseDeletionPolicy": policy})
+        kept = {
+            name
+            for name, resource in stack.resources.items()
+            if stack.value(resource.get("DeletionPolicy", "Delete")) in KEPT
+            and resource["Type"] != "AWS::Lambda::Version"  # deleted with its function
+        }
+        for name in kept:
+            used = set(_referenced(stack.resources[name].get("Properties", {})))
+            deleted = (used & set(stack.resources)) - kept
+            assert not deleted, f"{scenario}, {policy}: kept {name} uses deleted {deleted}"
+
+
+def test_the_check_sees_a_kept_database_using_what_is_deleted(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    broken["Parameters"]["DatabaseDeletionPolicy"]["AllowedValues"].append("Retain")
+    with pytest.raises(AssertionError, match="kept Database uses deleted"):
+        test_what_a_stack_deletion_keeps_uses_nothing_it_deletes(broken, "new VPC (the default)")
+
+
+def allowed_vpc_prefixes(template: dict[str, Any]) -> list[int]:
+    pattern = re.compile(template["Parameters"]["VpcCidr"]["AllowedPattern"])
+    return [p for p in range(8, 29) if pattern.fullmatch(f"10.42.0.0/{p}")]
+
+
+@pytest.mark.parametrize("prefix", range(16, 25))
+def test_every_allowed_vpc_size_yields_its_subnets(template: dict[str, Any], prefix: int) -> None:
+    """Each VpcCidr size the parameter accepts gives two private subnets inside the VPC, apart
+    (Fn::Cidr fails the deploy when the block is too small for the subnets it asks for)."""
+    assert allowed_vpc_prefixes(template) == list(range(16, 25))
+    stack = Stack(template, {"VpcCidr": f"10.42.0.0/{prefix}"})
+    vpc = ipaddress.IPv4Network(f"10.42.0.0/{prefix}")
+    subnets = [
+        ipaddress.IPv4Network(stack.value(stack.resources[name]["Properties"]["CidrBlock"]))
+        for name in ("PrivateSubnetA", "PrivateSubnetB")
+    ]
+    assert all(subnet.subnet_of(vpc) for subnet in subnets)
+    assert not subnets[0].overlaps(subnets[1])
+    # At least a /26 each: 59 addresses once AWS has taken its five.
+    assert all(subnet.prefixlen <= 26 for subnet in subnets)
