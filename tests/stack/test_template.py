@@ -15,6 +15,7 @@ import yaml
 from localdev.template import ROOT, TEMPLATE
 from localdev.template import _CloudFormationLoader as CloudFormationLoader
 
+PROFILES = ("starter", "standard", "production")
 HTTP_API_MAX_TIMEOUT_SECONDS = 29  # what the contract allows API Gateway (hard limit 30 s)
 API_FUNCTIONS = ("AuthFunction", "TasksFunction", "MetaFunction", "NotificationsFunction")
 DATABASE_FUNCTIONS = ("AuthFunction", "TasksFunction", "NotificationsFunction")
@@ -65,11 +66,33 @@ def default(template: dict[str, Any], name: str) -> Any:
     return template["Parameters"][name]["Default"]
 
 
-def value(template: dict[str, Any], node: Any) -> Any:
-    """A literal, or the default of the parameter a {"Ref": ...} names."""
+def value(template: dict[str, Any], node: Any, overrides: dict[str, str] | None = None) -> Any:
+    """A literal, the value of the parameter a {"Ref": ...} names (its default unless
+    overridden), or a Profile* lookup: a parameter left at "profile" takes the profile's value
+    (Fn::FindInMap with AWS::LanguageExtensions' DefaultValue)."""
+    overrides = overrides or {}
     if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in template["Parameters"]:
-        return default(template, node["Ref"])
+        return overrides.get(node["Ref"], default(template, node["Ref"]))
+    if isinstance(node, dict) and set(node) == {"Fn::FindInMap"}:
+        mapping, top, second, *fallback = node["Fn::FindInMap"]
+        top, second = value(template, top, overrides), value(template, second, overrides)
+        found = template["Mappings"][mapping].get(str(top), {}).get(str(second))
+        if found is None and fallback:
+            return value(template, fallback[0]["DefaultValue"], overrides)
+        return found
     return node
+
+
+def profile_lookup(name: str) -> dict[str, Any]:
+    """How the template reads a parameter that a profile may set."""
+    return {
+        "Fn::FindInMap": [
+            f"Profile{name}",
+            {"Ref": name},
+            {"Ref": "Profile"},
+            {"DefaultValue": {"Ref": name}},
+        ]
+    }
 
 
 def getatt(node: Any) -> tuple[str, str] | None:
@@ -114,8 +137,13 @@ def test_database_is_postgresql_17_encrypted_private_and_managed_by_rds(
     assert value(template, protection["DeletionProtection"]) == "true"
     assert value(template, database["DeletionPolicy"]) == "Snapshot"
     assert value(template, properties["BackupRetentionPeriod"]) >= 7
-    assert properties["MultiAZ"] == {"Ref": "DatabaseMultiAz"}
-    assert properties["DBInstanceClass"] == {"Ref": "DatabaseInstanceClass"}
+    assert properties["MultiAZ"] == profile_lookup("DatabaseMultiAz")
+    assert properties["DBInstanceClass"] == profile_lookup("DatabaseInstanceClass")
+    assert value(template, properties["MultiAZ"]) == "false"  # the standard profile
+    assert value(template, properties["MultiAZ"], {"Profile": "production"}) == "true"
+    # An explicit value overrides the profile's.
+    overridden = {"Profile": "production", "DatabaseInstanceClass": "db.r7g.large"}
+    assert value(template, properties["DBInstanceClass"], overridden) == "db.r7g.large"
     assert properties["DBSubnetGroupName"] == {"Ref": "DatabaseSubnetGroup"}
 
 
@@ -296,7 +324,7 @@ def test_functions_run_python_3_13_on_arm64_with_tracing_and_kept_logs(
         assert "Architectures" not in properties, name
         group = resources[properties["LoggingConfig"]["LogGroup"]["Ref"]]
         assert group["Type"] == "AWS::Logs::LogGroup", name
-        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert group["Properties"]["RetentionInDays"] == profile_lookup("LogRetentionDays"), name
 
 
 def client_socket_timeout(env: dict[str, Any]) -> float:
@@ -359,10 +387,19 @@ def test_migrations_time_out_before_the_function_and_the_function_before_cloudfo
     assert function_setting(template, "DatabaseProtectionFunction", "Timeout") < protection
 
 
-def test_snapstart_on_published_versions_for_the_api_functions(resources: dict[str, Any]) -> None:
+def test_snapstart_on_published_versions_for_the_api_functions(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """On in standard and production, off in starter (its cache is billed per version)."""
+    switch = template["Conditions"]["SnapStartOn"]
+    assert switch == {"Fn::Equals": [profile_lookup("SnapStart"), "true"]}
+    on = {p: value(template, profile_lookup("SnapStart"), {"Profile": p}) for p in PROFILES}
+    assert on == {"starter": "false", "standard": "true", "production": "true"}
     for name in API_FUNCTIONS:
         properties = resources[name]["Properties"]
-        assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+        assert properties["SnapStart"] == {
+            "ApplyOn": {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}
+        }, name
         assert properties["AutoPublishAlias"] == "live", name
         # Each function registers its hooks when imported (tests/layer/test_snapstart.py runs
         # them): itself, or through the HTTP functions' one setup, `http_function()`.
@@ -390,7 +427,9 @@ def test_reserved_concurrency_fits_the_proxy_connection_budget(
         assert key in template["Parameters"], f"{environment_name}: unknown parameter {key}"
 
     def parameter(name: str) -> Any:
-        return overrides.get(name, default(template, name))
+        if f"Profile{name}" in template["Mappings"]:
+            return value(template, profile_lookup(name), overrides)
+        return value(template, {"Ref": name}, overrides)
 
     memory = INSTANCE_MEMORY_GIB[parameter("DatabaseInstanceClass")] * 2**30
     max_connections = min(math.floor(memory * 0.8 / 9531392), 5000)
@@ -405,7 +444,7 @@ def test_reserved_concurrency_fits_the_proxy_connection_budget(
             continue
         assert function in RESERVED_CONCURRENCY, function
         reserved_setting = resource["Properties"]["ReservedConcurrentExecutions"]["Fn::If"]
-        assert reserved_setting[1] == {"Ref": RESERVED_CONCURRENCY[function]}, function
+        assert reserved_setting[1] == profile_lookup(RESERVED_CONCURRENCY[function]), function
     reserved = {f: int(parameter(p)) for f, p in RESERVED_CONCURRENCY.items()}
     if not any(reserved.values()):
         # Nothing reserved (the default, which new accounts need): the account's concurrency
@@ -542,8 +581,8 @@ def test_cors_allows_no_origin_unless_configured_and_never_a_wildcard(
 def test_api_throttles_and_logs_every_request(resources: dict[str, Any]) -> None:
     api = resources["HttpApi"]["Properties"]
     assert api["DefaultRouteSettings"] == {
-        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
-        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+        "ThrottlingRateLimit": profile_lookup("ApiThrottlingRateLimit"),
+        "ThrottlingBurstLimit": profile_lookup("ApiThrottlingBurstLimit"),
     }
     assert getatt(api["AccessLogSettings"]["DestinationArn"]) == ("ApiAccessLogGroup", "Arn")
     for name in ("ApiDomainName", "ApiDomainMapping"):
@@ -620,5 +659,9 @@ def test_the_bcrypt_routes_have_their_own_lower_throttles(
         rate = routes[key]["ThrottlingRateLimit"]["Ref"]
         burst = routes[key]["ThrottlingBurstLimit"]["Ref"]
         assert (rate, burst) == (f"{prefix}ThrottlingRateLimit", f"{prefix}ThrottlingBurstLimit")
-        assert default(template, rate) < default(template, "ApiThrottlingRateLimit")
-        assert default(template, burst) < default(template, "ApiThrottlingBurstLimit")
+        for profile in template["Parameters"]["Profile"]["AllowedValues"]:
+            chosen = {"Profile": profile}
+            api_rate = value(template, profile_lookup("ApiThrottlingRateLimit"), chosen)
+            api_burst = value(template, profile_lookup("ApiThrottlingBurstLimit"), chosen)
+            assert int(default(template, rate)) < int(api_rate), profile
+            assert int(default(template, burst)) < int(api_burst), profile

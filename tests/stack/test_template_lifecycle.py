@@ -141,8 +141,12 @@ class Stack:
             index, items = argument
             return self.evaluate(items)[int(index)]
         if function == "Fn::FindInMap":
+            # With AWS::LanguageExtensions' DefaultValue, a missing key yields the default.
             mapping, top, second = (str(self.evaluate(part)) for part in argument[:3])
-            return self.template["Mappings"][mapping][top][second]
+            found = self.template["Mappings"][mapping].get(top, {}).get(second)
+            if found is None and len(argument) > 3:
+                return self.evaluate(argument[3]["DefaultValue"])
+            return found
         if function == "Fn::Cidr":
             block, count, bits = (self.evaluate(part) for part in argument)
             return cidr(str(block), int(count), int(bits))
