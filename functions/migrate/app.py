@@ -22,6 +22,7 @@ logger; this protocol is small enough to implement carefully here.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import ssl
@@ -201,6 +202,15 @@ def apply_migrations(deadline: float, *, creating: bool = False) -> dict[str, An
         engine.dispose()
 
 
+def allow_iam_login(engine: Engine, role: str) -> None:
+    """Let `role` log in with RDS IAM auth tokens (the starter profile, with no proxy): a member
+    of rds_iam authenticates with a token only, no longer with its password.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html"""
+    with engine.begin() as connection:
+        quoted = connection.dialect.identifier_preparer.quote(role)
+        connection.exec_driver_sql(f"GRANT rds_iam TO {quoted}")
+
+
 def _migrate(engine: Engine, deadline: float) -> dict[str, Any]:
     head = code_head()
     current = database_revision(engine)
@@ -221,6 +231,8 @@ def _migrate(engine: Engine, deadline: float) -> dict[str, Any]:
             # The API functions' statement timeout, as the role's default (no startup option).
             statement_timeout_ms=get_settings().db_statement_timeout_ms,
         )
+        if get_settings().migration_app_role_iam_auth:
+            allow_iam_login(engine, app_user.username)
     logger.info("Database migrated", extra={"from": current, "to": head})
     return {"Revision": head}
 
@@ -294,21 +306,36 @@ def stack_status(stack_id: str) -> str:
     return status
 
 
-def set_deletion_protection(instance: str, wanted: bool, deadline: float) -> None:
-    """Set the flag and wait (bounded by `deadline`) until RDS reports it: the rollback deletes
-    the instance right after this answers, and RDS refuses to delete a modifying instance."""
-    rds().modify_db_instance(
-        DBInstanceIdentifier=instance, DeletionProtection=wanted, ApplyImmediately=True
-    )
+def set_deletion_protection(database: dict[str, str], wanted: bool, deadline: float) -> None:
+    """Set the flag on the instance (DBInstanceIdentifier) or the Aurora cluster
+    (DBClusterIdentifier, the starter profile) and wait, bounded by `deadline`, until RDS reports
+    it: the rollback deletes the database right after this answers, and RDS refuses to delete
+    one that is still being modified."""
+    client = rds()
+    if "DBClusterIdentifier" in database:
+        name = database["DBClusterIdentifier"]
+        client.modify_db_cluster(
+            DBClusterIdentifier=name, DeletionProtection=wanted, ApplyImmediately=True
+        )
+    else:
+        name = database["DBInstanceIdentifier"]
+        client.modify_db_instance(
+            DBInstanceIdentifier=name, DeletionProtection=wanted, ApplyImmediately=True
+        )
     while True:
-        [described] = rds().describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"]
-        if described["DeletionProtection"] == wanted and described["DBInstanceStatus"] in (
+        if "DBClusterIdentifier" in database:
+            [found] = client.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"]
+            status = found["Status"]
+        else:
+            [found] = client.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"]
+            status = found["DBInstanceStatus"]
+        if found["DeletionProtection"] == wanted and status in (
             "available",
             "storage-optimization",
         ):
             return
         if time.monotonic() + POLL_SECONDS > deadline:
-            raise TimeoutError(f"{instance} did not report DeletionProtection={wanted} in time")
+            raise TimeoutError(f"{name} did not report DeletionProtection={wanted} in time")
         time.sleep(POLL_SECONDS)
 
 
@@ -319,18 +346,25 @@ def protection_handler(event: dict[str, Any], context: LambdaContext) -> None:
     try:
         request = event["RequestType"]
         properties = event["ResourceProperties"]
-        instance = properties["DBInstanceIdentifier"]
+        database = {
+            key: str(properties[key])
+            for key in ("DBInstanceIdentifier", "DBClusterIdentifier")
+            if key in properties
+        }
         wanted = str(properties["DeletionProtection"]).lower() == "true"
         if request in ("Create", "Update"):
-            set_deletion_protection(instance, wanted, deadline)
+            set_deletion_protection(database, wanted, deadline)
             response.send(SUCCESS, f"DeletionProtection={str(wanted).lower()}.")
         elif request == "Delete":
             status = stack_status(event["StackId"])
             if status == ROLLING_BACK_A_CREATE:
-                try:
-                    set_deletion_protection(instance, False, deadline)
-                except rds().exceptions.DBInstanceNotFoundFault:
-                    pass  # never created, or already gone
+                client = rds()
+                gone = (
+                    client.exceptions.DBInstanceNotFoundFault,
+                    client.exceptions.DBClusterNotFoundFault,
+                )
+                with contextlib.suppress(*gone):  # never created, or already gone
+                    set_deletion_protection(database, False, deadline)
                 response.send(SUCCESS, "Protection cleared for the rollback of a failed create.")
             else:
                 response.send(SUCCESS, f"Protection left as it is (stack {status}).")

@@ -104,6 +104,8 @@ class Settings(EnvironmentSettings):
     # ... and their own socket timeout (pg8000's `timeout`), above that statement timeout, so
     # PostgreSQL cancels a slow step before the client gives up on the socket.
     migration_socket_timeout_seconds: float = Field(default=150.0, gt=0, le=900)
+    # The starter profile: the app role logs in with IAM auth tokens (GRANT rds_iam).
+    migration_app_role_iam_auth: bool = False
     db_app_user_secret_arn: str | None = None
 
     # How long a value read from Secrets Manager is reused before it is read again.

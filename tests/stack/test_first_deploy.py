@@ -5,6 +5,7 @@ the deletion protection that is switched on only after a successful create."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -256,3 +257,89 @@ def test_protection_is_cleared_only_for_the_rollback_of_a_failed_create(
     [answer] = presigned.answers
     assert answer.body["Status"] == "SUCCESS"
     assert protected(rds_instance) is still_protected
+
+
+CLUSTER = "taskline-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+def test_the_starter_clusters_protection_follows_the_same_rules(
+    migrate_module: Any,
+    rds_instance: Any,
+    presigned: FakePresignedUrl,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The starter profile's Aurora cluster: protection on after the create, off only for the
+    rollback of a failed create."""
+    rds_instance.create_db_cluster(
+        DBClusterIdentifier=CLUSTER,
+        Engine="aurora-postgresql",
+        MasterUsername="taskline_admin",
+        MasterUserPassword="not-a-real-password",
+        DeletionProtection=False,
+    )
+
+    def cluster_protected() -> bool:
+        [cluster] = rds_instance.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"]
+        return bool(cluster["DeletionProtection"])
+
+    def cluster_event(request: str) -> dict[str, Any]:
+        request_event = protection_event(request, presigned.url)
+        request_event["ResourceProperties"] = {
+            "DBClusterIdentifier": CLUSTER,
+            "DeletionProtection": "true",
+        }
+        return request_event
+
+    migrate_module.protection_handler(cluster_event("Create"), Context(60))
+    assert cluster_protected()
+    assert not protected(rds_instance)  # the instance of the other profiles is not touched
+
+    monkeypatch.setattr(migrate_module, "stack_status", lambda _stack_id: "ROLLBACK_IN_PROGRESS")
+    migrate_module.protection_handler(cluster_event("Delete"), Context(60))
+    assert not cluster_protected()
+    assert [a.body["Status"] for a in presigned.answers] == ["SUCCESS", "SUCCESS"]
+
+
+def test_starter_lets_the_app_role_log_in_with_iam_tokens(
+    migrate_module: Any,
+    empty_database: str,
+    presigned: FakePresignedUrl,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MIGRATION_APP_ROLE_IAM_AUTH (the starter profile): the app role joins rds_iam, Aurora's
+    role for IAM auth tokens (created here, as Aurora has it)."""
+    role = f"taskline_app_{uuid.uuid4().hex[:6]}"
+    engine = direct(empty_database)
+    with engine.begin() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")
+        ).scalar()
+        if not exists:
+            connection.exec_driver_sql("CREATE ROLE rds_iam NOLOGIN")
+    try:
+        with mock_aws(), RdsProxyStandIn(upstream_for(empty_database)) as proxy:
+            secrets = boto3.client("secretsmanager", region_name="us-east-1")
+            arn = secrets.create_secret(
+                Name="taskline/app-user",
+                SecretString=json.dumps({"username": role, "password": "app-Password-0123456789"}),
+            )["ARN"]
+            through(
+                monkeypatch,
+                empty_database,
+                proxy,
+                DB_APP_USER_SECRET_ARN=arn,
+                MIGRATION_APP_ROLE_IAM_AUTH="true",
+                AWS_DEFAULT_REGION="us-east-1",
+            )
+            migrate_module.lambda_handler(event("Create", presigned.url), Context(60))
+        with engine.connect() as connection:
+            member = connection.execute(
+                text("SELECT pg_has_role(:r, 'rds_iam', 'MEMBER')"), {"r": role}
+            ).scalar_one()
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        engine.dispose()
+    assert presigned.answers[-1].body["Status"] == "SUCCESS", presigned.answers[-1].body
+    assert member is True

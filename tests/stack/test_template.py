@@ -123,7 +123,7 @@ def environment(template: dict[str, Any], function: str) -> dict[str, Any]:
 def test_database_is_postgresql_17_encrypted_private_and_managed_by_rds(
     template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
-    [database] = of_type(resources, "AWS::RDS::DBInstance").values()
+    database = resources["Database"]  # standard and production; starter: test_starter_*
     properties = database["Properties"]
     assert properties["Engine"] == "postgres"
     assert str(value(template, properties["EngineVersion"])).split(".")[0] == "17"
@@ -164,7 +164,11 @@ def test_functions_reach_the_database_only_through_a_tls_only_proxy(
     assert {auth["AuthScheme"] for auth in proxy["Properties"]["Auth"]} == {"SECRETS"}
     for function in (*DATABASE_FUNCTIONS, *SCHEDULED_FUNCTIONS, "MigrationFunction"):
         env = environment(template, function)
-        assert getatt(env["DB_HOST"]) == (proxy_name, "Endpoint"), function
+        # starter: the Aurora cluster (no proxy: it would keep the cluster from pausing).
+        condition, starter_host, proxy_host = env["DB_HOST"]["Fn::If"]
+        assert condition == "IsStarter", function
+        assert getatt(proxy_host) == (proxy_name, "Endpoint"), function
+        assert getatt(starter_host) == ("DatabaseCluster", "Endpoint.Address"), function
         assert env["DB_SSL_MODE"] == "verify-full", function
         assert "DATABASE_URL" not in env, function
 
@@ -183,9 +187,17 @@ def test_only_the_proxy_may_reach_the_database_and_only_functions_the_proxy(
     for group in of_type(resources, "AWS::EC2::SecurityGroup").values():
         assert "SecurityGroupIngress" not in group["Properties"]
     database_group = resources["Database"]["Properties"]["VPCSecurityGroups"][0]["Ref"]
+    cluster_groups = resources["DatabaseCluster"]["Properties"]["VpcSecurityGroupIds"]
+    assert cluster_groups == [{"Ref": database_group}]
     proxy_group = resources["DatabaseProxy"]["Properties"]["VpcSecurityGroupIds"][0]["Ref"]
-    assert into[database_group] == {proxy_group}
+    assert into[database_group] == {proxy_group, "FunctionSecurityGroup", "MigrationSecurityGroup"}
     assert into[proxy_group] == {"FunctionSecurityGroup", "MigrationSecurityGroup"}
+    # The functions reach the database directly only in starter, where there is no proxy.
+    for rule in ingress.values():
+        properties = rule["Properties"]
+        if properties["GroupId"] == {"Ref": database_group}:
+            direct = properties["SourceSecurityGroupId"]["Ref"] != proxy_group
+            assert rule["Condition"] == ("IsStarter" if direct else "UseProxy")
 
 
 # Characters EC2 accepts in security group and rule descriptions (up to 255 of them):
@@ -289,16 +301,21 @@ def test_functions_may_read_only_the_secrets_they_use(
     def readable(function: str) -> set[str]:
         found = set()
         for policy in resources[function]["Properties"].get("Policies", []):
+            if "Fn::If" in policy:  # by profile or option: either branch may apply
+                policy = next((b for b in policy["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}), {})
             if "AWSSecretsManagerGetSecretValuePolicy" not in policy:
-                continue  # other services' policies (SNS, SES)
+                continue  # other services' policies (SNS, SES, rds-db:connect)
             arn = policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
-            found.add(arn.get("Ref") or ".".join(getatt(arn) or ()))
+            arns = arn["Fn::If"][1:] if "Fn::If" in arn else [arn]
+            for one in arns:
+                found.add(one.get("Ref") or ".".join(getatt(one) or ()))
         return found
 
     assert readable("AuthFunction") == {"JwtSigningSecret", "AppDatabaseSecret"}
     assert readable("TasksFunction") == {"JwtSigningSecret", "AppDatabaseSecret"}
     assert readable("MigrationFunction") == {
         "Database.MasterUserSecret.SecretArn",
+        "DatabaseCluster.MasterUserSecret.SecretArn",
         "AppDatabaseSecret",
     }
     assert readable("MetaFunction") == set()
@@ -500,7 +517,9 @@ def test_deadline_emails_only_from_the_configured_sender_through_an_ses_endpoint
     template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
     [conditional] = [
-        p for p in resources["DeadlineCheckFunction"]["Properties"]["Policies"] if "Fn::If" in p
+        p
+        for p in resources["DeadlineCheckFunction"]["Properties"]["Policies"]
+        if "Fn::If" in p and p["Fn::If"][0] == "HasEmailSender"
     ]
     condition, policy, otherwise = conditional["Fn::If"]
     assert condition == "HasEmailSender"

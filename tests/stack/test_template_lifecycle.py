@@ -58,6 +58,19 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "NotificationEmailSender": "reminders@example.com",
         "SesVpcEndpoint": "api",
     },
+    "production profile": {"Profile": "production"},
+    "starter profile, new VPC": {"Profile": "starter"},
+    "starter profile, emails sent": {
+        "Profile": "starter",
+        "NotificationEmailSender": "reminders@example.com",
+        "SesVpcEndpoint": "api",
+    },
+    "starter profile, existing VPC": {
+        "Profile": "starter",
+        "ExistingVpcId": "vpc-0123456789abcdef0",
+        "ExistingPrivateSubnetIds": "subnet-0a,subnet-0b",
+        "ExistingPrivateRouteTableIds": "rtb-0a",
+    },
 }
 
 
@@ -346,9 +359,11 @@ def test_the_custom_resource_is_created_after_the_database_it_migrates(
 ) -> None:
     for parameters in SCENARIOS.values():
         stack = Stack(template, parameters)
-        assert {"Database", "DatabaseProxyTargetGroup", "MigrationFunction"} <= stack.dependencies(
-            "DatabaseMigrations"
-        )
+        if parameters.get("Profile") == "starter":
+            database = {"DatabaseCluster", "DatabaseClusterInstance"}
+        else:
+            database = {"Database", "DatabaseProxyTargetGroup"}
+        assert {*database, "MigrationFunction"} <= stack.dependencies("DatabaseMigrations")
 
 
 def test_the_app_roles_statement_timeout_is_the_functions_own(template: dict[str, Any]) -> None:
@@ -481,10 +496,16 @@ def test_a_failed_first_deploy_rolls_back_completely(
                 continue  # SAM keeps old versions on update; they go with their function
             kept = stack.value(resource.get("DeletionPolicy", "Delete"))
             assert kept != "Retain", (policy, name)
-        database = stack.resources["Database"]["Properties"]
+        starter = SCENARIOS[scenario].get("Profile") == "starter"
+        name, kind, field = (
+            ("DatabaseCluster", "cluster", "DBClusterIdentifier")
+            if starter
+            else ("Database", "db", "DBInstanceIdentifier")
+        )
+        database = stack.resources[name]["Properties"]
         assert database.get("DeletionProtection") in (None, False, "false")
         protection = stack.resources["DatabaseProtection"]
-        assert {"Database", "DatabaseMigrations"} <= stack.dependencies("DatabaseProtection")
+        assert {name, "DatabaseMigrations"} <= stack.dependencies("DatabaseProtection")
         assert protection["Properties"]["DeletionProtection"] == {
             "Ref": "DatabaseDeletionProtection"
         }
@@ -492,17 +513,17 @@ def test_a_failed_first_deploy_rolls_back_completely(
         # Outside the VPC: it reaches the RDS API with no endpoint, and nothing it needs to
         # answer can be deleted before it (delete_needs finds nothing).
         assert "VpcConfig" not in stack.resources[function]["Properties"]
-        assert protection["Properties"]["DBInstanceIdentifier"] == {"Ref": "Database"}
-        # Its role may modify exactly that instance (the ARN is built from its identifier).
-        identifier = stack.value(database["DBInstanceIdentifier"])
+        assert protection["Properties"][field] == {"Ref": name}
+        # Its role may modify exactly that database (the ARN is built from its identifier).
+        identifier = stack.value(database["DBClusterIdentifier" if starter else field])
         role = stack.resources[f"{function}Role"]["Properties"]
-        granted = [
+        granted = {
             stack.value(statement["Resource"])
             for policy in role["Policies"]
             for statement in policy["PolicyDocument"]["Statement"]
-            if "rds:ModifyDBInstance" in statement["Action"]
-        ]
-        assert granted == [f"arn:aws:rds:us-east-1:123456789012:db:{identifier}"]
+            if {"rds:ModifyDBInstance", "rds:ModifyDBCluster"} & set(statement["Action"])
+        }
+        assert f"arn:aws:rds:us-east-1:123456789012:{kind}:{identifier}" in granted
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
