@@ -183,13 +183,15 @@ class Stack:
     def resolve(self, node: Any) -> Any:
         """`node` with every Fn::If replaced by the branch this deployment takes."""
         if isinstance(node, list):
-            return [self.resolve(item) for item in node if not _is_no_value(item)]
+            resolved = [self.resolve(item) for item in node]
+            return [item for item in resolved if not _is_no_value(item)]
         if not isinstance(node, dict):
             return node
         if set(node) == {"Fn::If"}:
             name, if_true, if_false = node["Fn::If"]
             return self.resolve(if_true if self.condition(name) else if_false)
-        return {key: self.resolve(value) for key, value in node.items() if not _is_no_value(value)}
+        resolved = {key: self.resolve(value) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if not _is_no_value(value)}
 
     def references(self, name: str) -> set[str]:
         """The resources `name` depends on directly."""
@@ -574,3 +576,186 @@ def test_every_allowed_vpc_size_yields_its_subnets(template: dict[str, Any], pre
     assert not subnets[0].overlaps(subnets[1])
     # At least a /26 each: 59 addresses once AWS has taken its five.
     assert all(subnet.prefixlen <= 26 for subnet in subnets)
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+# What bills by the hour whether or not anyone uses Taskline.
+HOURLY = {
+    "AWS::EC2::NatGateway",
+    "AWS::EC2::InternetGateway",  # (with public addresses, $0.005/h each)
+    "AWS::RDS::DBProxy",
+    "AWS::RDS::DBInstance",  # unless db.serverless in a cluster that pauses (below)
+}
+
+
+def test_starter_has_nothing_billed_by_the_hour(template: dict[str, Any]) -> None:
+    """No NAT gateway, no internet gateway, no interface endpoint, no RDS Proxy, no provisioned
+    instance: an Aurora Serverless v2 instance that pauses at 0 ACU."""
+    stack = Stack(template, {"Profile": "starter"})
+    kinds = {resource["Type"] for resource in stack.resources.values()}
+    for name, resource in stack.resources.items():
+        if resource["Type"] == "AWS::EC2::VPCEndpoint":
+            assert resource["Properties"]["VpcEndpointType"] == "Gateway", name  # free
+        if resource["Type"] == "AWS::RDS::DBInstance":
+            assert resource["Properties"]["DBInstanceClass"] == "db.serverless", name
+        else:
+            assert resource["Type"] not in HOURLY, name
+    assert "AWS::RDS::DBCluster" in kinds
+    cluster = stack.resources["DatabaseCluster"]["Properties"]
+    scaling = cluster["ServerlessV2ScalingConfiguration"]
+    assert scaling["MinCapacity"] == 0
+    assert scaling["SecondsUntilAutoPause"] == {"Ref": "DatabaseSecondsUntilAutoPause"}
+    assert int(stack.parameters["DatabaseSecondsUntilAutoPause"]) >= 300
+    # 0 ACU needs Aurora PostgreSQL 16.3 or later (the auto-pause page's versions).
+    major, minor = (
+        int(part) for part in stack.parameters["DatabaseAuroraEngineVersion"].split(".")
+    )
+    assert (major, minor) >= (16, 3)
+    assert cluster["EnableIAMDatabaseAuthentication"] is True
+    assert cluster["StorageEncrypted"] is True
+    assert stack.resources["DatabaseClusterInstance"]["Properties"]["PubliclyAccessible"] is False
+
+
+def test_starter_functions_sign_iam_tokens_and_read_no_database_secret(
+    template: dict[str, Any],
+) -> None:
+    stack = Stack(template, {"Profile": "starter"})
+    env = stack.resources["AuthFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["DB_IAM_AUTH"] == "true"
+    assert env["DB_USER"] == "taskline_app"
+    assert _ids(env["DB_HOST"]) == {"DatabaseCluster"}
+    assert "DB_SECRET_ARN" not in env
+    for function in ("AuthFunction", "TasksFunction", "NotificationsFunction"):
+        role = stack.resources[f"{function}Role"]["Properties"]
+        text = json.dumps(role)
+        assert "rds-db:connect" in text, function
+        assert "AppDatabaseSecret" not in text, function  # IAM tokens, no password
+    # The migration keeps the master login (off the request path) and grants rds_iam.
+    migration = stack.resources["MigrationFunction"]["Properties"]["Environment"]["Variables"]
+    assert migration["DB_IAM_AUTH"] == "false"
+    assert migration["MIGRATION_APP_ROLE_IAM_AUTH"] == "true"
+
+
+def test_snapstart_is_off_in_starter_and_on_otherwise(template: dict[str, Any]) -> None:
+    for profile, expected in (
+        ("starter", "None"),
+        ("standard", "PublishedVersions"),
+        ("production", "PublishedVersions"),
+    ):
+        stack = Stack(template, {"Profile": profile})
+        for function in ("AuthFunction", "TasksFunction", "NotificationsFunction", "MetaFunction"):
+            applied = stack.resources[function]["Properties"]["SnapStart"]["ApplyOn"]
+            assert applied == expected, (profile, function)
+        # Overridable like every profile setting.
+        stack = Stack(template, {"Profile": profile, "SnapStart": "false"})
+        applied = stack.resources["AuthFunction"]["Properties"]["SnapStart"]["ApplyOn"]
+        assert applied == "None"
+
+
+def test_starter_reaches_aws_apis_only_outbound_over_ipv6(template: dict[str, Any]) -> None:
+    """The calls off the request path (Secrets Manager, SNS) leave through an egress-only
+    internet gateway; nothing can connect in, and the database accepts the functions only."""
+    stack = Stack(template, {"Profile": "starter"})
+    [route] = [r for r in stack.resources.values() if r["Type"] == "AWS::EC2::Route"]
+    assert route["Properties"]["DestinationIpv6CidrBlock"] == "::/0"
+    assert _ids(route["Properties"]["EgressOnlyInternetGatewayId"]) == {"EgressOnlyInternetGateway"}
+    for name, resource in stack.resources.items():
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress":
+            assert "CidrIp" not in resource["Properties"], name
+            assert "CidrIpv6" not in resource["Properties"], name
+    for function in ("AuthFunction", "MigrationFunction", "DeadlineCheckFunction"):
+        vpc = stack.resources[function]["Properties"]["VpcConfig"]
+        assert vpc["Ipv6AllowedForDualStack"] is True, function
+    standard = Stack(template, {})
+    assert (
+        standard.resources["AuthFunction"]["Properties"]["VpcConfig"]["Ipv6AllowedForDualStack"]
+        is False
+    )
+
+
+# Aurora Serverless v2's max_connections follows the memory of its maximum capacity (about
+# 2 GiB per ACU), with the instance formula LEAST(memory / 9531392, 5000); 80% of it is taken,
+# as for the RDS classes (tests/stack/test_template.py).
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.setting-capacity.html
+STARTER_RECOMMENDED_RESERVATIONS = {
+    # docs/deploy.md: once the account's concurrency quota allows reserving (>= 100 + these).
+    "AuthReservedConcurrency": "40",
+    "TasksReservedConcurrency": "80",
+    "NotificationsReservedConcurrency": "20",
+    "DeadlineCheckReservedConcurrency": "1",
+    "EmailFeedbackReservedConcurrency": "2",
+}
+
+
+@pytest.mark.parametrize("max_capacity", ["1", "2"])
+def test_starter_connection_budget_at_its_maximum_capacity(
+    template: dict[str, Any], max_capacity: str
+) -> None:
+    """Without a proxy each function container holds its own connection: with every function
+    reserved, the sum (+1 for the migration) stays under max_connections at MaxCapacity. With
+    none reserved (starter's default: a new account's quota of 10 cannot reserve), the account's
+    concurrency is the bound: 10 connections on a new account."""
+    max_connections = min(int(int(max_capacity) * 2 * 2**30 * 0.8 / 9531392), 5000)
+    stack = Stack(template, {"Profile": "starter", "DatabaseMaxCapacity": max_capacity})
+    assert all(stack.parameters[p] == "profile" for p in STARTER_RECOMMENDED_RESERVATIONS)
+    reserved = Stack(
+        template,
+        {
+            "Profile": "starter",
+            "DatabaseMaxCapacity": max_capacity,
+            "NotificationEmailSender": "reminders@example.com",
+            "SesVpcEndpoint": "api",
+            **STARTER_RECOMMENDED_RESERVATIONS,
+        },
+    )
+    total = 1
+    for function in ("Auth", "Tasks", "Notifications", "DeadlineCheck", "EmailFeedback"):
+        setting = reserved.resources[f"{function}Function"]["Properties"][
+            "ReservedConcurrentExecutions"
+        ]
+        total += int(reserved.value(setting))
+    assert total == 144
+    if max_capacity == "1":
+        assert max_connections == 180 and total <= max_connections
+    else:
+        assert max_connections == 360 and total <= max_connections
+
+
+# Properties whose change makes CloudFormation replace an RDS instance (a new, empty database):
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-rds-dbinstance.html
+DB_INSTANCE_REPLACED_BY = (
+    "DBInstanceIdentifier",
+    "Engine",
+    "DBName",
+    "MasterUsername",
+    "StorageEncrypted",
+    "KmsKeyId",
+    "DBClusterIdentifier",
+)
+
+
+def test_switching_profiles_keeps_or_snapshots_the_data(template: dict[str, Any]) -> None:
+    """standard <-> production changes the instance in place (class, Multi-AZ, storage: none
+    of them replaces it). starter <-> the others swaps the database itself (an Aurora cluster
+    for an RDS instance): CloudFormation creates the new, empty one and deletes the old one
+    under its DeletionPolicy, Snapshot by default, so the data is left in a final snapshot
+    (docs/deploy.md: move it with pg_dump / pg_restore before switching)."""
+    standard, production = Stack(template, {}), Stack(template, {"Profile": "production"})
+    for field in DB_INSTANCE_REPLACED_BY:
+        before = standard.resources["Database"]["Properties"].get(field)
+        after = production.resources["Database"]["Properties"].get(field)
+        assert before == after, field
+    assert standard.value(standard.resources["Database"]["Properties"]["DBInstanceClass"]) != (
+        production.value(production.resources["Database"]["Properties"]["DBInstanceClass"])
+    )
+    starter = Stack(template, {"Profile": "starter"})
+    assert "Database" not in starter.resources
+    assert "DatabaseCluster" not in standard.resources
+    for stack, data in ((starter, "DatabaseCluster"), (standard, "Database")):
+        resource = stack.resources[data]
+        assert stack.value(resource["DeletionPolicy"]) == "Snapshot", data
+        assert resource["UpdateReplacePolicy"] == "Snapshot", data
+    # The secrets that go with the data are the same resources in every profile: kept.
+    for name in ("AppDatabaseSecret", "JwtSigningSecret"):
+        assert name in starter.resources and name in standard.resources
