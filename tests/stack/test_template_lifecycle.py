@@ -716,10 +716,8 @@ def test_starter_connection_budget_at_its_maximum_capacity(
         ]
         total += int(reserved.value(setting))
     assert total == 144
-    if max_capacity == "1":
-        assert max_connections == 180 and total <= max_connections
-    else:
-        assert max_connections == 360 and total <= max_connections
+    assert max_connections == {"1": 180, "2": 360}[max_capacity]
+    assert total <= max_connections
 
 
 # Properties whose change makes CloudFormation replace an RDS instance (a new, empty database):
@@ -758,4 +756,5 @@ def test_switching_profiles_keeps_or_snapshots_the_data(template: dict[str, Any]
         assert resource["UpdateReplacePolicy"] == "Snapshot", data
     # The secrets that go with the data are the same resources in every profile: kept.
     for name in ("AppDatabaseSecret", "JwtSigningSecret"):
-        assert name in starter.resources and name in standard.resources
+        assert name in starter.resources
+        assert name in standard.resources
