@@ -183,15 +183,15 @@ class Stack:
     def resolve(self, node: Any) -> Any:
         """`node` with every Fn::If replaced by the branch this deployment takes."""
         if isinstance(node, list):
-            resolved = [self.resolve(item) for item in node]
-            return [item for item in resolved if not _is_no_value(item)]
+            items = [self.resolve(item) for item in node]
+            return [item for item in items if not _is_no_value(item)]
         if not isinstance(node, dict):
             return node
         if set(node) == {"Fn::If"}:
             name, if_true, if_false = node["Fn::If"]
             return self.resolve(if_true if self.condition(name) else if_false)
-        resolved = {key: self.resolve(value) for key, value in node.items()}
-        return {key: value for key, value in resolved.items() if not _is_no_value(value)}
+        fields = {key: self.resolve(value) for key, value in node.items()}
+        return {key: value for key, value in fields.items() if not _is_no_value(value)}
 
     def references(self, name: str) -> set[str]:
         """The resources `name` depends on directly."""
