@@ -758,3 +758,23 @@ def test_switching_profiles_keeps_or_snapshots_the_data(template: dict[str, Any]
     for name in ("AppDatabaseSecret", "JwtSigningSecret"):
         assert name in starter.resources
         assert name in standard.resources
+
+
+def test_dual_stack_functions_wait_for_their_subnets_ipv6_blocks(template: dict[str, Any]) -> None:
+    """Lambda refuses Ipv6AllowedForDualStack on subnets without IPv6: in starter every such
+    function is created after the subnets' IPv6 blocks. The other profiles' subnets are never
+    touched (a changed subnet under a running database would be a risky update)."""
+    stack = Stack(template, {"Profile": "starter"})
+    checked = 0
+    for name, resource in stack.resources.items():
+        vpc = resource.get("Properties", {}).get("VpcConfig", {})
+        if resource["Type"] == "AWS::Lambda::Function" and vpc.get("Ipv6AllowedForDualStack"):
+            assert {"PrivateSubnetAIpv6", "PrivateSubnetBIpv6"} <= stack.dependencies(name), name
+            checked += 1
+    assert checked >= 5
+    for profile in ("standard", "production"):
+        other = Stack(template, {"Profile": profile})
+        kinds = {resource["Type"] for resource in other.resources.values()}
+        assert not kinds & {"AWS::EC2::SubnetCidrBlock", "AWS::EC2::VPCCidrBlock"}, profile
+        subnet = other.resources["PrivateSubnetA"]["Properties"]
+        assert "Ipv6CidrBlock" not in subnet, profile
