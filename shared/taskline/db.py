@@ -132,23 +132,29 @@ def database_url(settings: Settings) -> URL:
     )
 
 
-def build_engine(settings: Settings) -> Engine:
+def socket_timeout_seconds(settings: Settings) -> float:
+    """pg8000's socket timeout for the API functions: it bounds connecting and every read, so
+    it must outlast a statement (and RDS Proxy's borrow wait before it: the template checks)."""
+    return settings.db_connect_timeout_seconds + settings.db_statement_timeout_ms / 1000
+
+
+def build_engine(settings: Settings, *, socket_timeout: float | None = None) -> Engine:
     """An engine holding one pooled connection: a Lambda container serves one request at a time.
 
     With DB_HOST (AWS), the credentials are not part of the URL: they are fetched from
     Secrets Manager when a connection is opened, so a rotated password is picked up.
 
     Connections are `taskline.pgwire`'s (one round trip per statement), or stock pg8000's, with
-    one warning logged, when pgwire is off (`pgwire.ENABLED`). Instead of a ping before
-    every checkout (SQLAlchemy's pool_pre_ping, one more round trip per request), a connection
-    is pinged only after it sat idle for DB_PING_AFTER_IDLE_SECONDS, which is when a Lambda
-    container was frozen long enough for the server or the network to drop it; a dead one is
+    one warning logged, when pgwire is off (`pgwire.ENABLED`). `socket_timeout` replaces
+    `socket_timeout_seconds(settings)` (the deploy-time migrations wait longer). Instead of a
+    ping before every checkout (SQLAlchemy's pool_pre_ping, one more round trip per request), a
+    connection is pinged only after it sat idle for DB_PING_AFTER_IDLE_SECONDS, which is when a
+    Lambda container was frozen long enough for the server or the network to drop it; a dead one is
     replaced before use. Reads that meet a connection dropped sooner are retried once
     (`retry_if_disconnected`); writes answer 503 once and the next request reconnects.
     """
     connect_args: dict[str, Any] = {
-        # The socket timeout bounds connecting and every read, so it must outlast a statement.
-        "timeout": settings.db_connect_timeout_seconds + settings.db_statement_timeout_ms / 1000,
+        "timeout": socket_timeout or socket_timeout_seconds(settings),
         "application_name": "taskline",
         # RDS Proxy refuses every startup-packet option but a few (TimeZone is one of them) with
         # FATAL 0A000, and a plain SET would pin the session to one database connection; so
