@@ -132,3 +132,12 @@ console.log(JSON.stringify(out));
     assert out["/app"]["statusCode"] == 302
     assert out["/app/"]["uri"] == "/app/index.html"
     assert out["/app/main.js"]["uri"] == "/app/main.js"
+
+
+def test_a_failed_first_deploy_leaves_nothing_behind(stack: Stack) -> None:
+    """The bucket outlives the stack (it holds objects), but not the rollback of a failed
+    create, when it is still empty (RetainExceptOnCreate)."""
+    for name, resource in stack.resources.items():
+        if resource["Type"].startswith(WEB_TYPES):
+            assert stack.value(resource.get("DeletionPolicy", "Delete")) != "Retain", name
+    assert stack.resources["WebAppBucket"]["DeletionPolicy"] == "RetainExceptOnCreate"
