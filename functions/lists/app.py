@@ -292,7 +292,11 @@ def revoke_invitation(list_id: ListId, invitation_id: InvitationId) -> Response[
     "/invitations",
     "listMyInvitations",
     "My pending invitations",
-    {200: returns("One page of invitations to your address.", list[InvitationOut], headers=PAGE_HEADERS)},
+    {
+        200: returns(
+            "One page of invitations to your address.", list[InvitationOut], headers=PAGE_HEADERS
+        )
+    },
     description="Pending invitations addressed to your email (normalised as at sign-up), "
     "oldest first. " + INVITATIONS_DESCRIPTION,
     errors={403: UNVERIFIED},

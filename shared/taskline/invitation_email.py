@@ -25,7 +25,7 @@ SUBJECT = "Taskline: you are invited to a shared list"
 def render(list_name: str, inviter_email: str, role: str, days: int) -> tuple[str, str]:
     """The plain text and HTML bodies."""
     text = (
-        f"Hello,\n\n{inviter_email} invited you to the Taskline list \"{list_name}\" as "
+        f'Hello,\n\n{inviter_email} invited you to the Taskline list "{list_name}" as '
         f"{role}.\n\nSign in to Taskline with this address (or sign up with it) and verify it, "
         f"then accept the invitation (GET /invitations). It expires in {days} days.\n\n"
         "If you did not expect this, ignore this email.\n\n-- Taskline\n"
@@ -59,7 +59,9 @@ def skip(to: str) -> None:
     logger.info("Invitation email not sent: the address is not deliverable", extra={"to": to})
 
 
-def send(settings: Settings, to: str, list_name: str, inviter_email: str, role: str, days: int) -> None:
+def send(
+    settings: Settings, to: str, list_name: str, inviter_email: str, role: str, days: int
+) -> None:
     """Send (or log) the invitation email. A failure is logged, never raised: the API's answer
     must not depend on what happened to the email (it would tell who has an account)."""
     text, page = render(list_name, inviter_email, role, days)

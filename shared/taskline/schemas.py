@@ -779,6 +779,8 @@ class ListRename(ListCreate):
 
 
 class AccountRef(ResponseModel):
+    model_config = examples(EXAMPLE_ACCOUNT)
+
     id: int
     email: str
 
@@ -838,6 +840,8 @@ class InvitationCreate(RequestModel):
 
 
 class ListRef(ResponseModel):
+    model_config = examples({"id": 12, "name": EXAMPLE_LIST_NAME})
+
     id: int
     name: str
 

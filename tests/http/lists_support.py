@@ -66,9 +66,7 @@ def new_list(owner: Account, name: str = "Household") -> dict[str, Any]:
 
 
 def invite(owner: Account, list_id: int, email: str, role: str = "editor") -> dict[str, Any]:
-    response = owner.post(
-        f"/lists/{list_id}/invitations", json_body={"email": email, "role": role}
-    )
+    response = owner.post(f"/lists/{list_id}/invitations", json_body={"email": email, "role": role})
     assert response.status == 201, response.body
     invitation: dict[str, Any] = response.json()
     return invitation

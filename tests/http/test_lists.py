@@ -37,9 +37,7 @@ def test_a_new_list_has_its_creator_as_owner(make_account: MakeAccount) -> None:
     assert owner.get(f"/lists/{created['id']}").json() == created
 
 
-@pytest.mark.parametrize(
-    "name", ["", "   ", "x" * 201, "two\nlines", "tab\there", None, 5, ["x"]]
-)
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "two\nlines", "tab\there", None, 5, ["x"]])
 def test_a_bad_name_is_422(make_account: MakeAccount, name: object) -> None:
     owner = make_account()
     assert_problem(owner.post("/lists", json_body={"name": name}), 422)
@@ -57,11 +55,15 @@ def test_unknown_fields_are_422(make_account: MakeAccount) -> None:
     path = f"/lists/{created['id']}"
     assert_problem(owner.patch(path, json_body={"name": "b", "role": "viewer"}), 422)
     assert_problem(
-        owner.post(f"{path}/invitations", json_body={"email": "a@example.com", "role": "editor",
-                                                     "list_id": 3}),
+        owner.post(
+            f"{path}/invitations",
+            json_body={"email": "a@example.com", "role": "editor", "list_id": 3},
+        ),
         422,
     )
-    assert_problem(owner.patch(f"{path}/members/{owner.id}", json_body={"role": "owner", "x": 1}), 422)
+    assert_problem(
+        owner.patch(f"{path}/members/{owner.id}", json_body={"role": "owner", "x": 1}), 422
+    )
 
 
 @pytest.mark.parametrize("bad", ["0", "07", "+7", "7.0", "1e3", "-1", "9007199254740992", "x"])
@@ -130,7 +132,10 @@ def test_invite_accept_and_share(make_account: MakeAccount) -> None:
     assert owner.get(f"/lists/{created['id']}/invitations").json() == []
     members = owner.get(f"/lists/{created['id']}/members").json()
     assert all(set(member) == MEMBER_FIELDS for member in members)
-    assert [(m["user_id"], m["role"]) for m in members] == [(owner.id, "owner"), (guest.id, "viewer")]
+    assert [(m["user_id"], m["role"]) for m in members] == [
+        (owner.id, "owner"),
+        (guest.id, "viewer"),
+    ]
     assert guest.get(f"/lists/{created['id']}/members").json() == members
     assert [item["id"] for item in guest.get("/lists").json()] == [created["id"]]
     # Used up: a second accept finds nothing.
@@ -257,10 +262,14 @@ def test_roles_and_hand_over(make_account: MakeAccount, admin_engine: Engine) ->
     assert seen["owner"] == {"id": member.id, "email": member.email}
     assert_problem(owner.patch(f"{path}/{member.id}", json_body={"role": "viewer"}), 403)
     with admin_engine.begin() as connection:
-        owners = connection.execute(
-            text("SELECT user_id FROM list_members WHERE list_id = :l AND role = 'owner'"),
-            {"l": created["id"]},
-        ).scalars().all()
+        owners = (
+            connection.execute(
+                text("SELECT user_id FROM list_members WHERE list_id = :l AND role = 'owner'"),
+                {"l": created["id"]},
+            )
+            .scalars()
+            .all()
+        )
     assert owners == [member.id]
 
 

@@ -17,8 +17,11 @@ from sqlalchemy.orm import Session, aliased
 from taskline.domain import ListRole, QuotaScope
 from taskline.models import EmailSuppression, ListInvitation, ListMember, SendQuota, TaskList, User
 
+# A row of any shape (columns chosen per query).
+AnyRow = Row[*tuple[Any, ...]]
 
-def _shown() -> Select[Any]:
+
+def _shown() -> Select[*tuple[Any, ...]]:
     """Invitations with what a response shows: the list's name and the inviter's email."""
     inviter = aliased(User, name="inviter")
     return (
@@ -38,7 +41,7 @@ def _shown() -> Select[Any]:
     )
 
 
-def get(session: Session, invitation_id: int) -> Row[Any]:
+def get(session: Session, invitation_id: int) -> AnyRow:
     return session.execute(_shown().where(ListInvitation.id == invitation_id)).one()
 
 
@@ -93,14 +96,14 @@ def upsert(
         "created_at": now,
         "expires_at": expires_at,
     }
-    statement = insert(ListInvitation).values(**values)
-    statement = statement.on_conflict_do_update(
+    inserting = insert(ListInvitation).values(**values)
+    statement = inserting.on_conflict_do_update(
         index_elements=[ListInvitation.list_id, ListInvitation.email],
         set_={
-            "role": statement.excluded.role,
-            "invited_by": statement.excluded.invited_by,
-            "created_at": statement.excluded.created_at,
-            "expires_at": statement.excluded.expires_at,
+            "role": inserting.excluded.role,
+            "invited_by": inserting.excluded.invited_by,
+            "created_at": inserting.excluded.created_at,
+            "expires_at": inserting.excluded.expires_at,
         },
     ).returning(ListInvitation.id)
     return int(session.execute(statement).scalar_one())
@@ -119,7 +122,7 @@ def delivery(session: Session, email: str) -> tuple[bool, bool]:
 
 def pending_for_list(
     session: Session, user_id: int, list_id: int, now: datetime
-) -> tuple[ListRole | None, list[Row[Any]]]:
+) -> tuple[ListRole | None, list[AnyRow]]:
     """The user's role in the list and, if they own it, its pending invitations (oldest first),
     in one statement."""
     role = (
@@ -160,9 +163,7 @@ def revoke(
     allowed = select(me.c.role).where(me.c.role == ListRole.OWNER).exists()
     revoked = (
         delete(ListInvitation)
-        .where(
-            ListInvitation.id == invitation_id, ListInvitation.list_id == list_id, allowed
-        )
+        .where(ListInvitation.id == invitation_id, ListInvitation.list_id == list_id, allowed)
         .returning(ListInvitation.id)
         .cte("revoked")
     )
@@ -179,7 +180,7 @@ def _my_address(user_id: int) -> Any:
 
 def addressed_to(
     session: Session, user_id: int, now: datetime, after_id: int | None, limit: int
-) -> list[Row[Any]]:
+) -> list[AnyRow]:
     """One page (id order, after `after_id`) of the pending invitations to the user's address."""
     statement = _shown().where(
         ListInvitation.email == _my_address(user_id), ListInvitation.expires_at > now
@@ -189,7 +190,7 @@ def addressed_to(
     return list(session.execute(statement.order_by(ListInvitation.id).limit(limit)))
 
 
-def lock_addressed_to(session: Session, user_id: int, invitation_id: int) -> Row[Any] | None:
+def lock_addressed_to(session: Session, user_id: int, invitation_id: int) -> AnyRow | None:
     """The invitation if it is addressed to the user's address, locked until the transaction
     ends (so it is accepted or declined once); None for anyone else's."""
     statement = (
@@ -228,11 +229,11 @@ def count_send(
     when the last one is over). Returns the count so far and when the window started; the
     row stays locked until the transaction ends, so concurrent sends count one after another.
     """
-    statement = insert(SendQuota).values(
+    inserting = insert(SendQuota).values(
         scope=scope.value, subject=subject, window_started_at=now, sent=1
     )
     expired = SendQuota.window_started_at <= literal(now - window, SendQuota.window_started_at.type)
-    statement = statement.on_conflict_do_update(
+    statement = inserting.on_conflict_do_update(
         index_elements=[SendQuota.scope, SendQuota.subject],
         set_={
             "sent": case((expired, 1), else_=SendQuota.sent + 1),

@@ -31,8 +31,11 @@ WRITERS = (ListRole.OWNER, ListRole.EDITOR)
 # A list's version moves strictly forward, even when two writes land within a microsecond.
 _NEXT_VERSION = func.greatest(func.now(), TaskList.updated_at + timedelta(microseconds=1))
 
+# A row of any shape (columns chosen per query).
+AnyRow = Row[*tuple[Any, ...]]
 
-def _lists_of(user_id: int) -> Select[Any]:
+
+def _lists_of(user_id: int) -> Select[*tuple[Any, ...]]:
     """The lists the user belongs to, with their role, owner and member count."""
     me = aliased(ListMember, name="me")
     owner = aliased(User, name="owner")
@@ -59,12 +62,12 @@ def _lists_of(user_id: int) -> Select[Any]:
     )
 
 
-def get(session: Session, user_id: int, list_id: int) -> Row[Any] | None:
+def get(session: Session, user_id: int, list_id: int) -> AnyRow | None:
     """The list as the user sees it, or None if they are not a member (or it does not exist)."""
     return session.execute(_lists_of(user_id).where(TaskList.id == list_id)).one_or_none()
 
 
-def page(session: Session, user_id: int, after_id: int | None, limit: int) -> list[Row[Any]]:
+def page(session: Session, user_id: int, after_id: int | None, limit: int) -> list[AnyRow]:
     """One page of the user's lists in id order, strictly after `after_id` (keyset paging)."""
     statement = _lists_of(user_id)
     if after_id is not None:
@@ -93,9 +96,7 @@ def create(session: Session, user_id: int, name: str) -> int:
         insert(ListMember)
         .from_select(
             [ListMember.list_id, ListMember.user_id, ListMember.role],
-            select(
-                new_list.c.id, literal(user_id), literal(ListRole.OWNER, ListMember.role.type)
-            ),
+            select(new_list.c.id, literal(user_id), literal(ListRole.OWNER, ListMember.role.type)),
         )
         .returning(ListMember.list_id)
     )
@@ -113,9 +114,7 @@ def _my_role(list_id: int, user_id: int) -> Any:
     )
 
 
-def rename(
-    session: Session, user_id: int, list_id: int, name: str
-) -> tuple[ListRole | None, bool]:
+def rename(session: Session, user_id: int, list_id: int, name: str) -> tuple[ListRole | None, bool]:
     """Rename the list if the user is its owner or an editor, in one statement. Returns the
     user's role (None: not a member) and whether the list was renamed."""
     me = _my_role(list_id, user_id)
@@ -178,7 +177,7 @@ def lock_member(session: Session, list_id: int, user_id: int) -> ListRole | None
 _MEMBER_COLUMNS = (ListMember.user_id, User.email, ListMember.role, ListMember.joined_at)
 
 
-def members(session: Session, user_id: int, list_id: int) -> list[Row[Any]]:
+def members(session: Session, user_id: int, list_id: int) -> list[AnyRow]:
     """The list's members, oldest first, if the user is one of them, else nothing (a list
     always has its owner, so an empty answer means the user is not a member)."""
     me = aliased(ListMember, name="me")
@@ -192,7 +191,7 @@ def members(session: Session, user_id: int, list_id: int) -> list[Row[Any]]:
     return list(session.execute(statement))
 
 
-def member(session: Session, list_id: int, user_id: int) -> Row[Any] | None:
+def member(session: Session, list_id: int, user_id: int) -> AnyRow | None:
     statement = (
         select(*_MEMBER_COLUMNS)
         .join(User, User.id == ListMember.user_id)
@@ -240,6 +239,4 @@ def remove_member(session: Session, list_id: int, user_id: int) -> None:
 
 def touch(session: Session, list_id: int) -> None:
     """A new version of the list (its member count changed)."""
-    session.execute(
-        update(TaskList).where(TaskList.id == list_id).values(updated_at=_NEXT_VERSION)
-    )
+    session.execute(update(TaskList).where(TaskList.id == list_id).values(updated_at=_NEXT_VERSION))

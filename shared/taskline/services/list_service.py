@@ -16,7 +16,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from taskline import clock, invitation_email
@@ -49,6 +48,7 @@ from taskline.repositories import (
     sign_in_repository,
     task_repository,
 )
+from taskline.repositories.list_repository import AnyRow
 from taskline.schemas import (
     AccountRef,
     InvitationCreate,
@@ -83,7 +83,7 @@ def _default_lead() -> int:
     return get_settings().deadline_due_soon_minutes
 
 
-def _list_out(row: Row[Any]) -> ListOut:
+def _list_out(row: AnyRow) -> ListOut:
     return ListOut(
         id=row.id,
         name=row.name,
@@ -95,7 +95,7 @@ def _list_out(row: Row[Any]) -> ListOut:
     )
 
 
-def _invitation_out(row: Row[Any]) -> InvitationOut:
+def _invitation_out(row: AnyRow) -> InvitationOut:
     return InvitationOut(
         id=row.id,
         list=ListRef(id=row.list_id, name=row.list_name),
@@ -145,7 +145,9 @@ def page(token: VerifiedToken, limit: int, cursor: str | None) -> ListPage:
     with transaction() as session:
         user = _signed_in(session, token)
         rows = list_repository.page(session, user.id, after, limit + 1)
-    return ListPage(items=[_list_out(row) for row in rows[:limit]], next_cursor=_next(rows, limit, scope))
+    return ListPage(
+        items=[_list_out(row) for row in rows[:limit]], next_cursor=_next(rows, limit, scope)
+    )
 
 
 def get(token: VerifiedToken, list_id: int) -> ListOut:
@@ -178,7 +180,7 @@ def delete(token: VerifiedToken, list_id: int) -> None:
 # Members
 
 
-def _member_out(row: Row[Any]) -> MemberOut:
+def _member_out(row: AnyRow) -> MemberOut:
     return MemberOut.model_validate(row)
 
 
@@ -328,12 +330,14 @@ def my_invitations(token: VerifiedToken, limit: int, cursor: str | None) -> Invi
     with transaction() as session:
         user = _signed_in(session, token)
         _verified(user)
-        rows = invitation_repository.addressed_to(session, user.id, clock.utcnow(), after, limit + 1)
+        rows = invitation_repository.addressed_to(
+            session, user.id, clock.utcnow(), after, limit + 1
+        )
     items = [_invitation_out(row) for row in rows[:limit]]
     return InvitationPage(items=items, next_cursor=_next(rows, limit, scope))
 
 
-def _lock_mine(session: Session, user: User, invitation_id: int) -> Row[Any]:
+def _lock_mine(session: Session, user: User, invitation_id: int) -> AnyRow:
     """The caller's own invitation, locked; 404 for anyone else's, then 403 while the caller's
     address is unverified, then 410 once it expired."""
     invitation = invitation_repository.lock_addressed_to(session, user.id, invitation_id)
