@@ -19,6 +19,7 @@ from moto import mock_aws
 from sqlalchemy import Engine, text
 
 from taskline import notifications
+from taskline.domain import ListRole
 from taskline.errors import Forbidden
 from tests.http.lists_support import Account, invite, join, new_list
 from tests.support.api import assert_problem
@@ -275,12 +276,24 @@ def test_suppressed_and_unverified_addresses_get_no_email_and_the_same_answer(
     assert len({str(_shape(answer)) for answer in answers.values()}) == 1
 
 
+def _hand_over(
+    token: Any, list_id: int, member_id: int, barrier: threading.Barrier, outcomes: list[object]
+) -> None:
+    """Hand the list over as the token's account, at the same moment as another thread."""
+    from taskline.services import list_service
+
+    barrier.wait()
+    try:
+        outcomes.append(list_service.change_role(token, list_id, member_id, ListRole.OWNER))
+    except Forbidden as error:
+        outcomes.append(error)
+
+
 def test_two_hand_overs_racing_leave_exactly_one_owner(
     make_account: MakeAccount, admin_engine: Engine
 ) -> None:
     from taskline.schemas import MemberOut
     from taskline.security.tokens import verify_access_token
-    from taskline.services import list_service
 
     for _ in range(4):
         owner, first, second = make_account(), make_account(), make_account()
@@ -292,16 +305,10 @@ def test_two_hand_overs_racing_leave_exactly_one_owner(
         barrier = threading.Barrier(2)
         outcomes: list[object] = []
 
-        def hand_to(member: Account, token: Any = token, barrier: Any = barrier) -> None:
-            barrier.wait()
-            try:
-                outcomes.append(
-                    list_service.change_role(token, list_id, member.id, list_service.ListRole.OWNER)
-                )
-            except Forbidden as error:
-                outcomes.append(error)
-
-        threads = [threading.Thread(target=hand_to, args=(m,)) for m in (first, second)]
+        threads = [
+            threading.Thread(target=_hand_over, args=(token, list_id, m.id, barrier, outcomes))
+            for m in (first, second)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -320,7 +327,6 @@ def test_an_owner_handing_over_while_the_new_owner_hands_back(
     """A hands to B while B (not yet owner) tries to hand to C: B's attempt either sees B as
     owner (after A's commit) or is refused; never two owners."""
     from taskline.security.tokens import verify_access_token
-    from taskline.services import list_service
 
     owner, b, c = make_account(), make_account(), make_account()
     created = new_list(owner)
@@ -329,17 +335,19 @@ def test_an_owner_handing_over_while_the_new_owner_hands_back(
     join(owner, c, list_id)
     barrier = threading.Barrier(2)
 
-    def attempt(actor: Account, target: Account) -> None:
-        token = verify_access_token(str(actor.client.token))
-        barrier.wait()
-        try:
-            list_service.change_role(token, list_id, target.id, list_service.ListRole.OWNER)
-        except Forbidden:
-            pass
-
+    outcomes: list[object] = []
     threads = [
-        threading.Thread(target=attempt, args=(owner, b)),
-        threading.Thread(target=attempt, args=(b, c)),
+        threading.Thread(
+            target=_hand_over,
+            args=(
+                verify_access_token(str(actor.client.token)),
+                list_id,
+                target.id,
+                barrier,
+                outcomes,
+            ),
+        )
+        for actor, target in ((owner, b), (b, c))
     ]
     for thread in threads:
         thread.start()
@@ -370,10 +378,7 @@ def _sent() -> list[EmailMessage]:
     from moto.ses.models import ses_backends
 
     backend = ses_backends[DEFAULT_ACCOUNT_ID][REGION]
-    return [
-        message_from_string(m.raw_data, policy=default)  # type: ignore[misc]
-        for m in backend.sent_messages
-    ]
+    return [message_from_string(m.raw_data, policy=default) for m in backend.sent_messages]
 
 
 def test_the_inviter_puts_nothing_in_a_header(ses: Any, make_account: MakeAccount) -> None:
