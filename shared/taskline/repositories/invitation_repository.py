@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from taskline.domain import ListRole, QuotaScope
 from taskline.models import EmailSuppression, ListInvitation, ListMember, SendQuota, TaskList, User
+from taskline.repositories.list_repository import locked_role
 
 # A row of any shape (columns chosen per query).
 AnyRow = Row[*tuple[Any, ...]]
@@ -154,12 +155,7 @@ def revoke(
 ) -> tuple[ListRole | None, bool]:
     """Delete the invitation if the user owns its list, in one statement. Returns the user's
     role (None: not a member) and whether an invitation was deleted."""
-    me = (
-        select(ListMember.role)
-        .where(ListMember.list_id == list_id, ListMember.user_id == user_id)
-        .with_for_update(read=True)
-        .cte("me")
-    )
+    me = locked_role(list_id, user_id).cte("me")
     allowed = select(me.c.role).where(me.c.role == ListRole.OWNER).exists()
     revoked = (
         delete(ListInvitation)
@@ -188,6 +184,15 @@ def addressed_to(
     if after_id is not None:
         statement = statement.where(ListInvitation.id > after_id)
     return list(session.execute(statement.order_by(ListInvitation.id).limit(limit)))
+
+
+def list_of_addressed_to(session: Session, user_id: int, invitation_id: int) -> int | None:
+    """The list of the invitation if it is addressed to the user's address (unlocked: accepting
+    locks the list first, then the invitation, the order every writer follows)."""
+    statement = select(ListInvitation.list_id).where(
+        ListInvitation.id == invitation_id, ListInvitation.email == _my_address(user_id)
+    )
+    return session.execute(statement).scalar_one_or_none()
 
 
 def lock_addressed_to(session: Session, user_id: int, invitation_id: int) -> AnyRow | None:

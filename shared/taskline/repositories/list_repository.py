@@ -103,15 +103,24 @@ def create(session: Session, user_id: int, name: str) -> int:
     return int(session.execute(statement).scalar_one())
 
 
-def _my_role(list_id: int, user_id: int) -> Any:
-    """The caller's member row, share-locked: a concurrent removal or role change waits for this
-    transaction, or has happened and is seen (READ COMMITTED re-reads a locked row)."""
+def locked_role(list_id: int, user_id: int) -> Select[ListRole]:
+    """The user's role in the list, with the list's row and then the member's row locked (FOR
+    NO KEY UPDATE, in FROM order: every statement here locks a list before its members, so two
+    transactions never wait for each other in a circle). A concurrent removal or role change
+    waits for this transaction, or has happened and is seen: READ COMMITTED re-reads a row
+    once its lock is granted. NO KEY UPDATE leaves the foreign-key checks of task writes
+    (KEY SHARE) free to run."""
     return (
         select(ListMember.role)
-        .where(ListMember.list_id == list_id, ListMember.user_id == user_id)
-        .with_for_update(read=True)
-        .cte("me")
+        .select_from(TaskList)
+        .join(ListMember, ListMember.list_id == TaskList.id)
+        .where(TaskList.id == list_id, ListMember.user_id == user_id)
+        .with_for_update(key_share=True)
     )
+
+
+def _my_role(list_id: int, user_id: int) -> Any:
+    return locked_role(list_id, user_id).cte("me")
 
 
 def rename(session: Session, user_id: int, list_id: int, name: str) -> tuple[ListRole | None, bool]:
@@ -150,16 +159,10 @@ def delete_list(session: Session, user_id: int, list_id: int) -> tuple[ListRole 
 
 def lock_membership(session: Session, list_id: int, user_id: int) -> ListRole | None:
     """The user's role in the list, with the list's row and the member's row locked until the
-    transaction ends, or None if they are not a member. Every change of a list's membership
-    locks the list's row first, so those changes happen one after the other, each seeing the
-    last (READ COMMITTED re-reads the rows once the lock is granted)."""
-    statement = (
-        select(ListMember.role)
-        .join(TaskList, TaskList.id == ListMember.list_id)
-        .where(ListMember.list_id == list_id, ListMember.user_id == user_id)
-        .with_for_update(key_share=True)
-    )
-    role = session.execute(statement).scalar_one_or_none()
+    transaction ends (`locked_role`), or None if they are not a member. Every change of a
+    list's membership locks the list's row first, so those changes happen one after the
+    other, each seeing the last."""
+    role = session.execute(locked_role(list_id, user_id)).scalar_one_or_none()
     return None if role is None else ListRole(role)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from taskline import clock, invitation_email
-from taskline.db import transaction
+from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.domain import (
     INVITATION_LIFETIME_DAYS,
     MAX_INVITATION_EMAILS_PER_DAY,
@@ -139,10 +139,11 @@ def create(token: VerifiedToken, name: str) -> ListOut:
         return _visible(session, user.id, list_id)
 
 
+@retry_if_disconnected
 def page(token: VerifiedToken, limit: int, cursor: str | None) -> ListPage:
     scope = _scope("lists", token.user_id)
     after = _after(cursor, scope)
-    with transaction() as session:
+    with read_only() as session:
         user = _signed_in(session, token)
         rows = list_repository.page(session, user.id, after, limit + 1)
     return ListPage(
@@ -150,8 +151,9 @@ def page(token: VerifiedToken, limit: int, cursor: str | None) -> ListPage:
     )
 
 
+@retry_if_disconnected
 def get(token: VerifiedToken, list_id: int) -> ListOut:
-    with transaction() as session:
+    with read_only() as session:
         user = _signed_in(session, token)
         return _visible(session, user.id, list_id)
 
@@ -184,8 +186,9 @@ def _member_out(row: AnyRow) -> MemberOut:
     return MemberOut.model_validate(row)
 
 
+@retry_if_disconnected
 def members(token: VerifiedToken, list_id: int) -> list[MemberOut]:
-    with transaction() as session:
+    with read_only() as session:
         user = _signed_in(session, token)
         rows = list_repository.members(session, user.id, list_id)
         if not rows:
@@ -290,8 +293,9 @@ def invite(token: VerifiedToken, list_id: int, request: InvitationCreate) -> Inv
     return invitation
 
 
+@retry_if_disconnected
 def list_invitations(token: VerifiedToken, list_id: int) -> list[InvitationOut]:
-    with transaction() as session:
+    with read_only() as session:
         user = _signed_in(session, token)
         role, rows = invitation_repository.pending_for_list(
             session, user.id, list_id, clock.utcnow()
@@ -324,10 +328,11 @@ def _verified(user: User) -> None:
         raise EmailUnverified
 
 
+@retry_if_disconnected
 def my_invitations(token: VerifiedToken, limit: int, cursor: str | None) -> InvitationPage:
     scope = _scope("invitations", token.user_id)
     after = _after(cursor, scope)
-    with transaction() as session:
+    with read_only() as session:
         user = _signed_in(session, token)
         _verified(user)
         rows = invitation_repository.addressed_to(
@@ -352,9 +357,12 @@ def _lock_mine(session: Session, user: User, invitation_id: int) -> AnyRow:
 def accept(token: VerifiedToken, invitation_id: int) -> ListOut:
     with transaction() as session:
         user = _signed_in(session, token)
-        invitation = _lock_mine(session, user, invitation_id)
-        list_id = invitation.list_id
+        list_id = invitation_repository.list_of_addressed_to(session, user.id, invitation_id)
+        if list_id is None:
+            raise InvitationNotFound
+        # The list's row, then the invitation's: the order in which inviting locks them too.
         invitation_repository.lock_list(session, list_id)
+        invitation = _lock_mine(session, user, invitation_id)
         if list_repository.lock_member(session, list_id, user.id) is None:
             if list_repository.count_members(session, list_id) >= MAX_MEMBERS_PER_LIST:
                 raise ListConflict(f"A list can have at most {MAX_MEMBERS_PER_LIST} members.")
