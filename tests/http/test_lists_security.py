@@ -403,3 +403,53 @@ def test_the_inviter_puts_nothing_in_a_header(ses: Any, make_account: MakeAccoun
     assert html_part is not None
     assert "&lt;b&gt;Trip&lt;/b&gt; &amp; Bcc" in html_part.get_content()
     assert "<b>Trip</b>" not in html_part.get_content()
+
+
+def _run(outcomes: list[object], barrier: threading.Barrier, work: Callable[[], object]) -> None:
+    barrier.wait()
+    try:
+        outcomes.append(work())
+    except Exception as error:  # the test asserts which ones are allowed
+        outcomes.append(error)
+
+
+@pytest.mark.parametrize("owner_does", ["renew", "delete"])
+def test_accepting_while_the_owner_renews_or_deletes_never_fails_the_database(
+    make_account: MakeAccount, owner_does: str
+) -> None:
+    """Accepting locks the list, then the invitation, as inviting and deleting do: concurrent
+    requests wait for each other instead of deadlocking (which would be a 500)."""
+    from functools import partial
+
+    from taskline.errors import InvitationNotFound, ListConflict, ListNotFound
+    from taskline.schemas import InvitationCreate
+    from taskline.security.tokens import verify_access_token
+    from taskline.services import list_service
+
+    allowed = (ListConflict, ListNotFound, InvitationNotFound)
+    for _ in range(4):
+        owner, guest = make_account(), make_account()
+        created = new_list(owner)
+        invitation = invite(owner, created["id"], guest.email)
+        owner_token = verify_access_token(str(owner.client.token))
+        guest_token = verify_access_token(str(guest.client.token))
+        renewal = InvitationCreate(email=guest.email, role="viewer")
+        owner_work = (
+            partial(list_service.invite, owner_token, created["id"], renewal)
+            if owner_does == "renew"
+            else partial(list_service.delete, owner_token, created["id"])
+        )
+        accepting = partial(list_service.accept, guest_token, invitation["id"])
+        barrier = threading.Barrier(2)
+        outcomes: list[object] = []
+        threads = [
+            threading.Thread(target=_run, args=(outcomes, barrier, work))
+            for work in (accepting, owner_work)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(outcomes) == 2
+        for outcome in outcomes:
+            assert not isinstance(outcome, Exception) or isinstance(outcome, allowed), outcome
