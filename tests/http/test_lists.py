@@ -17,7 +17,7 @@ from tests.http.lists_support import (
     join,
     new_list,
 )
-from tests.support.api import assert_problem
+from tests.support.api import ApiClient, assert_problem
 from tests.support.clock import FrozenClock
 
 MakeAccount = Callable[..., Account]
@@ -397,16 +397,56 @@ def test_invitations_per_day_are_rate_limited(
 
 
 def test_an_ended_sign_in_is_401_on_every_route(make_account: MakeAccount) -> None:
+    owner, guest = make_account(), make_account()
+    created = new_list(owner)
+    list_id = created["id"]
+    invitation = invite(owner, list_id, guest.email)
+    for account in (owner, guest):
+        assert account.post("/users/me/logout-all").status in (200, 204)
+    member_path = f"/lists/{list_id}/members/{guest.id}"
+    attempts: list[tuple[Account, str, str, object]] = [
+        (owner, "POST", "/lists", {"name": "x"}),
+        (owner, "GET", "/lists", None),
+        (owner, "GET", f"/lists/{list_id}", None),
+        (owner, "PATCH", f"/lists/{list_id}", {"name": "x"}),
+        (owner, "DELETE", f"/lists/{list_id}", None),
+        (owner, "GET", f"/lists/{list_id}/members", None),
+        (owner, "PATCH", member_path, {"role": "viewer"}),
+        (owner, "DELETE", member_path, None),
+        (
+            owner,
+            "POST",
+            f"/lists/{list_id}/invitations",
+            {"email": "a@example.com", "role": "editor"},
+        ),
+        (owner, "GET", f"/lists/{list_id}/invitations", None),
+        (owner, "DELETE", f"/lists/{list_id}/invitations/{invitation['id']}", None),
+        (guest, "GET", "/invitations", None),
+        (guest, "POST", f"/invitations/{invitation['id']}/accept", None),
+        (guest, "DELETE", f"/invitations/{invitation['id']}", None),
+    ]
+    for account, method, path, body in attempts:
+        response = account.client.request(method, path, json_body=body)
+        assert_problem(response, 401)
+        assert response.header("WWW-Authenticate"), (method, path)
+    # Nothing happened.
+    again = ApiClient(owner.client.gateway, owner.client.login(owner.email))
+    seen = again.get(f"/lists/{list_id}").json()
+    assert (seen["name"], seen["member_count"]) == ("Household", 1)
+    assert len(again.get(f"/lists/{list_id}/invitations").json()) == 1
+
+
+def test_an_invitation_never_makes_an_owner(make_account: MakeAccount) -> None:
     owner = make_account()
     created = new_list(owner)
-    assert owner.post("/users/me/logout-all").status in (200, 204)
-    for method, path in (
-        ("GET", "/lists"),
-        ("GET", f"/lists/{created['id']}"),
-        ("GET", f"/lists/{created['id']}/members"),
-        ("GET", "/invitations"),
-        ("DELETE", f"/lists/{created['id']}"),
-    ):
-        response = owner.client.request(method, path)
-        assert_problem(response, 401)
-        assert response.header("WWW-Authenticate")
+    for role in ("owner", "OWNER", "admin", None):
+        response = owner.post(
+            f"/lists/{created['id']}/invitations",
+            json_body={"email": "a@example.com", "role": role},
+        )
+        assert_problem(response, 422)
+    for email in ("not an address", "a@example.test", "", "a" * 321 + "@example.com"):
+        response = owner.post(
+            f"/lists/{created['id']}/invitations", json_body={"email": email, "role": "viewer"}
+        )
+        assert_problem(response, 422)
