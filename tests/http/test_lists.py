@@ -450,3 +450,40 @@ def test_an_invitation_never_makes_an_owner(make_account: MakeAccount) -> None:
             f"/lists/{created['id']}/invitations", json_body={"email": email, "role": "viewer"}
         )
         assert_problem(response, 422)
+
+
+def test_reminders_follow_the_owner_through_a_hand_over(
+    make_account: MakeAccount, admin_engine: Engine
+) -> None:
+    """A task nobody is assigned to, whose creator left, reminds the list's owner: the new one
+    once ownership is handed over, with its reminders re-armed."""
+    owner, heir = make_account(), make_account()
+    created = new_list(owner)
+    join(owner, heir, created["id"])
+    with admin_engine.begin() as connection:
+        task_id = connection.execute(
+            text(
+                "INSERT INTO tasks (list_id, description, category, deadline, created_by, "
+                "recipient_id) VALUES (:l, 'a', 'b', now() + interval '2 days', NULL, :o) "
+                "RETURNING id"
+            ),
+            {"l": created["id"], "o": owner.id},
+        ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO task_notifications (task_id, stage, deadline) "
+                "SELECT id, 'due_soon', deadline FROM tasks WHERE id = :t"
+            ),
+            {"t": task_id},
+        )
+    handed = owner.patch(f"/lists/{created['id']}/members/{heir.id}", json_body={"role": "owner"})
+    assert handed.status == 200, handed.body
+    with admin_engine.begin() as connection:
+        recipient = connection.execute(
+            text("SELECT recipient_id FROM tasks WHERE id = :t"), {"t": task_id}
+        ).scalar_one()
+        sent = connection.execute(
+            text("SELECT count(*) FROM task_notifications WHERE task_id = :t"), {"t": task_id}
+        ).scalar_one()
+    assert recipient == heir.id
+    assert sent == 0  # re-armed for the new recipient
