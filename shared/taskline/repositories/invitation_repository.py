@@ -212,13 +212,6 @@ def lock_addressed_to(session: Session, user_id: int, invitation_id: int) -> Any
     return session.execute(statement).one_or_none()
 
 
-def lock_list(session: Session, list_id: int) -> None:
-    """Membership changes of a list happen one after the other (list_repository)."""
-    session.execute(
-        select(TaskList.id).where(TaskList.id == list_id).with_for_update(key_share=True)
-    )
-
-
 def remove(session: Session, invitation_id: int) -> None:
     session.execute(delete(ListInvitation).where(ListInvitation.id == invitation_id))
 

@@ -166,6 +166,13 @@ def lock_membership(session: Session, list_id: int, user_id: int) -> ListRole | 
     return None if role is None else ListRole(role)
 
 
+def lock_list(session: Session, list_id: int) -> None:
+    """The list's row alone, as `locked_role` locks it (for a caller not yet a member)."""
+    session.execute(
+        select(TaskList.id).where(TaskList.id == list_id).with_for_update(key_share=True)
+    )
+
+
 def lock_member(session: Session, list_id: int, user_id: int) -> ListRole | None:
     """Another member's role, their row locked (the list's row is already locked)."""
     statement = (

@@ -361,7 +361,7 @@ def accept(token: VerifiedToken, invitation_id: int) -> ListOut:
         if list_id is None:
             raise InvitationNotFound
         # The list's row, then the invitation's: the order in which inviting locks them too.
-        invitation_repository.lock_list(session, list_id)
+        list_repository.lock_list(session, list_id)
         invitation = _lock_mine(session, user, invitation_id)
         if list_repository.lock_member(session, list_id, user.id) is None:
             if list_repository.count_members(session, list_id) >= MAX_MEMBERS_PER_LIST:
