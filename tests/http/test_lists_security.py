@@ -453,3 +453,46 @@ def test_accepting_while_the_owner_renews_or_deletes_never_fails_the_database(
         assert len(outcomes) == 2
         for outcome in outcomes:
             assert not isinstance(outcome, Exception) or isinstance(outcome, allowed), outcome
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "refused"),
+    [
+        ("DELETE FROM list_members WHERE list_id = :l AND user_id = :u", "ListNotFound"),
+        (
+            "UPDATE list_members SET role = 'viewer' WHERE list_id = :l AND user_id = :u",
+            "Forbidden",
+        ),
+    ],
+    ids=["removed", "demoted"],
+)
+def test_a_member_removed_or_demoted_mid_request_does_not_write(
+    make_account: MakeAccount, admin_engine: Engine, meanwhile: str, refused: str
+) -> None:
+    """The role is read in the statement that writes, under a row lock: a removal or demotion
+    in progress makes the rename wait, then refuses it; no check-then-act window."""
+    from taskline.security.tokens import verify_access_token
+    from taskline.services import list_service
+
+    owner, editor = make_account(), make_account()
+    created = new_list(owner)
+    join(owner, editor, created["id"], "editor")
+    token = verify_access_token(str(editor.client.token))
+    outcomes: list[object] = []
+    with admin_engine.connect() as connection:
+        transaction = connection.begin()
+        connection.execute(text(meanwhile), {"l": created["id"], "u": editor.id})
+        barrier = threading.Barrier(2)
+        rename = threading.Thread(
+            target=_run,
+            args=(outcomes, barrier, lambda: list_service.rename(token, created["id"], "Mine")),
+        )
+        rename.start()
+        barrier.wait()
+        time.sleep(0.5)
+        assert rename.is_alive()  # waiting for the member's row
+        transaction.commit()
+    rename.join(timeout=30)
+    (outcome,) = outcomes
+    assert type(outcome).__name__ == refused, outcome
+    assert owner.get(f"/lists/{created['id']}").json()["name"] == "Household"
