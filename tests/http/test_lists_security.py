@@ -496,3 +496,42 @@ def test_a_member_removed_or_demoted_mid_request_does_not_write(
     (outcome,) = outcomes
     assert type(outcome).__name__ == refused, outcome
     assert owner.get(f"/lists/{created['id']}").json()["name"] == "Household"
+
+
+def test_accepting_waits_for_the_list_before_locking_the_invitation(
+    make_account: MakeAccount, admin_engine: Engine
+) -> None:
+    """Inviting locks the list's row, then the invitation's; accepting takes them in the same
+    order, so the two can never wait for each other in a circle (a deadlock, answered 500)."""
+    from taskline.security.tokens import verify_access_token
+    from taskline.services import list_service
+
+    owner, guest = make_account(), make_account()
+    created = new_list(owner)
+    invitation = invite(owner, created["id"], guest.email)
+    token = verify_access_token(str(guest.client.token))
+    outcomes: list[object] = []
+    with admin_engine.connect() as connection:
+        transaction = connection.begin()
+        # What an owner's invite holds first: the list's row.
+        connection.execute(
+            text("SELECT id FROM lists WHERE id = :l FOR NO KEY UPDATE"), {"l": created["id"]}
+        )
+        barrier = threading.Barrier(2)
+        accepting = threading.Thread(
+            target=_run,
+            args=(outcomes, barrier, lambda: list_service.accept(token, invitation["id"])),
+        )
+        accepting.start()
+        barrier.wait()
+        time.sleep(0.5)
+        assert accepting.is_alive()  # waiting for the list
+        # ... without holding the invitation the invite would lock next.
+        connection.execute(
+            text("SELECT id FROM list_invitations WHERE id = :i FOR UPDATE NOWAIT"),
+            {"i": invitation["id"]},
+        )
+        transaction.rollback()
+    accepting.join(timeout=30)
+    (outcome,) = outcomes
+    assert type(outcome).__name__ == "ListOut", outcome
