@@ -747,11 +747,14 @@ def _one_line(value: str) -> str:
     return _text(value)
 
 
+_LINE_CHAR = r"[^\x00-\x1F\x7F]"
+# One line with at least one visible character (what trimming leaves), as TEXT_PATTERN says it.
+LIST_NAME_PATTERN = rf"^{_LINE_CHAR}*(?!\x7F){_VISIBLE_CHAR}{_LINE_CHAR}*$"
 # Lengths count the name as sent, before surrounding whitespace is dropped (as for tasks).
 ListName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_LIST_NAME_CHARS),
-    WithJsonSchemaExtra(pattern=r"^[^\x00-\x1F\x7F]*[^\x00-\x20\x7F][^\x00-\x1F\x7F]*$"),
+    WithJsonSchemaExtra(pattern=LIST_NAME_PATTERN),
     AfterValidator(_encodable),
     AfterValidator(_one_line),
 ]

@@ -37,7 +37,11 @@ def test_a_new_list_has_its_creator_as_owner(make_account: MakeAccount) -> None:
     assert owner.get(f"/lists/{created['id']}").json() == created
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "two\nlines", "tab\there", None, 5, ["x"]])
+@pytest.mark.parametrize(
+    "name",
+    ["", "   ", "\u3000", "x" * 201, "two\nlines", "tab\there", "del\x7f", None, 5, ["x"]],
+    ids=ascii,
+)
 def test_a_bad_name_is_422(make_account: MakeAccount, name: object) -> None:
     owner = make_account()
     assert_problem(owner.post("/lists", json_body={"name": name}), 422)
