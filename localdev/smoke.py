@@ -5,9 +5,11 @@
     make smoke APP_URL=https://d111111abcdef8.cloudfront.net/app/   (the web app, WebApp=true)
 
 It signs up a throwaway account, gets a token, creates, reads, updates (with If-Match), lists and
-deletes a task, sends a CORS preflight from an allowed origin, then deletes the account. Each
-step is printed; the first failure stops the run with a non-zero exit, and the account (with
-anything it created) is deleted whatever happened, so nothing is left behind.
+deletes a task, shares a list with a second throwaway account (which, its address unverified,
+is refused the invitation), sends a CORS preflight from an allowed origin, then deletes the list
+and both accounts. Each step is printed; the first failure stops the run with a non-zero exit,
+and the accounts (with anything they created) are deleted whatever happened, so nothing is left
+behind.
 
 With APP_URL (the stack's WebAppUrl output, or make run's /app/), it also checks the web app
 loads with its security headers and that signing in works on the app's own origin (the API
@@ -130,6 +132,12 @@ class Smoke:
         self.signed_up = False
         self.task: dict[str, Any] = {}
         self.etag = ""
+        # The second throwaway account, the addressee of the shared list's invitation.
+        self.guest = Api(api.scheme + "://" + api.netloc + api.prefix)
+        self.guest_email = f"smoke-{secrets.token_hex(6)}@example.com"
+        self.guest_signed_up = False
+        self.list: dict[str, Any] = {}
+        self.invitation: dict[str, Any] = {}
 
     def steps(self) -> list[tuple[str, Any]]:
         app: list[tuple[str, Any]] = []
@@ -148,6 +156,10 @@ class Smoke:
             ("update it with If-Match (and refuse a stale one)", self.update_task),
             ("list tasks", self.list_tasks),
             ("delete the task", self.delete_task),
+            ("share a list: invite a second throwaway account", self.share_list),
+            ("the unverified addressee is refused, the list stays hidden", self.refuse_guest),
+            ("delete the list (and its invitation)", self.delete_list),
+            ("delete the second account", self.delete_guest),
             ("CORS preflight from an allowed origin", self.preflight),
             ("delete the account", self.delete_account),
         ]
@@ -261,6 +273,64 @@ class Smoke:
         expect(self.api.request("GET", path), 404, "GET of the deleted task")
         return "204, then 404"
 
+    def share_list(self) -> str:
+        answer = self.guest.request(
+            "POST", "/users", json_body={"email": self.guest_email, "password": self.password}
+        )
+        expect(answer, 201, "POST /users (second account)")
+        self.guest_signed_up = True
+        self.guest.token = expect(
+            self.guest.request(
+                "POST",
+                "/token",
+                form={"username": self.guest_email, "password": self.password},
+                authenticated=False,
+            ),
+            200,
+            "POST /token (second account)",
+        ).json()["access_token"]
+        answer = self.api.request("POST", "/lists", json_body={"name": "  Smoke test list "})
+        self.list = expect(answer, 201, "POST /lists").json()
+        check(self.list.get("name") == "Smoke test list", "the name was not trimmed")
+        check(self.list.get("role") == "owner", f"role {self.list.get('role')!r}")
+        location = answer.headers.get("location", "")
+        check(location.endswith(f"/lists/{self.list['id']}"), f"Location {location!r}")
+        path = f"/lists/{self.list['id']}/invitations"
+        invitation = {"email": self.guest_email.upper(), "role": "editor"}
+        first = expect(self.api.request("POST", path, json_body=invitation), 201, "invite").json()
+        again = expect(self.api.request("POST", path, json_body=invitation), 201, "re-invite")
+        check(again.json().get("id") == first.get("id"), "a second invitation was not a renewal")
+        pending = expect(self.api.request("GET", path), 200, "GET the list's invitations").json()
+        check([item["id"] for item in pending] == [first["id"]], "not just our invitation")
+        self.invitation = first
+        return f"list {self.list['id']}, invitation {first['id']}"
+
+    def refuse_guest(self) -> str:
+        accept = self.guest.request("POST", f"/invitations/{self.invitation['id']}/accept")
+        body = expect(accept, 403, "accept by an unverified addressee").json()
+        check(body.get("type") == "urn:taskline:problem:email-unverified", f"type {body}")
+        expect(self.guest.request("GET", f"/lists/{self.list['id']}"), 404, "GET the list")
+        rename = self.guest.request(
+            "PATCH", f"/lists/{self.list['id']}", json_body={"name": "taken over"}
+        )
+        expect(rename, 404, "PATCH the list as a non-member")
+        return "403 email-unverified; the list is 404 to them"
+
+    def delete_list(self) -> str:
+        path = f"/lists/{self.list['id']}"
+        expect(self.api.request("DELETE", path), 204, "DELETE /lists/{id}")
+        expect(self.api.request("GET", path), 404, "GET of the deleted list")
+        accept = self.guest.request("POST", f"/invitations/{self.invitation['id']}/accept")
+        expect(accept, 404, "the deleted list's invitation")
+        self.list = {}
+        return "204, then 404; its invitation went with it"
+
+    def delete_guest(self) -> str:
+        answer = self.guest.request("DELETE", "/users/me", json_body={"password": self.password})
+        expect(answer, 204, "DELETE /users/me (second account)")
+        self.guest_signed_up = False
+        return "deleted"
+
     def preflight(self) -> str:
         """API Gateway answers preflights itself when the HTTP API has a CORS configuration, with
         the allowed origin echoed and the configured methods and headers, never reaching a
@@ -306,7 +376,19 @@ class Smoke:
         return "deleted; its login no longer works"
 
     def clean_up(self) -> None:
-        """After a failure: delete the throwaway account (and with it its tasks)."""
+        """After a failure: delete the list, then the throwaway accounts (and their tasks)."""
+        if self.list and self.api.token:
+            self.api.request("DELETE", f"/lists/{self.list['id']}")
+        if self.guest_signed_up and self.guest.token:
+            answer = self.guest.request(
+                "DELETE", "/users/me", json_body={"password": self.password}
+            )
+            if answer.status == 204:
+                print(f"  clean-up: deleted the second throwaway account {self.guest_email}")
+            else:
+                print(f"  clean-up FAILED ({answer.status}): delete {self.guest_email} by hand")
+        elif self.guest_signed_up:
+            print(f"  clean-up: delete {self.guest_email} by hand (it never got a token)")
         if not self.signed_up:
             return
         if self.api.token is None:

@@ -73,6 +73,8 @@ MAX_LISTS_PER_ACCOUNT = 500
 MAX_MEMBERS_PER_LIST = 100
 MAX_PENDING_INVITATIONS_PER_LIST = 100
 INVITATION_LIFETIME_DAYS = 7
+# Invitations (each may email its addressee) an account may send per day (send_quotas).
+MAX_INVITATION_EMAILS_PER_DAY = 50
 
 
 @dataclass(frozen=True, kw_only=True)

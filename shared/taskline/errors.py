@@ -174,3 +174,50 @@ class EmailRejected(TasklineError):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+# Shared lists
+
+
+class ListNotFound(TasklineError):
+    """No such list, or the caller is not a member (the two look the same)."""
+
+
+class MemberNotFound(TasklineError):
+    """The list has no such member."""
+
+
+class InvitationNotFound(TasklineError):
+    """No such invitation for the caller (missing, revoked, or addressed to someone else)."""
+
+
+class InvitationExpired(TasklineError):
+    """The invitation is the caller's, but its 7 days are over."""
+
+
+class Forbidden(TasklineError):
+    """The caller can see the list but their role does not allow this."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EmailUnverified(TasklineError):
+    """The invitation is addressed to the caller's email, which they have not verified yet."""
+
+
+class ListConflict(TasklineError):
+    """The change would break a rule of lists (a limit, the one owner, an existing member)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SendQuotaExceeded(TasklineError):
+    """The account caused as many emails of this kind as a day allows; wait and retry."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after  # whole seconds, at least 1

@@ -39,9 +39,11 @@ from pydantic_core import CoreSchema, PydanticUndefined
 
 from taskline.domain import (
     MAX_LEAD_MINUTES,
+    MAX_LIST_NAME_CHARS,
     MAX_PASSWORD_BYTES,
     MIN_LEAD_MINUTES,
     MIN_PASSWORD_CHARS,
+    ListRole,
     TaskStatus,
 )
 from taskline.emails import MAX_EMAIL_CHARS, login_email, normalize_email
@@ -732,6 +734,149 @@ class DeadlineCheckSummary(BaseModel):
     emails_skipped: int = 0
     batches: int = 0
     complete: bool = True  # False: stopped early to stay within the time limit; next run resumes
+
+
+# Shared lists
+
+
+def _one_line(value: str) -> str:
+    """A list name is one line of text: no control characters at all (a name travels into
+    emails and page titles, where a line break has no place), surrounding whitespace dropped."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError("must be one line without control characters")
+    return _text(value)
+
+
+_LINE_CHAR = r"[^\x00-\x1F\x7F]"
+# One line with at least one visible character (what trimming leaves), as TEXT_PATTERN says it.
+LIST_NAME_PATTERN = rf"^{_LINE_CHAR}*(?!\x7F){_VISIBLE_CHAR}{_LINE_CHAR}*$"
+# Lengths count the name as sent, before surrounding whitespace is dropped (as for tasks).
+ListName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_LIST_NAME_CHARS),
+    WithJsonSchemaExtra(pattern=LIST_NAME_PATTERN),
+    AfterValidator(_encodable),
+    AfterValidator(_one_line),
+]
+EXAMPLE_LIST_NAME = "Household"
+EXAMPLE_ACCOUNT = {"id": 7, "email": EXAMPLE_EMAIL}
+EXAMPLE_LIST_OUT: dict[str, Any] = {
+    "id": 12,
+    "name": EXAMPLE_LIST_NAME,
+    "role": "owner",
+    "owner": EXAMPLE_ACCOUNT,
+    "member_count": 2,
+    "created_at": "2029-12-01T08:00:00.123456Z",
+    "updated_at": "2029-12-02T10:15:00.654321Z",
+}
+
+
+class ListCreate(RequestModel):
+    model_config = examples({"name": EXAMPLE_LIST_NAME})
+
+    name: ListName = Field(description="1 to 200 characters, one line; trimmed.")
+
+
+class ListRename(ListCreate):
+    model_config = examples({"name": "Groceries"})
+
+
+class AccountRef(ResponseModel):
+    model_config = examples(EXAMPLE_ACCOUNT)
+
+    id: int
+    email: str
+
+
+class ListOut(ResponseModel):
+    model_config = examples(EXAMPLE_LIST_OUT, from_attributes=True)
+
+    id: int
+    name: str
+    role: ListRole = Field(description="The caller's role in the list.")
+    owner: AccountRef
+    member_count: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class ListPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    items: list[ListOut]
+    next_cursor: str | None
+
+
+class MemberOut(ResponseModel):
+    model_config = examples(
+        {
+            "user_id": 9,
+            "email": "grace@example.com",
+            "role": "editor",
+            "joined_at": "2029-12-02T10:15:00.654321Z",
+        },
+        from_attributes=True,
+    )
+
+    user_id: int
+    email: str
+    role: ListRole
+    joined_at: UtcDatetime
+
+
+class MemberRoleChange(RequestModel):
+    model_config = examples({"role": "viewer"}, {"role": "owner"})
+
+    role: ListRole = Field(
+        description='`"owner"` hands ownership over: the current owner becomes an editor.'
+    )
+
+
+InvitedRole = Literal[ListRole.EDITOR, ListRole.VIEWER]
+
+
+class InvitationCreate(RequestModel):
+    model_config = examples({"email": "grace@example.com", "role": "editor"})
+
+    email: EmailAddress = Field(description="The addressee, normalised as at sign-up.")
+    role: InvitedRole
+
+
+class ListRef(ResponseModel):
+    model_config = examples({"id": 12, "name": EXAMPLE_LIST_NAME})
+
+    id: int
+    name: str
+
+
+class InvitationOut(ResponseModel):
+    model_config = examples(
+        {
+            "id": 31,
+            "list": {"id": 12, "name": EXAMPLE_LIST_NAME},
+            "email": "grace@example.com",
+            "role": "editor",
+            "invited_by": EXAMPLE_ACCOUNT,
+            "created_at": "2029-12-02T10:15:00.654321Z",
+            "expires_at": "2029-12-09T10:15:00.654321Z",
+        },
+        from_attributes=True,
+    )
+
+    id: int
+    list: ListRef
+    email: str = Field(description="The addressee (lower case, normalised as at sign-up).")
+    role: ListRole
+    invited_by: AccountRef
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+
+
+class InvitationPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    items: list[InvitationOut]
+    next_cursor: str | None
 
 
 # Errors, as the OpenAPI document describes them (taskline.api.problems builds them).

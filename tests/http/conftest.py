@@ -12,3 +12,6 @@ def strict(monkeypatch: pytest.MonkeyPatch, reload_settings: None) -> None:
     monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "6")
     monkeypatch.setenv("LOGIN_FAILURE_WINDOW_SECONDS", "600")
     monkeypatch.setenv("LOGIN_LOCKOUT_SECONDS", "300")
+
+
+from tests.http.lists_support import make_account  # noqa: E402, F401 - the list tests' accounts

@@ -140,6 +140,21 @@ OPERATION_IDS = {
     ("get", "/calendar/{feed_secret}"): "getCalendarFeed",
     ("get", "/unsubscribe/{token}"): "getUnsubscribePage",
     ("post", "/unsubscribe/{token}"): "unsubscribe",
+    # issue 20: shared lists
+    ("post", "/lists"): "createList",
+    ("get", "/lists"): "listLists",
+    ("get", "/lists/{list_id}"): "getList",
+    ("patch", "/lists/{list_id}"): "renameList",
+    ("delete", "/lists/{list_id}"): "deleteList",
+    ("get", "/lists/{list_id}/members"): "listMembers",
+    ("patch", "/lists/{list_id}/members/{user_id}"): "changeMemberRole",
+    ("delete", "/lists/{list_id}/members/{user_id}"): "removeMember",
+    ("post", "/lists/{list_id}/invitations"): "inviteToList",
+    ("get", "/lists/{list_id}/invitations"): "listListInvitations",
+    ("delete", "/lists/{list_id}/invitations/{invitation_id}"): "revokeInvitation",
+    ("get", "/invitations"): "listMyInvitations",
+    ("post", "/invitations/{invitation_id}/accept"): "acceptInvitation",
+    ("delete", "/invitations/{invitation_id}"): "declineInvitation",
 }
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from jsonschema_rs import Draft202012Validator
+from sqlalchemy import Engine, text
 
 from localdev.gateway import LocalGateway
 from localdev.openapi import OUTPUT
@@ -145,7 +146,13 @@ def _success(method: str, path: str) -> int:
     ids=[f"{m} {p} {media} {n}" for m, p, media, n, _ in REQUEST_EXAMPLES],
 )
 def test_each_request_example_gets_the_documented_status(
-    live: Live, method: str, path: str, media: str, name: str, example: dict[str, Any]
+    live: Live,
+    admin_engine: Engine,
+    method: str,
+    path: str,
+    media: str,
+    name: str,
+    example: dict[str, Any],
 ) -> None:
     """Sent as it is, after the setup a user would have done (an account with the example's
     email and password, a task to change); only credentials, which no document can hold, are
@@ -153,7 +160,9 @@ def test_each_request_example_gets_the_documented_status(
     body = dict(example)
     token = None
     if path != "/users":  # POST /users signs up the example's own account
-        pair = live.account(example.get("email") or example.get("username") or "ada@example.com")
+        # An invitation's example addresses someone else than the list's owner.
+        own = None if "{list_id}" in path else example.get("email") or example.get("username")
+        pair = live.account(own or "ada@example.com")
         token = pair["access_token"]
         if body.get("grant_type") == "refresh_token":
             body["refresh_token"] = pair["refresh_token"]
@@ -167,6 +176,23 @@ def test_each_request_example_gets_the_documented_status(
         )
         assert status == 201
         target = path.replace("{task_id}", str(task["id"]))
+    if "{list_id}" in path:  # a list of the caller's, and (for {user_id}) another member
+        status, created = live.send("POST", "/lists", token=token, body={"name": "Household"})
+        assert status == 201
+        target = target.replace("{list_id}", str(created["id"]))
+        if "{user_id}" in path:
+            other = live.account("grace.member@example.com")["access_token"]
+            status, member = live.send("GET", "/users/me", token=other)
+            assert status == 200
+            with admin_engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO list_members (list_id, user_id, role) "
+                        "VALUES (:l, :u, 'editor')"
+                    ),
+                    {"l": created["id"], "u": member["id"]},
+                )
+            target = target.replace("{user_id}", str(member["id"]))
     if "{token}" in path:  # an email's unsubscribe link, as the deadline check signs it
         from taskline.security.unsubscribe import issue_unsubscribe_token
 

@@ -46,7 +46,13 @@ for name in sys.argv[1:]:
 print(json.dumps(found))
 """
     functions = api_functions()
-    assert functions == ["AuthFunction", "MetaFunction", "NotificationsFunction", "TasksFunction"]
+    assert functions == [
+        "AuthFunction",
+        "ListsFunction",
+        "MetaFunction",
+        "NotificationsFunction",
+        "TasksFunction",
+    ]
     completed = run_python("-c", script, *functions)
     assert completed.returncode == 0, completed.stderr
     found = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -58,6 +64,7 @@ print(json.dumps(found))
     assert found["AuthFunction"] == database_hooks
     assert found["TasksFunction"] == database_hooks
     assert found["NotificationsFunction"] == database_hooks
+    assert found["ListsFunction"] == database_hooks
     assert found["MetaFunction"] == {"before": [], "after": ["taskline.snapstart.reseed"]}
 
 

@@ -17,8 +17,14 @@ from localdev.template import _CloudFormationLoader as CloudFormationLoader
 
 PROFILES = ("starter", "standard", "production")
 HTTP_API_MAX_TIMEOUT_SECONDS = 29  # what the contract allows API Gateway (hard limit 30 s)
-API_FUNCTIONS = ("AuthFunction", "TasksFunction", "MetaFunction", "NotificationsFunction")
-DATABASE_FUNCTIONS = ("AuthFunction", "TasksFunction", "NotificationsFunction")
+API_FUNCTIONS = (
+    "AuthFunction",
+    "TasksFunction",
+    "MetaFunction",
+    "NotificationsFunction",
+    "ListsFunction",
+)
+DATABASE_FUNCTIONS = ("AuthFunction", "TasksFunction", "NotificationsFunction", "ListsFunction")
 # Functions with no HTTP route that use the database as the API functions do.
 SCHEDULED_FUNCTIONS = ("DeadlineCheckFunction",)
 EVENT_FUNCTIONS = ("EmailFeedbackFunction",)  # invoked by SNS
@@ -37,6 +43,7 @@ MIGRATION_CLIENTS = 1
 RESERVED_CONCURRENCY = {
     "AuthFunction": "AuthReservedConcurrency",
     "TasksFunction": "TasksReservedConcurrency",
+    "ListsFunction": "ListsReservedConcurrency",
     "NotificationsFunction": "NotificationsReservedConcurrency",
     "DeadlineCheckFunction": "DeadlineCheckReservedConcurrency",
     "EmailFeedbackFunction": "EmailFeedbackReservedConcurrency",
@@ -323,6 +330,7 @@ def test_functions_may_read_only_the_secrets_they_use(
     assert readable("DeadlineCheckFunction") == {"AppDatabaseSecret", "JwtSigningSecret"}
     assert readable("NotificationsFunction") == {"JwtSigningSecret", "AppDatabaseSecret"}
     assert readable("EmailFeedbackFunction") == {"AppDatabaseSecret"}
+    assert readable("ListsFunction") == {"JwtSigningSecret", "AppDatabaseSecret"}
 
 
 # --- Functions ---------------------------------------------------------------------------------

@@ -680,8 +680,9 @@ def test_starter_reaches_aws_apis_only_outbound_over_ipv6(template: dict[str, An
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.setting-capacity.html
 STARTER_RECOMMENDED_RESERVATIONS = {
     # docs/deploy.md: once the account's concurrency quota allows reserving (>= 100 + these).
-    "AuthReservedConcurrency": "40",
+    "AuthReservedConcurrency": "35",
     "TasksReservedConcurrency": "80",
+    "ListsReservedConcurrency": "5",
     "NotificationsReservedConcurrency": "20",
     "DeadlineCheckReservedConcurrency": "1",
     "EmailFeedbackReservedConcurrency": "2",
@@ -710,7 +711,7 @@ def test_starter_connection_budget_at_its_maximum_capacity(
         },
     )
     total = 1
-    for function in ("Auth", "Tasks", "Notifications", "DeadlineCheck", "EmailFeedback"):
+    for function in ("Auth", "Tasks", "Lists", "Notifications", "DeadlineCheck", "EmailFeedback"):
         setting = reserved.resources[f"{function}Function"]["Properties"][
             "ReservedConcurrentExecutions"
         ]

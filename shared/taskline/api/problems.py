@@ -166,6 +166,34 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.CalendarFeedNotFound: Problem(
         404, "calendar-feed-not-found", "Not Found", lambda _: "No such calendar feed."
     ),
+    errors.ListNotFound: Problem(404, "list-not-found", "Not Found", lambda _: "No such list."),
+    errors.MemberNotFound: Problem(
+        404, "member-not-found", "Not Found", lambda _: "The list has no such member."
+    ),
+    errors.InvitationNotFound: Problem(
+        404, "invitation-not-found", "Not Found", lambda _: "No such invitation."
+    ),
+    errors.InvitationExpired: Problem(
+        410,
+        "invitation-expired",
+        "Gone",
+        lambda _: "This invitation has expired; ask the list's owner to invite you again.",
+    ),
+    errors.Forbidden: Problem(403, "forbidden", "Forbidden", lambda e: e.reason),
+    errors.EmailUnverified: Problem(
+        403,
+        "email-unverified",
+        "Forbidden",
+        lambda _: "Verify your email address first (POST /users/me/email-verification).",
+    ),
+    errors.ListConflict: Problem(409, "list-conflict", "Conflict", lambda e: e.reason),
+    errors.SendQuotaExceeded: Problem(
+        429,
+        "send-quota-exceeded",
+        "Too Many Requests",
+        lambda e: f"Too many invitations today; try again in {e.retry_after} seconds.",
+        headers=lambda e: {"Retry-After": str(e.retry_after)},
+    ),
 }
 
 
