@@ -326,6 +326,20 @@ export async function deleteTask(id, etag) {
   await call("DELETE", `/tasks/${encodeURIComponent(id)}`, { headers });
 }
 
+/** Whether tasks take `list_id` and `assignee_id` (shared lists' second part) on this API:
+ * read from a task when there is one, else from the API's OpenAPI document. */
+export async function tasksHaveLists() {
+  const page = await listTasks({ limit: 1 });
+  if (page.items.length) return "list_id" in page.items[0];
+  try {
+    const response = await send("GET", "/openapi.json", { auth: false });
+    const document = await json(response);
+    return Boolean(document.components.schemas.TaskCreate.properties.list_id);
+  } catch {
+    return false;
+  }
+}
+
 // --- lists, members, invitations ---------------------------------------------------------
 
 /** Every list of the caller (following Link); null when this API has no shared lists. */

@@ -51,6 +51,11 @@ export const session = {
   invalidateLists() {
     this.lists = undefined;
   },
+  taskLists: undefined, // whether tasks can be put in lists and assigned (once known)
+  async tasksHaveLists() {
+    if (this.taskLists === undefined) this.taskLists = await api.tasksHaveLists();
+    return this.taskLists;
+  },
 };
 
 export function navigate(path) {

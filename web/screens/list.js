@@ -14,6 +14,7 @@ export async function render(view, params, context) {
   const list = await api.getList(listId);
   const people = await api.members(listId);
   const invitations = list.role === "owner" ? await api.listInvitations(listId) : [];
+  const tasksInLists = await session.tasksHaveLists();
   if (stale()) return;
   const me = session.me;
   const isOwner = list.role === "owner";
@@ -36,8 +37,10 @@ export async function render(view, params, context) {
     h("div", { class: "screen-head" }, h("h1", {}, list.name), h("a", { href: "#/lists" }, "All lists")),
     h("p", { class: "meta", dataset: { role: list.role } },
       `Your role: ${ROLE_NAMES[list.role]} · owner ${list.owner.email} · ${list.member_count} member${list.member_count === 1 ? "" : "s"}`),
-    h("p", {}, h("a", { href: "#/tasks", onclick: () => filterByList(listId) }, "See this list's tasks"),
-      canEdit ? [" · ", h("a", { href: "#/tasks/new" }, "New task")] : null),
+    tasksInLists
+      ? h("p", {}, h("a", { href: "#/tasks", onclick: () => filterByList(listId) }, "See this list's tasks"),
+        canEdit ? [" · ", h("a", { href: "#/tasks/new" }, "New task")] : null)
+      : null,
   );
 
   if (canEdit) {

@@ -92,7 +92,7 @@ function readOnlyView(task, lists) {
 export async function render(view, params, { session, navigate, stale }) {
   const me = session.me;
   const lists = await session.loadLists().catch(() => null);
-  const sharing = lists !== null && lists !== undefined;
+  const sharing = lists !== null && lists !== undefined && (await session.tasksHaveLists());
   const taskId = params[0] || null;
   let task = null;
   let etag = null;

@@ -113,6 +113,8 @@ function filterForm(lists, onApply) {
 
 export async function render(view, _params, { session, stale }) {
   const lists = await session.loadLists().catch(() => null);
+  // The list and assignee filters, once tasks can be in lists on this API.
+  const filterLists = lists && (await session.tasksHaveLists()) ? lists : null;
   if (stale()) return;
   const results = h("ul", { class: "task-list", "aria-labelledby": "tasks-title" });
   const summary = h("p", { class: "summary", role: "status" });
@@ -146,13 +148,13 @@ export async function render(view, _params, { session, stale }) {
   // The clear button rebuilds the form empty; keep one handler for both.
   function onApply(cleared, form) {
     if (cleared) {
-      const fresh = filterForm(lists, onApply);
+      const fresh = filterForm(filterLists, onApply);
       view.querySelector("form.filters").replaceWith(fresh);
       fresh.elements.status.focus();
     }
     loadPage(true, form || view.querySelector("form.filters"));
   }
-  const filterPanel = filterForm(lists, onApply);
+  const filterPanel = filterForm(filterLists, onApply);
 
   more.addEventListener("click", async () => {
     more.disabled = true;
