@@ -104,7 +104,10 @@ async function toError(response) {
         if (name && !(name in fields)) fields[name] = firstSentence(item.msg);
       }
     }
-    if (body.error === "invalid_grant") sentence = "The email or password is not right.";
+    if (type.endsWith(":email-unverified")) {
+      // The API's detail names its route; a person needs to know what to do.
+      sentence = "Please confirm your email address first, with the link we emailed you (the banner above can send it again).";
+    } else if (body.error === "invalid_grant") sentence = "The email or password is not right.";
     else if (body.error === "slow_down") sentence = "Too many sign-in attempts.";
     else sentence = firstSentence(body.detail || body.error_description || body.message);
   }

@@ -142,6 +142,7 @@ async function route() {
     await screen.render(view, params, context);
   } catch (error) {
     if (count !== renderCount) return;
+    if (!view.querySelector("h1")) view.prepend(h("h1", {}, "This page could not be shown"));
     view.append(h("div", { class: "alert", role: "alert" }, error.message || String(error)));
   }
   if (count !== renderCount) return;

@@ -3,9 +3,17 @@ import * as api from "../api.js";
 import { alertBox, announce, formatDate, h, submitting } from "../dom.js";
 
 export async function render(view, _params, { session, navigate, stale }) {
-  const invitations = await api.myInvitations();
-  if (stale()) return;
   view.append(h("h1", {}, "Invitations"));
+  let invitations;
+  try {
+    invitations = await api.myInvitations();
+  } catch (error) {
+    if (error.status !== 403) throw error;
+    // An unconfirmed address sees no invitation (not even who sent it): say what to do.
+    view.append(h("p", { class: "notice" }, error.message));
+    return;
+  }
+  if (stale()) return;
   if (invitations === null) {
     view.append(h("p", { class: "notice" }, "This Taskline server does not offer shared lists yet."));
     return;
