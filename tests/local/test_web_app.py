@@ -849,6 +849,8 @@ def test_axe_core_finds_no_violation_on_any_screen(
         time.sleep(0.2)
         violations = axe_violations(app.driver)
         scanned.append(name)
+        # No value leaked into the page as JavaScript's text for nothing.
+        assert not re.search(r"\b(null|undefined|NaN)\b|\[object ", app.page_text()), name
         if violations:
             found[name] = describe(violations)
 

@@ -37,11 +37,11 @@ export async function render(view, params, context) {
     h("div", { class: "screen-head" }, h("h1", {}, list.name), h("a", { href: "#/lists" }, "All lists")),
     h("p", { class: "meta", dataset: { role: list.role } },
       `Your role: ${ROLE_NAMES[list.role]} · owner ${list.owner.email} · ${list.member_count} member${list.member_count === 1 ? "" : "s"}`),
-    tasksInLists
-      ? h("p", {}, h("a", { href: "#/tasks", onclick: () => filterByList(listId) }, "See this list's tasks"),
-        canEdit ? [" · ", h("a", { href: "#/tasks/new" }, "New task")] : null)
-      : null,
   );
+  if (tasksInLists) {
+    view.append(h("p", {}, h("a", { href: "#/tasks", onclick: () => filterByList(listId) }, "See this list's tasks"),
+      canEdit ? [" · ", h("a", { href: "#/tasks/new" }, "New task")] : null));
+  }
 
   if (canEdit) {
     const rename = h(
