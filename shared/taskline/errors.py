@@ -88,6 +88,10 @@ class PayloadTooLarge(TasklineError):
     """The body is larger than the API accepts."""
 
 
+class MalformedForm(TasklineError):
+    """A form body this API will not read (no multipart boundary, too many parts)."""
+
+
 class UnsupportedMediaType(TasklineError):
     """The body's Content-Type is not one this route reads."""
 

@@ -395,6 +395,57 @@ def test_the_post_needs_the_one_click_body(user: ApiClient, client: ApiClient) -
     assert user.get(PREFERENCES).json()["email_enabled"] is True
 
 
+def _nested_multipart(depth: int) -> tuple[str, dict[str, str]]:
+    """A multipart/form-data body nested `depth` times, each part opening the next (issue 19
+    item 4's body bomb: `email.parser` recursed once per level, RecursionError past ~1000)."""
+
+    def boundary(level: int) -> str:
+        return format(level, "x")
+
+    body = "".join(
+        f"--{boundary(level)}\r\ncontent-type:multipart/a;boundary={boundary(level + 1)}\r\n\r\n"
+        for level in range(1, depth + 1)
+    )
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary(1)}"}
+
+
+@pytest.mark.parametrize("valid_link", [False, True], ids=["forged link", "genuine link"])
+def test_a_deeply_nested_body_is_a_quick_4xx(
+    user: ApiClient, client: ApiClient, valid_link: bool
+) -> None:
+    from tests.support.api import user_id_of
+
+    token = _unsubscribe_token(user_id_of(user)) if valid_link else "anything"
+    body, headers = _nested_multipart(1200)  # deep enough for RecursionError in email.parser
+    assert 8 * 1024 < len(body) < 64 * 1024  # under the API's body limit
+    started = time.process_time()
+    response = client.post(f"/unsubscribe/{token}", body=body, headers=headers)
+    spent = time.process_time() - started
+    # A forged link is refused before the body is read; a genuine one gets a bounded parse.
+    assert_problem(response, 404 if not valid_link else 413)
+    assert spent < 0.5, spent
+    small, small_headers = _nested_multipart(20)
+    assert len(small) < 8 * 1024
+    # Small enough to read, yet nested: only the top level counts, and it holds no field.
+    assert_problem(
+        client.post(f"/unsubscribe/{token}", body=small, headers=small_headers),
+        404 if not valid_link else 400,
+    )
+    many_parts = (
+        "".join(
+            f'--p\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(40)
+        )
+        + "--p--\r\n"
+    )
+    response = client.post(
+        f"/unsubscribe/{token}",
+        body=many_parts,
+        headers={"Content-Type": "multipart/form-data; boundary=p"},
+    )
+    assert_problem(response, 404 if not valid_link else 400)
+    assert user.get(PREFERENCES).json()["email_enabled"] is True
+
+
 # --- Bounces and complaints -----------------------------------------------------------------------
 
 

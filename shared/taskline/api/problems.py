@@ -116,6 +116,7 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.MalformedBody: Problem(
         400, "malformed-body", "Bad Request", lambda _: "The request body is not valid JSON."
     ),
+    errors.MalformedForm: Problem(400, "malformed-form", "Bad Request", lambda e: str(e)),
     errors.PayloadTooLarge: Problem(
         413, "payload-too-large", "Content Too Large", lambda e: str(e)
     ),
