@@ -30,7 +30,7 @@ def _param(header_value: str, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def field_values(content_type: str, media_type: str, body: str, field: str) -> list[str]:
+def field_values(content_type: str, media_type: str | None, body: str, field: str) -> list[str]:
     """Every value of `field` in a form or multipart/form-data body (top level only).
     PayloadTooLarge over MAX_ONE_CLICK_BODY_CHARS, MalformedForm for a multipart body without a
     usable boundary or with more than MAX_FORM_PARTS parts."""
