@@ -312,6 +312,33 @@ class UserOut(ResponseModel):
     created_at: UtcDatetime
 
 
+class ProfileOut(UserOut):
+    """GET /users/me: the account, and whether its owner has verified its address."""
+
+    model_config = examples(
+        {
+            "id": 7,
+            "email": EXAMPLE_EMAIL,
+            "created_at": "2029-12-01T08:00:00.654321Z",
+            "email_verified": True,
+        }
+    )
+
+    email_verified: bool = Field(
+        description="Whether the owner opened the verification link sent to this address. "
+        "No reminder or invitation email goes to an address that is not verified."
+    )
+
+    @classmethod
+    def of(cls, user: Any) -> ProfileOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            created_at=user.created_at,
+            email_verified=user.email_verified_at is not None,
+        )
+
+
 class PasswordGrant(BaseModel):
     """POST /token's password grant, from the OAuth2 form (`username`) or JSON (`email`)."""
 

@@ -533,12 +533,15 @@ def deliver_feedback(aws: Aws, gateway: LocalGateway, *messages: str) -> dict[st
     return gateway.invoke(gateway.template.functions["EmailFeedbackFunction"], event)
 
 
-def test_a_permanent_bounce_stops_email_until_the_owner_switches_it_on(
+def test_a_permanent_bounce_stops_email_until_the_owner_verifies_again(
     with_email: Aws, user: ApiClient, gateway: LocalGateway
 ) -> None:
-    address = user.get("/users/me").json()["email"]
+    from tests.support.api import verification_path
+
+    me = user.get("/users/me").json()
+    old_link = verification_path(me["id"], me["email"], time.time() - 10)
     summary = deliver_feedback(
-        with_email, gateway, json.dumps(ses_record("Bounce", address.upper()))
+        with_email, gateway, json.dumps(ses_record("Bounce", me["email"].upper()))
     )
     assert (summary["suppressed"], summary["malformed"]) == (1, 0)
     assert user.get(PREFERENCES).json()["email_deliverable"] is False
@@ -547,8 +550,15 @@ def test_a_permanent_bounce_stops_email_until_the_owner_switches_it_on(
     first = deadline_service.check_deadlines(now=NOW)
     assert (first.due_soon, first.emails_sent, first.emails_skipped) == (1, 0, 1)
 
+    # The account holder alone cannot undo it (issue 19 item 5), nor can a link sent before.
     switched_on = user.patch(PREFERENCES, json_body={"email_enabled": True})
-    assert switched_on.json()["email_deliverable"] is True
+    assert switched_on.json()["email_deliverable"] is False
+    assert_problem(user.post(old_link, token=""), 410)
+    assert user.get(PREFERENCES).json()["email_deliverable"] is False
+
+    # A fresh verification by the address's owner does.
+    assert user.post(verification_path(me["id"], me["email"]), token="").status == 200
+    assert user.get(PREFERENCES).json()["email_deliverable"] is True
     add_task(user, NOW + timedelta(hours=2))
     second = deadline_service.check_deadlines(now=NOW)
     assert (second.due_soon, second.emails_sent) == (1, 1)
@@ -575,3 +585,6 @@ def test_a_complaint_suppresses_and_soft_feedback_does_not(
     # The same report again (SNS delivers at least once) changes nothing.
     again = deliver_feedback(with_email, gateway, json.dumps(ses_record("Complaint", complainer)))
     assert again["suppressed"] == 0
+    # A complaint sticks to the address: the account holder switching email on does not lift it.
+    assert user.patch(PREFERENCES, json_body={"email_enabled": True}).status == 200
+    assert user.get(PREFERENCES).json()["email_deliverable"] is False

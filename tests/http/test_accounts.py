@@ -233,7 +233,8 @@ def test_token_identifies_the_user(client: ApiClient, ann: str) -> None:
     me = client.get("/users/me", token=token)
     assert me.status == 200
     body = me.json()
-    assert set(body) == {"id", "email", "created_at"}
+    assert set(body) == {"id", "email", "created_at", "email_verified"}
+    assert body["email_verified"] is False  # nobody followed the sign-up email's link yet
     assert body["email"] == "Ann@example.com"  # the domain part is normalised to lower case
     assert RFC3339_UTC.match(body["created_at"])
     assert jwt.decode(token, options={"verify_signature": False})["sub"] == str(body["id"])
