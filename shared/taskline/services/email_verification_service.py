@@ -145,8 +145,12 @@ def _state(session: Session, user: User | None, claim: VerificationClaim) -> Lin
         # Issued before the recipient unsubscribed (or SES reported the address): only a link
         # requested after that may lift it.
         raise VerificationLinkExpired
+    if suppressed is not None:
+        return LinkState.PENDING  # a link issued since: the owner lifts it by following it
     verified = user.email_verified_at
-    if verified is not None and claim.issued_at < int(verified.timestamp()):
+    # Tokens carry whole seconds: a link issued in the second the address was verified counts
+    # as already used (so a replay is a no-op), never as a newer verification.
+    if verified is not None and claim.issued_at <= int(verified.timestamp()):
         return LinkState.ALREADY_VERIFIED
     return LinkState.PENDING
 
