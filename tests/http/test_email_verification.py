@@ -32,7 +32,9 @@ def logged_links(caplog: pytest.LogCaptureFixture, address: str) -> list[str]:
     links = []
     for record in caplog.records:
         if getattr(record, "to", None) == address:
-            links += [link.split("://", 1)[1].split("/", 1)[1] for link in record.links]
+            links += [
+                link.split("://", 1)[1].split("/", 1)[1] for link in getattr(record, "links", [])
+            ]
     return ["/" + link for link in links]
 
 
