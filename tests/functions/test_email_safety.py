@@ -130,3 +130,16 @@ def test_the_composer_refuses_unsafe_recipients(address: str) -> None:
     email = notifications.OutgoingEmail(to=address, subject="s", text="t", html="<p>t</p>")
     with pytest.raises(EmailRejected):
         notifications.compose(SENDER, email)
+
+
+def test_feedback_about_a_punycode_address_suppresses_the_stored_one() -> None:
+    """SES reports the address it was given (punycode); accounts store the domain in Unicode."""
+    from taskline.services.email_feedback_service import SesEvent, undeliverable
+
+    event = SesEvent.model_validate(
+        {
+            "eventType": "Complaint",
+            "complaint": {"complainedRecipients": [{"emailAddress": "Ann@XN--BCHER-KVA.example"}]},
+        }
+    )
+    assert list(undeliverable(event)) == ["ann@b\u00fccher.example"]
