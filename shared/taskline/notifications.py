@@ -305,11 +305,6 @@ def deadline_email(notice: DeadlineNotice, base_url: str) -> OutgoingEmail:
     )
 
 
-def build_message(sender: str, notice: DeadlineNotice, base_url: str) -> EmailMessage:
-    """The MIME message of a deadline email."""
-    return compose(sender, deadline_email(notice, base_url))
-
-
 class EmailSender(Protocol):
     def send_email(self, email: OutgoingEmail) -> str | None: ...
 
