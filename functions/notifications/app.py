@@ -99,7 +99,8 @@ PREFERENCES_DESCRIPTION = (
 # PUT and PATCH: the same answers, the same note; they differ only in the body they take.
 CHANGE_DESCRIPTION = (
     PREFERENCES_DESCRIPTION
-    + " `email_enabled: true` also clears an address SES reported as undeliverable."
+    + " `email_enabled: true` does not lift a recipient's unsubscribe, a bounce or a complaint: "
+    "only verifying the address again does (POST /users/me/email-verification)."
 )
 PREFERENCES_CHANGE: RouteOptions = {
     "invalid": True,

@@ -635,9 +635,10 @@ class NotificationPreferencesOut(ResponseModel):
         "tasks without their own `remind_before`."
     )
     email_deliverable: bool = Field(
-        description="False after SES reported a permanent bounce or a complaint for this "
-        "address: no email is sent until email is switched on again (PUT or PATCH "
-        "`email_enabled: true`) or the address changes."
+        description="False while the address is not verified, and after its recipient "
+        "unsubscribed with one click or SES reported a permanent bounce or a complaint for it: "
+        "no email is sent to it until its owner follows a verification link issued since "
+        "(`email_enabled: true` does not lift it), or the address changes."
     )
     updated_at: UtcDatetime | None = Field(description="Null: never changed (the defaults).")
 
