@@ -12,7 +12,6 @@ emails per EMAIL_VERIFICATION_WINDOW_SECONDS, sign-up's included.
 
 from __future__ import annotations
 
-import contextlib
 import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from taskline.errors import (
     DeliveryUnavailable,
     EmailNotSent,
     EmailRejected,
+    SecretsUnavailable,
     SignInEnded,
     TooManyEmails,
     VerificationLinkExpired,
@@ -116,8 +116,13 @@ def send(recipient: Recipient, base_url: str) -> None:
 def send_after_sign_up(recipient: Recipient, base_url: str) -> None:
     """Sign-up's email: the account exists whatever happens here; a failure is logged and the
     owner can ask again (POST /users/me/email-verification)."""
-    with contextlib.suppress(EmailNotSent):  # already logged by send()
+    try:
         send(recipient, base_url)
+    except EmailNotSent:
+        pass  # already logged by send()
+    except SecretsUnavailable:
+        # The link cannot be signed now; sign-up needs no key otherwise, so it still succeeds.
+        logger.warning("Could not sign the verification link", extra={"user_id": recipient.user_id})
 
 
 def request_link(token: VerifiedToken, base_url: str) -> None:
