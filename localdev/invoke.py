@@ -10,6 +10,7 @@ in their Authorization header; --user EMAIL signs a token for that existing acco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -59,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     event = json.loads(args.event.read_text())
     _fill_token(event, args.user)
     context = LambdaContext(function.logical_id, function.timeout)
-    result = loader.load_handler(function)(event, context)
+    # The function's log lines (Powertools writes them to stdout, bound when its logger is
+    # built) go to stderr, as with `sam local invoke`: stdout is the result alone, for jq.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = loader.load_handler(function)(event, context)
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
     return 0

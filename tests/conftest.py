@@ -17,7 +17,7 @@ from localdev import database
 from localdev.gateway import GatewayResponse, LocalGateway
 from localdev.rdsproxy import RdsProxyStandIn, proxied_url, upstream_for
 from localdev.template import load
-from tests.support.api import SEEN_RESPONSE_HEADERS, ApiClient
+from tests.support.api import SEEN_RESPONSE_HEADERS, ApiClient, verify_email
 from tests.support.caches import clear_caches
 from tests.support.clock import FrozenClock
 from tests.support.environment import (
@@ -189,17 +189,22 @@ def client(gateway: LocalGateway) -> ApiClient:
 
 @pytest.fixture
 def user(gateway: LocalGateway) -> ApiClient:
-    """A client signed up and logged in as a fresh user."""
+    """A client signed up and logged in as a fresh user, its address verified (through the
+    verification link, as its owner would); tests of unverified accounts sign up themselves."""
     anonymous = ApiClient(gateway)
     email = anonymous.sign_up()
-    return ApiClient(gateway, anonymous.login(email))
+    signed_in = ApiClient(gateway, anonymous.login(email))
+    verify_email(signed_in)
+    return signed_in
 
 
 @pytest.fixture
 def other_user(gateway: LocalGateway) -> ApiClient:
     anonymous = ApiClient(gateway)
     email = anonymous.sign_up()
-    return ApiClient(gateway, anonymous.login(email))
+    signed_in = ApiClient(gateway, anonymous.login(email))
+    verify_email(signed_in)
+    return signed_in
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
@@ -21,8 +22,11 @@ from taskline.api.documentation import (
     oauth_error,
     problem,
     returns,
+    text,
 )
 from taskline.api.function import http_function
+from taskline.api.links import public_base_url
+from taskline.api.pages import page
 from taskline.api.resolver import FORM, JSON, lambda_entry_point, media_type
 from taskline.errors import InvalidTokenRequest, MalformedBody, UnsupportedGrantType
 from taskline.schemas import (
@@ -31,17 +35,20 @@ from taskline.schemas import (
     AccountDeletion,
     PasswordChange,
     PasswordGrant,
+    ProfileOut,
     RefreshGrant,
     TokenOut,
     TokenRevocation,
     UserCreate,
     UserOut,
 )
-from taskline.services import account_service, sign_in_service
+from taskline.services import account_service, email_verification_service, sign_in_service
 
 app, logger, metrics = http_function()
 app.accepts("POST", "/token", FORM, JSON)
 app.accepts("POST", "/token/revoke", FORM, JSON)
+# The confirmation page's button posts a form; the body is not read.
+app.accepts("POST", "/verify-email/<token>", FORM, JSON)
 
 NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # The parameters the token endpoints read from a form; every other one is ignored.
@@ -153,7 +160,10 @@ my_sessions = Routes(app, "Sessions", signed_in=SignedIn.LIVE)
     "Sign up",
     {201: returns("The account was created.", UserOut)},
     description="Creates an account. Emails are normalised (Unicode NFC, the domain in "
-    "Unicode and lower case) and compared case-insensitively.",
+    "Unicode and lower case) and compared case-insensitively; addresses Taskline cannot mail "
+    "safely are 422 (quoted or non-ASCII local parts, RFC 2047 encoded words, control "
+    "characters). Sends a verification link to the address (written to the log when no "
+    "sender is configured); no reminder email goes to it until its owner follows the link.",
     errors={409: problem("The email is already registered.")},
     invalid=True,
     body="json",
@@ -161,7 +171,7 @@ my_sessions = Routes(app, "Sessions", signed_in=SignedIn.LIVE)
 def sign_up(
     user: Annotated[UserCreate, example_body(UserCreate)],
 ) -> Response[UserOut]:
-    created = account_service.register(user)
+    created = account_service.register(user, public_base_url(app.current_event))
     metrics.add_metric(name="UserSignedUp", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type=JSON, body=created)
 
@@ -226,9 +236,9 @@ def revoke_token() -> Response[None]:
     "/users/me",
     "getMe",
     "Who am I",
-    {200: returns("The caller's account.", UserOut)},
+    {200: returns("The caller's account.", ProfileOut)},
 )
-def me() -> UserOut:
+def me() -> ProfileOut:
     return account_service.profile(current_token(app))
 
 
@@ -290,6 +300,89 @@ def delete_me(
     account_service.delete_account(current_token(app), confirmation, source_ip(app))
     metrics.add_metric(name="UserDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, content_type=None, body=None)
+
+
+@my_account.route(
+    "POST",
+    "/users/me/email-verification",
+    "requestEmailVerification",
+    "Email me a new verification link",
+    {204: returns("Sent (or, without a sender configured, written to the log).")},
+    description="Sends a new verification link to the account's address, verified or not: "
+    "verifying again is how an owner lifts a recipient's unsubscribe, a bounce or a "
+    "complaint. At most EMAIL_VERIFICATION_EMAILS_PER_WINDOW emails (sign-up's included) per "
+    "EMAIL_VERIFICATION_WINDOW_SECONDS per account (default 5 per hour). 503 with "
+    "Retry-After when SES cannot send it now.",
+    errors={
+        429: problem("Too many verification emails; wait Retry-After seconds.", RETRY_AFTER),
+    },
+)
+def request_email_verification() -> Response[None]:
+    email_verification_service.request_link(current_token(app), public_base_url(app.current_event))
+    metrics.add_metric(name="VerificationEmailRequested", unit=MetricUnit.Count, value=1)
+    return Response(status_code=204, content_type=None, body=None)
+
+
+VerificationToken = Annotated[
+    str, Path(min_length=1, description="The signed token of the verification email's link.")
+]
+HTML_PAGE = text("text/html")
+VERIFICATION_LINK_ERRORS = {
+    404: problem("Not a link we issued (or the account no longer exists)."),
+    410: problem(
+        "Expired, or superseded: the address changed, or stopped taking email, since it was "
+        "sent. Request a new link."
+    ),
+}
+links = Routes(app, "Accounts")
+
+
+@links.route(
+    "GET",
+    "/verify-email/<token>",
+    "getEmailVerificationPage",
+    "Email verification confirmation page",
+    {200: returns("The page: a button that POSTs to the same URL.", content=text("text/html"))},
+    description="The page a verification email's link opens. Opening it changes nothing (link "
+    "scanners open links too); its button POSTs to the same URL. No bearer token: the signed "
+    "link is the credential.",
+    errors=VERIFICATION_LINK_ERRORS,
+    invalid=True,
+)
+def email_verification_page(token: VerificationToken) -> Response[str]:
+    state = email_verification_service.check_link(token)
+    if state is email_verification_service.LinkState.ALREADY_VERIFIED:
+        return page("Address already confirmed", "This address is confirmed; nothing to do.")
+    return page(
+        "Confirm your email address?",
+        "Press the button to confirm that this address is yours. Taskline then emails your "
+        "reminders to it.",
+        button="Confirm my address",
+    )
+
+
+@links.route(
+    "POST",
+    "/verify-email/<token>",
+    "verifyEmail",
+    "Verify my email address",
+    {
+        200: returns(
+            "Verified (or already verified by this link): a page.", content=text("text/html")
+        )
+    },
+    description="Marks the address verified and lifts its suppression (a recipient's "
+    "unsubscribe, a bounce or a complaint recorded before the link was sent). Idempotent: "
+    "following a link again after it verified the address changes nothing and answers 200. "
+    "Any body is ignored. No bearer token: the signed link is the credential.",
+    errors=VERIFICATION_LINK_ERRORS,
+    invalid=True,
+)
+def verify_email(token: VerificationToken) -> Response[str]:
+    state = email_verification_service.verify(token)
+    if state is email_verification_service.LinkState.PENDING:
+        metrics.add_metric(name="EmailVerified", unit=MetricUnit.Count, value=1)
+    return page("Address confirmed", "Thank you: Taskline may now email your reminders here.")
 
 
 def _grant() -> PasswordGrant | RefreshGrant:

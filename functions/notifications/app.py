@@ -5,10 +5,7 @@
 from __future__ import annotations
 
 import html
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
@@ -25,6 +22,7 @@ from taskline.api.documentation import (
     returns,
     text,
 )
+from taskline.api.forms import MULTIPART, field_values
 from taskline.api.function import http_function
 from taskline.api.resolver import FORM, JSON, lambda_entry_point, media_type
 from taskline.errors import OneClickBodyMissing
@@ -34,11 +32,11 @@ from taskline.schemas import (
     NotificationPreferencesPatch,
     NotificationPreferencesReplace,
 )
+from taskline.security.unsubscribe import verify_unsubscribe_token
 from taskline.services import calendar_service, notification_settings_service
 from taskline.settings import get_settings
 
 app, logger, metrics = http_function()
-MULTIPART = "multipart/form-data"
 # RFC 8058 section 3.1: mail receivers POST this, as a form or as multipart/form-data.
 app.accepts("POST", "/unsubscribe/<token>", FORM, MULTIPART)
 
@@ -101,7 +99,8 @@ PREFERENCES_DESCRIPTION = (
 # PUT and PATCH: the same answers, the same note; they differ only in the body they take.
 CHANGE_DESCRIPTION = (
     PREFERENCES_DESCRIPTION
-    + " `email_enabled: true` also clears an address SES reported as undeliverable."
+    + " `email_enabled: true` does not lift a recipient's unsubscribe, a bounce or a complaint: "
+    "only verifying the address again does (POST /users/me/email-verification)."
 )
 PREFERENCES_CHANGE: RouteOptions = {
     "invalid": True,
@@ -275,8 +274,14 @@ def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
     description="What a mail client's unsubscribe button sends (RFC 8058): the body "
     "`List-Unsubscribe=One-Click`, as a form or multipart/form-data. Switches email off for "
     "the account; repeating it is harmless. A link sent before email was switched on again is "
-    "410 and changes nothing.",
-    errors={400: problem("No `List-Unsubscribe=One-Click` in the body."), **LINK_ERRORS},
+    "410 and changes nothing. The link is checked before the body is read; a body over 8 KiB "
+    "is 413, a multipart body with more than 16 parts 400.",
+    errors={
+        400: problem(
+            "No `List-Unsubscribe=One-Click` in the body, or a form this API will not read."
+        ),
+        **LINK_ERRORS,
+    },
     invalid=True,
     body="own",
     # multipart/form-data, which RFC 8058 also allows, is accepted as well
@@ -284,7 +289,7 @@ def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
     request_body=ONE_CLICK_BODY,
 )
 def unsubscribe(token: UnsubscribeToken) -> Response[str]:
-    _require_one_click()
+    _require_one_click(token)
     notification_settings_service.unsubscribe(token)
     metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
     return _page(
@@ -295,24 +300,16 @@ def unsubscribe(token: UnsubscribeToken) -> Response[str]:
     )
 
 
-def _require_one_click() -> None:
-    """RFC 8058 section 3.2: the POST carries `List-Unsubscribe=One-Click`."""
+def _require_one_click(token: str) -> None:
+    """RFC 8058 section 3.2: the POST carries `List-Unsubscribe=One-Click`. The token is checked
+    first (signature and expiry, no database), so a body from someone without a link we issued
+    is never parsed; the body's size and parts are bounded (taskline.api.forms)."""
+    verify_unsubscribe_token(token)
     event = app.current_event
-    body = event.decoded_body or ""
     content_type = event.headers.get("content-type") or ""
-    values: list[str] = []
-    if media_type(content_type) == MULTIPART:
-        parsed = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + body.encode()
-        )
-        for part in parsed.iter_parts() if parsed.is_multipart() else ():
-            if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
-                # Whatever the part's own Content-Type (text/plain, octet-stream), its bytes.
-                payload = part.get_payload(decode=True)
-                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-                values.append(text.strip())
-    else:
-        values = parse_qs(body, keep_blank_values=True).get("List-Unsubscribe", [])
+    values = field_values(
+        content_type, media_type(content_type), event.decoded_body or "", "List-Unsubscribe"
+    )
     if values != ["One-Click"]:
         raise OneClickBodyMissing
 

@@ -69,6 +69,28 @@ class UnsubscribeLinkExpired(TasklineError):
     """The unsubscribe link expired, or email was switched on again after it was issued."""
 
 
+class VerificationLinkInvalid(TasklineError):
+    """The email verification link was not issued by us (forged, altered, another kind of
+    token, an account that no longer exists)."""
+
+
+class VerificationLinkExpired(TasklineError):
+    """The verification link expired, or was superseded: the account's address changed, or the
+    address was unsubscribed, bounced or complained about after the link was issued."""
+
+
+class TooManyEmails(TasklineError):
+    """The account has caused as many emails of this kind as its window allows."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after  # whole seconds, at least 1
+
+
+class EmailNotSent(TasklineError):
+    """The email could not be sent now (SES failed, or refused the address)."""
+
+
 class OneClickBodyMissing(TasklineError):
     """An unsubscribe POST without the body RFC 8058 prescribes (List-Unsubscribe=One-Click)."""
 
@@ -86,6 +108,10 @@ class MalformedBody(TasklineError):
 
 class PayloadTooLarge(TasklineError):
     """The body is larger than the API accepts."""
+
+
+class MalformedForm(TasklineError):
+    """A form body this API will not read (no multipart boundary, too many parts)."""
 
 
 class UnsupportedMediaType(TasklineError):

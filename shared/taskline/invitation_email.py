@@ -1,20 +1,19 @@
 """The email that tells an addressee about an invitation to a list: through SES when a sender
 is configured, else written to the log (as every email is locally).
 
-Nothing the inviter typed reaches a header: the subject is fixed, the recipient is the address
-as normalised and validated at the API, and the list's name appears only in the body (escaped
-in the HTML part). AWS clients are created on first use (taskline.notifications).
+Nothing the inviter typed reaches a header: the subject is fixed, the recipient goes through the
+same address checks as every email (taskline.notifications.recipient), and the list's name
+appears only in the body (escaped in the HTML part). The sender is the one every email uses.
 """
 
 from __future__ import annotations
 
 import html
-from email.message import EmailMessage
-from email.policy import SMTP
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from taskline.errors import DeliveryUnavailable, EmailRejected
+from taskline.notifications import OutgoingEmail, email_sender_for
 from taskline.settings import Settings
 
 logger = Logger(child=True)
@@ -41,18 +40,6 @@ def render(list_name: str, inviter_email: str, role: str, days: int) -> tuple[st
     return text, page
 
 
-def build_message(sender: str, to: str, text: str, page: str) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = SUBJECT
-    message["From"] = sender
-    # EmailMessage refuses a header value with CR or LF (ValueError), a second guard behind
-    # the address validation.
-    message["To"] = to
-    message.set_content(text)
-    message.add_alternative(page, subtype="html")
-    return message
-
-
 def skip(to: str) -> None:
     """No email for this address (suppressed, or its account has not verified it); a log line
     as on the other path, so the two cost about the same."""
@@ -65,25 +52,8 @@ def send(
     """Send (or log) the invitation email. A failure is logged, never raised: the API's answer
     must not depend on what happened to the email (it would tell who has an account)."""
     text, page = render(list_name, inviter_email, role, days)
-    sender = settings.notification_email_sender
-    if not sender:
-        logger.info(
-            "No sender configured: logging the invitation email instead of sending it",
-            extra={"email": {"to": to, "subject": SUBJECT, "text": text}},
-        )
-        return
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from taskline.notifications import ses_client
-
-    request: dict[str, Any] = {
-        "Source": sender,
-        "RawMessage": {"Data": build_message(sender, to, text, page).as_bytes(policy=SMTP)},
-    }
-    if settings.email_configuration_set:
-        request["ConfigurationSetName"] = settings.email_configuration_set
+    email = OutgoingEmail(to=to, subject=SUBJECT, text=text, html=page)
     try:
-        # https://docs.aws.amazon.com/ses/latest/APIReference/API_SendRawEmail.html
-        ses_client(None).send_raw_email(**request)
-    except (BotoCoreError, ClientError, ValueError) as error:
+        email_sender_for(settings).send_email(email)
+    except (EmailRejected, DeliveryUnavailable) as error:
         logger.warning("Invitation email not sent", extra={"error": type(error).__name__})

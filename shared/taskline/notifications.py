@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from functools import lru_cache
@@ -17,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 
+from taskline.emails import mail_address
 from taskline.errors import DeliveryUnavailable, EmailRejected
 from taskline.schemas import DeadlineNotice
 from taskline.settings import Settings
@@ -242,28 +244,135 @@ def unsubscribe_url(base_url: str, user_id: int) -> str:
     return f"{base_url}/unsubscribe/{token}"
 
 
-def build_message(sender: str, notice: DeadlineNotice, base_url: str) -> EmailMessage:
-    """The MIME message: text and HTML alternatives, and RFC 8058 one-click unsubscribe headers
-    (RFC 2369 List-Unsubscribe with an HTTPS URL, and List-Unsubscribe-Post)."""
-    link = unsubscribe_url(base_url, notice.owner.id)
-    subject, text_body, html_body = render_email(notice, link)
+# SMTP line endings, and no folding: RFC 8058 needs `List-Unsubscribe: <https://...>` as is, and
+# a value longer than 78 characters with no fold point is otherwise rewritten as RFC 2047
+# encoded words (which mail clients then do not offer as one-click unsubscribe). Every header
+# Taskline writes is bounded far below RFC 5322's 998-character line limit (subject: at most
+# 60 characters of a task's first line; addresses: 320; the link: under 1,100).
+WIRE_POLICY = SMTP.clone(max_line_length=None)
+# The SES error code an email gets when its stored recipient is not an address Taskline may
+# send to (taskline.emails): counted as one failed email, like SES's own per-email errors.
+INVALID_RECIPIENT = "InvalidRecipient"
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One email to one stored address; `unsubscribe_url` adds RFC 8058's headers."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    unsubscribe_url: str | None = None
+    links: tuple[str, ...] = ()  # what the log shows when no sender is configured
+
+
+def recipient(stored: str) -> Address:
+    """The `To:` and Destinations address of a stored one; EmailRejected if it is unsafe."""
+    try:
+        return mail_address(stored)
+    except ValueError as error:
+        raise EmailRejected(INVALID_RECIPIENT) from error
+
+
+def compose(sender: str, email: OutgoingEmail) -> EmailMessage:
+    """The MIME message: text and HTML alternatives and, with an unsubscribe link, RFC 8058
+    one-click unsubscribe headers (RFC 2369 List-Unsubscribe with an HTTPS URL, and
+    List-Unsubscribe-Post). No user text becomes an address: `To:` is an Address built from
+    the validated parts of the stored address."""
     message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = sender
-    message["To"] = notice.owner.email
-    message["List-Unsubscribe"] = f"<{link}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(text_body)
-    message.add_alternative(html_body, subtype="html")
+    message["Subject"] = email.subject
+    message["From"] = sender  # the operator's verified SES identity (settings), not user text
+    message["To"] = recipient(email.to)
+    if email.unsubscribe_url:
+        message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
     return message
 
 
-class SesMailer:
-    """Emails the task's owner through SES SendRawEmail (text and HTML, unsubscribe headers).
+def deadline_email(notice: DeadlineNotice, base_url: str) -> OutgoingEmail:
+    link = unsubscribe_url(base_url, notice.owner.id)
+    subject, text_body, html_body = render_email(notice, link)
+    return OutgoingEmail(
+        to=notice.owner.email,
+        subject=subject,
+        text=text_body,
+        html=html_body,
+        unsubscribe_url=link,
+        links=(link,),
+    )
+
+
+class EmailSender(Protocol):
+    def send_email(self, email: OutgoingEmail) -> str | None: ...
+
+
+class SesEmailSender:
+    """Sends through SES SendRawEmail (text and HTML, unsubscribe headers).
 
     SendRawEmail because SendEmail cannot carry List-Unsubscribe headers:
     https://docs.aws.amazon.com/ses/latest/APIReference/API_SendRawEmail.html
     """
+
+    def __init__(
+        self, sender: str, configuration_set: str | None = None, client: Any = None
+    ) -> None:
+        self.sender = sender
+        self.configuration_set = configuration_set
+        self._client = client
+
+    def send_email(self, email: OutgoingEmail) -> str:
+        """SES's MessageId. Raises EmailRejected for this email alone (SES refused it, or the
+        stored address is not one Taskline may send to), DeliveryUnavailable when SES as a
+        whole fails."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        message = compose(self.sender, email)
+        to = recipient(email.to)
+        raw = message.as_bytes(policy=WIRE_POLICY)
+        client = self._client or ses_client(None)
+        request: dict[str, Any] = {
+            "Source": self.sender,
+            # Explicit: without Destinations SES takes the recipients from the headers.
+            "Destinations": [to.addr_spec],
+            "RawMessage": {"Data": raw},
+        }
+        if self.configuration_set:
+            # Its event destination reports bounces and complaints (docs/deadlines.md).
+            request["ConfigurationSetName"] = self.configuration_set
+        try:
+            response = client.send_raw_email(**request)
+        except ClientError as error:
+            code = _error_code(error)
+            if code in PER_EMAIL_SES_ERRORS:
+                raise EmailRejected(code) from error
+            raise DeliveryUnavailable(f"SES SendRawEmail failed: {code}") from error
+        except BotoCoreError as error:
+            raise DeliveryUnavailable(f"SES SendRawEmail failed: {_error_code(error)}") from error
+        return str(response["MessageId"])
+
+
+class LogEmailSender:
+    """No sender configured (`make run`): the email is written to the log, with its recipient
+    and its links, so every flow can be followed locally."""
+
+    def send_email(self, email: OutgoingEmail) -> None:
+        logger.info(
+            "No email sender configured: logging the email instead of sending it",
+            extra={"to": email.to, "subject": email.subject, "links": list(email.links)},
+        )
+
+
+def email_sender_for(settings: Settings) -> EmailSender:
+    if settings.notification_email_sender:
+        return SesEmailSender(settings.notification_email_sender, settings.email_configuration_set)
+    return LogEmailSender()
+
+
+class SesMailer:
+    """Emails the task's owner through SES (SesEmailSender)."""
 
     def __init__(
         self,
@@ -275,30 +384,12 @@ class SesMailer:
         self.sender = sender
         self.base_url = base_url
         self.configuration_set = configuration_set
-        self._client = client
+        self._ses = SesEmailSender(sender, configuration_set, client)
 
     def send(self, notice: DeadlineNotice) -> str:
         """SES's MessageId. Raises EmailRejected for this email alone, DeliveryUnavailable when
         SES as a whole fails."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        raw = build_message(self.sender, notice, self.base_url).as_bytes(policy=SMTP)
-        client = self._client or ses_client(None)
-        request: dict[str, Any] = {"Source": self.sender, "RawMessage": {"Data": raw}}
-        if self.configuration_set:
-            # Its event destination reports bounces and complaints (docs/deadlines.md).
-            request["ConfigurationSetName"] = self.configuration_set
-        try:
-            # No Destinations: SES takes the recipient from the To header.
-            response = client.send_raw_email(**request)
-        except ClientError as error:
-            code = _error_code(error)
-            if code in PER_EMAIL_SES_ERRORS:
-                raise EmailRejected(code) from error
-            raise DeliveryUnavailable(f"SES SendRawEmail failed: {code}") from error
-        except BotoCoreError as error:
-            raise DeliveryUnavailable(f"SES SendRawEmail failed: {_error_code(error)}") from error
-        return str(response["MessageId"])
+        return self._ses.send_email(deadline_email(notice, self.base_url))
 
 
 def publisher_for(settings: Settings) -> Publisher:

@@ -314,6 +314,33 @@ class UserOut(ResponseModel):
     created_at: UtcDatetime
 
 
+class ProfileOut(UserOut):
+    """GET /users/me: the account, and whether its owner has verified its address."""
+
+    model_config = examples(
+        {
+            "id": 7,
+            "email": EXAMPLE_EMAIL,
+            "created_at": "2029-12-01T08:00:00.654321Z",
+            "email_verified": True,
+        }
+    )
+
+    email_verified: bool = Field(
+        description="Whether the owner opened the verification link sent to this address. "
+        "No reminder or invitation email goes to an address that is not verified."
+    )
+
+    @classmethod
+    def of(cls, user: Any) -> ProfileOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            created_at=user.created_at,
+            email_verified=user.email_verified_at is not None,
+        )
+
+
 class PasswordGrant(BaseModel):
     """POST /token's password grant, from the OAuth2 form (`username`) or JSON (`email`)."""
 
@@ -610,9 +637,10 @@ class NotificationPreferencesOut(ResponseModel):
         "tasks without their own `remind_before`."
     )
     email_deliverable: bool = Field(
-        description="False after SES reported a permanent bounce or a complaint for this "
-        "address: no email is sent until email is switched on again (PUT or PATCH "
-        "`email_enabled: true`) or the address changes."
+        description="False while the address is not verified, and after its recipient "
+        "unsubscribed with one click or SES reported a permanent bounce or a complaint for it: "
+        "no email is sent to it until its owner follows a verification link issued since "
+        "(`email_enabled: true` does not lift it), or the address changes."
     )
     updated_at: UtcDatetime | None = Field(description="Null: never changed (the defaults).")
 

@@ -157,13 +157,19 @@ class Settings(EnvironmentSettings):
 
     # Reminders people control (docs/deadlines.md).
     # The API's public base URL (https in AWS), for unsubscribe links and calendar feed URLs;
-    # NOTIFICATION_EMAIL_SENDER requires it (every email carries an unsubscribe link).
+    # the deadline check emails only with it (every email carries an unsubscribe link).
     public_api_url: str | None = None
     # SES configuration set whose event destination reports bounces and complaints.
     email_configuration_set: str | None = None
     # How long the one-click unsubscribe link in an email keeps working.
     unsubscribe_token_ttl_seconds: int = Field(default=60 * 86400, ge=3600, le=366 * 86400)
     unsubscribe_audience: str = "taskline-unsubscribe"
+    # Email ownership (docs/security.md): how long a verification link works, its audience, and
+    # how many verification emails one account may cause per window (sign-up's included).
+    email_verification_token_ttl_seconds: int = Field(default=86400, ge=600, le=30 * 86400)
+    email_verification_audience: str = "taskline-email-verification"
+    email_verification_emails_per_window: int = Field(default=5, ge=1, le=1000)
+    email_verification_window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
 
     @field_validator(
         "notifications_topic_arn",
@@ -223,9 +229,10 @@ class Settings(EnvironmentSettings):
             raise ValueError("set DATABASE_URL, or DB_HOST and DB_SECRET_ARN")
         if self.jwt_secret is None and not self.jwt_secret_arn:
             raise ValueError("set JWT_SECRET or JWT_SECRET_ARN")
-        if self.notification_email_sender and not self.public_api_url:
-            # Every email carries a one-click unsubscribe link (RFC 8058) to the API.
-            raise ValueError("NOTIFICATION_EMAIL_SENDER needs PUBLIC_API_URL")
+        # NOTIFICATION_EMAIL_SENDER without PUBLIC_API_URL is allowed: the API functions take
+        # their links' host from the request (API Gateway's domain, as for calendar feeds);
+        # the deadline check, which has no request, emails only when both are set
+        # (notifications.mailer_for), and the template always gives it both.
         return self
 
 

@@ -395,6 +395,57 @@ def test_the_post_needs_the_one_click_body(user: ApiClient, client: ApiClient) -
     assert user.get(PREFERENCES).json()["email_enabled"] is True
 
 
+def _nested_multipart(depth: int) -> tuple[str, dict[str, str]]:
+    """A multipart/form-data body nested `depth` times, each part opening the next (issue 19
+    item 4's body bomb: `email.parser` recursed once per level, RecursionError past ~1000)."""
+
+    def boundary(level: int) -> str:
+        return format(level, "x")
+
+    body = "".join(
+        f"--{boundary(level)}\r\ncontent-type:multipart/a;boundary={boundary(level + 1)}\r\n\r\n"
+        for level in range(1, depth + 1)
+    )
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary(1)}"}
+
+
+@pytest.mark.parametrize("valid_link", [False, True], ids=["forged link", "genuine link"])
+def test_a_deeply_nested_body_is_a_quick_4xx(
+    user: ApiClient, client: ApiClient, valid_link: bool
+) -> None:
+    from tests.support.api import user_id_of
+
+    token = _unsubscribe_token(user_id_of(user)) if valid_link else "anything"
+    body, headers = _nested_multipart(1200)  # deep enough for RecursionError in email.parser
+    assert 8 * 1024 < len(body) < 64 * 1024  # under the API's body limit
+    started = time.process_time()
+    response = client.post(f"/unsubscribe/{token}", body=body, headers=headers)
+    spent = time.process_time() - started
+    # A forged link is refused before the body is read; a genuine one gets a bounded parse.
+    assert_problem(response, 404 if not valid_link else 413)
+    assert spent < 0.5, spent
+    small, small_headers = _nested_multipart(20)
+    assert len(small) < 8 * 1024
+    # Small enough to read, yet nested: only the top level counts, and it holds no field.
+    assert_problem(
+        client.post(f"/unsubscribe/{token}", body=small, headers=small_headers),
+        404 if not valid_link else 400,
+    )
+    many_parts = (
+        "".join(
+            f'--p\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(40)
+        )
+        + "--p--\r\n"
+    )
+    response = client.post(
+        f"/unsubscribe/{token}",
+        body=many_parts,
+        headers={"Content-Type": "multipart/form-data; boundary=p"},
+    )
+    assert_problem(response, 404 if not valid_link else 400)
+    assert user.get(PREFERENCES).json()["email_enabled"] is True
+
+
 # --- Bounces and complaints -----------------------------------------------------------------------
 
 
@@ -482,12 +533,15 @@ def deliver_feedback(aws: Aws, gateway: LocalGateway, *messages: str) -> dict[st
     return gateway.invoke(gateway.template.functions["EmailFeedbackFunction"], event)
 
 
-def test_a_permanent_bounce_stops_email_until_the_owner_switches_it_on(
+def test_a_permanent_bounce_stops_email_until_the_owner_verifies_again(
     with_email: Aws, user: ApiClient, gateway: LocalGateway
 ) -> None:
-    address = user.get("/users/me").json()["email"]
+    from tests.support.api import verification_path
+
+    me = user.get("/users/me").json()
+    old_link = verification_path(me["id"], me["email"], time.time() - 10)
     summary = deliver_feedback(
-        with_email, gateway, json.dumps(ses_record("Bounce", address.upper()))
+        with_email, gateway, json.dumps(ses_record("Bounce", me["email"].upper()))
     )
     assert (summary["suppressed"], summary["malformed"]) == (1, 0)
     assert user.get(PREFERENCES).json()["email_deliverable"] is False
@@ -496,8 +550,15 @@ def test_a_permanent_bounce_stops_email_until_the_owner_switches_it_on(
     first = deadline_service.check_deadlines(now=NOW)
     assert (first.due_soon, first.emails_sent, first.emails_skipped) == (1, 0, 1)
 
+    # The account holder alone cannot undo it (issue 19 item 5), nor can a link sent before.
     switched_on = user.patch(PREFERENCES, json_body={"email_enabled": True})
-    assert switched_on.json()["email_deliverable"] is True
+    assert switched_on.json()["email_deliverable"] is False
+    assert_problem(user.post(old_link, token=""), 410)
+    assert user.get(PREFERENCES).json()["email_deliverable"] is False
+
+    # A fresh verification by the address's owner does.
+    assert user.post(verification_path(me["id"], me["email"]), token="").status == 200
+    assert user.get(PREFERENCES).json()["email_deliverable"] is True
     add_task(user, NOW + timedelta(hours=2))
     second = deadline_service.check_deadlines(now=NOW)
     assert (second.due_soon, second.emails_sent) == (1, 1)
@@ -524,3 +585,6 @@ def test_a_complaint_suppresses_and_soft_feedback_does_not(
     # The same report again (SNS delivers at least once) changes nothing.
     again = deliver_feedback(with_email, gateway, json.dumps(ses_record("Complaint", complainer)))
     assert again["suppressed"] == 0
+    # A complaint sticks to the address: the account holder switching email on does not lift it.
+    assert user.patch(PREFERENCES, json_body={"email_enabled": True}).status == 200
+    assert user.get(PREFERENCES).json()["email_deliverable"] is False

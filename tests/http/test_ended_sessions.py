@@ -39,6 +39,7 @@ ACCOUNT_OPERATIONS: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/users/me/notifications"): {"email_enabled": True},
     ("POST", "/users/me/calendar"): None,
     ("DELETE", "/users/me/calendar"): None,
+    ("POST", "/users/me/email-verification"): None,
 }
 
 

@@ -25,7 +25,15 @@ PACKAGE = "taskline_generated_client"
 PASSWORD = "correct horse battery"
 # Modules named after the operationIds, grouped by tag.
 OPERATIONS = {
-    "accounts": ("create_user", "get_me", "change_password", "delete_me"),
+    "accounts": (
+        "create_user",
+        "get_me",
+        "change_password",
+        "delete_me",
+        "request_email_verification",
+        "get_email_verification_page",
+        "verify_email",
+    ),
     "sessions": ("issue_token", "revoke_token", "logout_all"),
     "tasks": (
         "create_task",
@@ -151,8 +159,11 @@ def test_the_generated_client_drives_the_whole_api(generated: str, gateway: Loca
 
         client = client_module.AuthenticatedClient(base_url=base_url, token=pair.access_token)
         me = accounts.get_me.sync(client=client)
-        assert isinstance(me, models.UserOut)
+        assert isinstance(me, models.ProfileOut)
         assert me.id == signed_up.parsed.id
+        assert me.email_verified is False
+        resent = accounts.request_email_verification.sync_detailed(client=client)
+        assert resent.status_code == 204
 
         preferences = notifications.patch_notification_preferences.sync(
             client=client, body=models.NotificationPreferencesPatch(due_soon_minutes=120)

@@ -18,7 +18,7 @@ import pytest
 from moto import mock_aws
 from sqlalchemy import Engine, text
 
-from taskline import notifications
+from taskline import invitation_email, notifications
 from taskline.domain import ListRole
 from taskline.errors import Forbidden
 from tests.http.lists_support import Account, invite, join, new_list
@@ -138,9 +138,10 @@ def test_a_removed_member_loses_access_at_the_next_request(make_account: MakeAcc
     assert member.get("/lists").json() == []
 
 
-# Someone else's invitation, whatever the spelling of the address.
-COMPOSED = "jos\u00e9@example.com"
-DECOMPOSED = "jose\u0301@example.com"
+# Someone else's invitation, whatever the spelling of the address. Local parts are ASCII
+# (taskline.emails: SES cannot send to others); domains may be internationalised.
+COMPOSED = "ann@m\u00fcnchen.de"
+DECOMPOSED = "ann@mu\u0308nchen.de"
 
 
 @pytest.mark.parametrize(
@@ -148,8 +149,8 @@ DECOMPOSED = "jose\u0301@example.com"
     [
         ("ada@example.com", "ADA@Example.COM"),
         (COMPOSED, DECOMPOSED),
-        (DECOMPOSED, "JOS\u00c9@EXAMPLE.com"),
-        ("ann@m\u00fcnchen.de", "ann@xn--mnchen-3ya.de"),
+        (DECOMPOSED, "ANN@M\u00dcNCHEN.DE"),
+        (COMPOSED, "ann@xn--mnchen-3ya.de"),
     ],
     ids=ascii,
 )
@@ -168,9 +169,9 @@ def test_the_addressee_accepts_under_any_spelling_of_their_address(
 @pytest.mark.parametrize(
     ("invited", "impostor"),
     [
-        ("ada@example.com", "\uff41da@example.com"),  # a fullwidth "a": another address
+        ("ada@example.com", "ada@exampl\u0435.com"),  # a Cyrillic "e": another domain
         ("ada@example.com", "ada@exam\u0440le.com"),  # a Cyrillic "p" in the domain
-        (COMPOSED, "jose@example.com"),  # no accent
+        (COMPOSED, "ann@munchen.de"),  # no umlaut
         ("ada@example.com", "ada+list@example.com"),
         ("ada@example.com", "ada@example.com.evil.io"),
     ],
@@ -271,7 +272,12 @@ def test_suppressed_and_unverified_addresses_get_no_email_and_the_same_answer(
     for email in ("bounced@example.com", "unproven@example.com", "fine@example.com"):
         caplog.clear()
         answers[email] = invite(owner, created["id"], email)
-        logged = [r for r in caplog.records if "logging the invitation email" in r.getMessage()]
+        logged = [
+            r
+            for r in caplog.records
+            if "logging the email" in r.getMessage()
+            and getattr(r, "subject", None) == invitation_email.SUBJECT
+        ]
         assert bool(logged) == (email == "fine@example.com"), email
     assert len({str(_shape(answer)) for answer in answers.values()}) == 1
 
@@ -392,7 +398,7 @@ def test_the_inviter_puts_nothing_in_a_header(ses: Any, make_account: MakeAccoun
         )
         assert_problem(response, 422)
     invite(owner, created["id"], "Guest@Example.com")
-    (message,) = _sent()
+    (message,) = [m for m in _sent() if m["Subject"] == invitation_email.SUBJECT]
     assert message["To"] == "guest@example.com"
     assert message["From"] == SENDER
     assert message["Subject"] == "Taskline: you are invited to a shared list"

@@ -521,12 +521,17 @@ def test_deadline_checks_run_on_a_schedule_with_retries_and_a_dead_letter_queue(
     assert int(env["DEADLINE_RESERVE_SECONDS"]) < function["Timeout"]
 
 
-def test_deadline_emails_only_from_the_configured_sender_through_an_ses_endpoint(
-    template: dict[str, Any], resources: dict[str, Any]
+# The functions that send email: deadline reminders, and sign-up's verification links.
+EMAIL_SENDING_FUNCTIONS = ["DeadlineCheckFunction", "AuthFunction"]
+
+
+@pytest.mark.parametrize("sender", EMAIL_SENDING_FUNCTIONS)
+def test_emails_only_from_the_configured_sender_through_an_ses_endpoint(
+    template: dict[str, Any], resources: dict[str, Any], sender: str
 ) -> None:
     [conditional] = [
         p
-        for p in resources["DeadlineCheckFunction"]["Properties"]["Policies"]
+        for p in resources[sender]["Properties"]["Policies"]
         if "Fn::If" in p and p["Fn::If"][0] == "HasEmailSender"
     ]
     condition, policy, otherwise = conditional["Fn::If"]
@@ -578,9 +583,11 @@ def test_bounces_and_complaints_reach_the_feedback_function_only_from_ses(
         "Arn",
     )
     assert "DatabaseMigrations" in resources["EmailFeedbackFunction"]["DependsOn"]
-    sender_env = environment_of(resources, "DeadlineCheckFunction")
-    assert sender_env["EMAIL_CONFIGURATION_SET"]["Fn::If"][0] == "HasEmailSender"
-    assert "PUBLIC_API_URL" in sender_env
+    for sender in EMAIL_SENDING_FUNCTIONS:
+        sender_env = environment_of(resources, sender)
+        assert sender_env["EMAIL_CONFIGURATION_SET"]["Fn::If"][0] == "HasEmailSender"
+        assert sender_env["NOTIFICATION_EMAIL_SENDER"] == {"Ref": "NotificationEmailSender"}
+        assert "PUBLIC_API_URL" in sender_env
 
 
 def environment_of(resources: dict[str, Any], function: str) -> dict[str, Any]:

@@ -173,6 +173,20 @@ def valid_claims(user_id: int | str, **overrides: Any) -> dict[str, Any]:
     return claims
 
 
+def verification_path(user_id: int, email: str, issued_at: float | None = None) -> str:
+    """The path of a verification link as the sign-up email carries it."""
+    from taskline.security.email_verification import issue_verification_token
+
+    return f"/verify-email/{issue_verification_token(user_id, email, issued_at)}"
+
+
+def verify_email(client: ApiClient) -> None:
+    """Follow the account's verification link, as its owner does from the sign-up email."""
+    me = client.get("/users/me").json()
+    response = client.post(verification_path(me["id"], me["email"]), token="")
+    assert response.status == 200, response.body
+
+
 def user_id_of(client: ApiClient) -> int:
     me = client.get("/users/me")
     assert me.status == 200, me.body

@@ -116,6 +116,7 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.MalformedBody: Problem(
         400, "malformed-body", "Bad Request", lambda _: "The request body is not valid JSON."
     ),
+    errors.MalformedForm: Problem(400, "malformed-form", "Bad Request", lambda e: str(e)),
     errors.PayloadTooLarge: Problem(
         413, "payload-too-large", "Content Too Large", lambda e: str(e)
     ),
@@ -156,6 +157,35 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
             "This unsubscribe link has expired, or email was switched on again since it was "
             "sent. Use the link in a newer email, or sign in to change your email settings."
         ),
+    ),
+    errors.VerificationLinkInvalid: Problem(
+        404,
+        "verification-link-invalid",
+        "Not Found",
+        lambda _: "This verification link is not valid. Sign in to request a new one.",
+    ),
+    errors.VerificationLinkExpired: Problem(
+        410,
+        "verification-link-expired",
+        "Gone",
+        lambda _: (
+            "This verification link has expired or was superseded (the address changed, or "
+            "stopped taking email, since it was sent). Sign in to request a new one."
+        ),
+    ),
+    errors.TooManyEmails: Problem(
+        429,
+        "too-many-emails",
+        "Too Many Requests",
+        lambda e: f"Too many emails of this kind; try again in {e.retry_after} seconds.",
+        headers=lambda e: {"Retry-After": str(e.retry_after)},
+    ),
+    errors.EmailNotSent: Problem(
+        503,
+        "email-not-sent",
+        "Service Unavailable",
+        lambda _: "The email could not be sent now; try again later.",
+        headers=lambda _: {"Retry-After": "60"},
     ),
     errors.OneClickBodyMissing: Problem(
         400,

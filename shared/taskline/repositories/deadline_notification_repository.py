@@ -192,9 +192,11 @@ def claim_due(
         .returning(Task.id)
         .cte("cleared")
     )
+    # No email to an address its owner has not verified, nor to a suppressed one.
     email_allowed = and_(
         func.coalesce(NotificationPreference.email_enabled, true()),
         EmailSuppression.address.is_(None),
+        User.email_verified_at.is_not(None),
     )
     statement = (
         select(Task, User.email, claimed.c.task_id.is_not(None), email_allowed)

@@ -7,15 +7,15 @@ spellings that reach one account reach its invitations, and none other does.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, case, delete, exists, func, literal, select
+from sqlalchemy import Row, Select, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
-from taskline.domain import ListRole, QuotaScope
-from taskline.models import EmailSuppression, ListInvitation, ListMember, SendQuota, TaskList, User
+from taskline.domain import ListRole
+from taskline.models import EmailSuppression, ListInvitation, ListMember, TaskList, User
 from taskline.repositories.list_repository import locked_role
 
 # A row of any shape (columns chosen per query).
@@ -214,29 +214,3 @@ def lock_addressed_to(session: Session, user_id: int, invitation_id: int) -> Any
 
 def remove(session: Session, invitation_id: int) -> None:
     session.execute(delete(ListInvitation).where(ListInvitation.id == invitation_id))
-
-
-def count_send(
-    session: Session,
-    scope: QuotaScope,
-    subject: str,
-    now: datetime,
-    window: timedelta,
-) -> tuple[int, datetime]:
-    """Count one email against the subject's quota in the current window (a new window starts
-    when the last one is over). Returns the count so far and when the window started; the
-    row stays locked until the transaction ends, so concurrent sends count one after another.
-    """
-    inserting = insert(SendQuota).values(
-        scope=scope.value, subject=subject, window_started_at=now, sent=1
-    )
-    expired = SendQuota.window_started_at <= literal(now - window, SendQuota.window_started_at.type)
-    statement = inserting.on_conflict_do_update(
-        index_elements=[SendQuota.scope, SendQuota.subject],
-        set_={
-            "sent": case((expired, 1), else_=SendQuota.sent + 1),
-            "window_started_at": case((expired, now), else_=SendQuota.window_started_at),
-        },
-    ).returning(SendQuota.sent, SendQuota.window_started_at)
-    sent, started = session.execute(statement).one()
-    return int(sent), started

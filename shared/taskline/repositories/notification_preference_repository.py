@@ -44,15 +44,23 @@ def save(
     return saved
 
 
-def suppressed(session: Session, user_id: int) -> bool:
-    """Whether SES reported the account's current address as bouncing or complaining."""
+def deliverable(session: Session, user_id: int) -> bool:
+    """Whether email may go to the account's address: verified by its owner, and neither
+    unsubscribed by its recipient nor reported by SES as bouncing or complaining."""
     statement = select(
-        exists().where(User.id == user_id, EmailSuppression.address == func.lower(User.email))
-    )
+        User.email_verified_at.is_not(None)
+        & ~exists().where(EmailSuppression.address == func.lower(User.email))
+    ).where(User.id == user_id)
     return bool(session.scalar(statement))
 
 
+def suppression(session: Session, address: str) -> EmailSuppression | None:
+    """The suppression of `address` (any case), if there is one."""
+    return session.get(EmailSuppression, address.lower())
+
+
 def lift_suppression(session: Session, user_id: int) -> None:
+    """Only a fresh verification of the address by its owner calls this."""
     address = select(func.lower(User.email)).where(User.id == user_id).scalar_subquery()
     session.execute(delete(EmailSuppression).where(EmailSuppression.address == address))
 
@@ -74,3 +82,16 @@ def suppress(session: Session, addresses: dict[str, tuple[str, str | None]]) -> 
         .returning(EmailSuppression.address)
     )
     return len(session.scalars(statement).all())
+
+
+def suppress_user_address(session: Session, user_id: int, reason: str, now: datetime) -> None:
+    """Suppress the account's current address now, whatever was recorded before (a newer
+    suppression makes older verification links stale)."""
+    address = select(func.lower(User.email)).where(User.id == user_id).scalar_subquery()
+    statement = insert(EmailSuppression).values(address=address, reason=reason, created_at=now)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[EmailSuppression.address],
+            set_={"reason": reason, "created_at": now, "feedback_id": None},
+        )
+    )

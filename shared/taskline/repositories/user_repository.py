@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -65,3 +67,11 @@ def delete_if_unchanged(session: Session, user_id: int, expected_hash: str) -> b
         .returning(User.id)
     )
     return session.execute(statement).one_or_none() is not None
+
+
+def get_for_update(session: Session, user_id: int) -> User | None:
+    return session.scalars(select(User).where(User.id == user_id).with_for_update()).one_or_none()
+
+
+def mark_email_verified(session: Session, user_id: int, now: datetime) -> None:
+    session.execute(update(User).where(User.id == user_id).values(email_verified_at=now))

@@ -7,23 +7,29 @@ from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import EmailAlreadyRegistered, SignInEnded, TooManyAttempts, WrongPassword
 from taskline.models import User
 from taskline.repositories import calendar_feed_repository, sign_in_repository, user_repository
-from taskline.schemas import AccountDeletion, PasswordChange, UserCreate, UserOut
+from taskline.schemas import AccountDeletion, PasswordChange, ProfileOut, UserCreate, UserOut
 from taskline.security.passwords import hash_password, verify_password
 from taskline.security.tokens import VerifiedToken
-from taskline.services import throttling_service
+from taskline.services import email_verification_service, throttling_service
 
 
-def register(request: UserCreate) -> UserOut:
+def register(request: UserCreate, base_url: str) -> UserOut:
+    """Create the account, then email it a verification link (or log it without a sender)."""
     password_hash = hash_password(request.password)  # hashed before the transaction opens
     with transaction() as session:
         user = user_repository.add_if_email_free(session, request.email, password_hash)
         if user is None:
             raise EmailAlreadyRegistered
-        return UserOut.model_validate(user)
+        email_verification_service.take_quota(session, user.id, clock.utcnow())
+        created = UserOut.model_validate(user)
+    email_verification_service.send_after_sign_up(
+        email_verification_service.Recipient(created.id, created.email), base_url
+    )
+    return created
 
 
 @retry_if_disconnected
-def profile(token: VerifiedToken) -> UserOut:
+def profile(token: VerifiedToken) -> ProfileOut:
     """The caller's account, if the token's sign-in is live: one SELECT, outside a transaction."""
     with read_only() as session:
         user = sign_in_repository.user_signed_in(
@@ -31,7 +37,7 @@ def profile(token: VerifiedToken) -> UserOut:
         )
         if user is None:
             raise SignInEnded
-        return UserOut.model_validate(user)
+        return ProfileOut.of(user)
 
 
 def change_password(token: VerifiedToken, request: PasswordChange, source_ip: str) -> None:

@@ -21,6 +21,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskline.db import transaction
+from taskline.emails import normalize_email
 from taskline.repositories import notification_preference_repository
 
 logger = Logger(child=True)
@@ -70,20 +71,30 @@ class FeedbackSummary(BaseModel):
     malformed: int = 0
 
 
+def _key(reported: str) -> str:
+    """The suppression key of an address SES reports: lower case, as accounts store it. An
+    internationalised domain is mailed in punycode (notifications.recipient), so SES reports it
+    that way; accounts store it in Unicode (taskline.emails)."""
+    try:
+        return normalize_email(reported.strip()).lower()
+    except ValueError:
+        return reported.strip().lower()
+
+
 def undeliverable(event: SesEvent) -> dict[str, tuple[str, str | None]]:
     """{lower(address): (reason, feedback id)} the event makes undeliverable."""
     if event.kind == "Bounce" and event.bounce is not None:
         if event.bounce.bounce_type != "Permanent":
             return {}
         return {
-            r.email_address.strip().lower(): ("bounce", event.bounce.feedback_id)
+            _key(r.email_address): ("bounce", event.bounce.feedback_id)
             for r in event.bounce.bounced_recipients
         }
     if event.kind == "Complaint" and event.complaint is not None:
         if event.complaint.feedback_type == "not-spam":
             return {}
         return {
-            r.email_address.strip().lower(): ("complaint", event.complaint.feedback_id)
+            _key(r.email_address): ("complaint", event.complaint.feedback_id)
             for r in event.complaint.complained_recipients
         }
     return {}

@@ -45,6 +45,7 @@ from taskline.pagination import decode_cursor, encode_cursor
 from taskline.repositories import (
     invitation_repository,
     list_repository,
+    send_quota_repository,
     task_repository,
     user_repository,
 )
@@ -260,11 +261,11 @@ def invite(token: VerifiedToken, list_id: int, request: InvitationCreate) -> Inv
         user = _signed_in(session, token)
         if _lock_as_member(session, list_id, user.id) is not ListRole.OWNER:
             raise Forbidden("Only the list's owner can invite.")
-        sent, started = invitation_repository.count_send(
-            session, QuotaScope.INVITATION, str(user.id), now, _DAY
+        retry_after = send_quota_repository.take(
+            session, QuotaScope.INVITATION, str(user.id), MAX_INVITATION_EMAILS_PER_DAY, _DAY, now
         )
-        if sent > MAX_INVITATION_EMAILS_PER_DAY:
-            raise SendQuotaExceeded(max(1, int((started + _DAY - now).total_seconds()) + 1))
+        if retry_after is not None:
+            raise SendQuotaExceeded(retry_after)
         if invitation_repository.address_is_member(session, list_id, request.email):
             raise ListConflict("This address is already a member of the list.")
         invitation_repository.purge_expired(session, list_id, now)
