@@ -129,17 +129,24 @@ def main() -> None:
         gateway = LocalGateway(template)
         origins = ", ".join(gateway.cors.origins) if gateway.cors else "none (CORS off)"
         shown = url.split("@")[-1]  # no password on the terminal
-        _say(f"Taskline on http://{host}:{port} (API domain {domain_name}); Swagger UI at /docs")
-        _say(f"  database {shown}, at revision {revision}")
-        _say(f"  {containers} containers, one invocation at a time each")
-        _say(f"  CORS origins: {origins} (CORS_ALLOWED_ORIGINS)")
-        for route, function in sorted(template.routes(), key=lambda rf: rf[0].path):
-            _say(f"  {route.method:<7} {route.path:<20} -> {function.logical_id}")
-        _say(
-            "Ctrl-C stops it"
-            + (" and the embedded PostgreSQL it started." if started_embedded else ".")
-        )
-        HttpFront(wsgi_app(gateway, domain_name), listener, containers).run()
+        docs = "/docs"
+        stops_database = " and the embedded PostgreSQL it started." if started_embedded else "."
+
+        def banner() -> None:
+            # Printed once every container is up and listening for Ctrl-C: from this line on,
+            # Ctrl-C stops every process (before it, a container forked but not yet booted could
+            # miss it). Scripts and tests wait for this line, as a person does.
+            _say(
+                f"Taskline on http://{host}:{port} (API domain {domain_name}); Swagger UI at {docs}"
+            )
+            _say(f"  database {shown}, at revision {revision}")
+            _say(f"  {containers} containers, one invocation at a time each")
+            _say(f"  CORS origins: {origins} (CORS_ALLOWED_ORIGINS)")
+            for route, function in sorted(template.routes(), key=lambda rf: rf[0].path):
+                _say(f"  {route.method:<7} {route.path:<20} -> {function.logical_id}")
+            _say("Ctrl-C stops it" + stops_database)
+
+        HttpFront(wsgi_app(gateway, domain_name), listener, containers, on_ready=banner).run()
     except KeyboardInterrupt:
         pass
     finally:
