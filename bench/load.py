@@ -380,11 +380,11 @@ def verify(url: str, clients: list[Client], stats: Stats) -> dict[str, int]:
                 stats.problem(f"resurrected: task {task_id} was acknowledged as deleted")
     for task_id in in_db:
         stats.problem(f"unacknowledged: task {task_id} exists but no client was told of it")
-    for task_id, count in keys_per_task.items():
-        if task_id is None:
+    for key_task, count in keys_per_task.items():
+        if key_task is None:
             stats.problem(f"lost: {count} idempotency keys point at no task")
         elif count != 1:
-            stats.problem(f"duplicate: {count} idempotency keys point at task {task_id}")
+            stats.problem(f"duplicate: {count} idempotency keys point at task {key_task}")
     return {
         "acknowledged_live_tasks": acknowledged,
         "acknowledged_deletes": sum(len(client.deleted) for client in clients),
