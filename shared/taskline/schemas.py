@@ -757,8 +757,7 @@ class Problem(BaseModel):
             "errors": [
                 {
                     "loc": ["body", "deadline"],
-                    "msg": "must be an RFC 3339 timestamp string, e.g. "
-                    "2030-01-15T09:00:00Z",
+                    "msg": "must be an RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z",
                     "type": "value_error",
                 }
             ],
