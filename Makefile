@@ -36,7 +36,7 @@ run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQ
 	$(BIN)/python -m localdev.server
 
 stop: $(STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; make run stops its own)
-	$(BIN)/python -m localdev.database stop
+	$(BIN)/python -m localdev.database stop $(if $(FORCE),--force)
 
 test: $(STAMP) $(CFN_VENV)/.installed ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

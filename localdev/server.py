@@ -121,7 +121,8 @@ def main() -> None:
     domain_name = os.environ.get("API_DOMAIN_NAME") or f"127.0.0.1:{port}"
     containers = int(os.environ.get("CONTAINERS") or DEFAULT_CONTAINERS)
 
-    started_embedded = not os.environ.get("DATABASE_URL") and not database.embedded_server_running()
+    uses_embedded = not os.environ.get("DATABASE_URL")
+    started_embedded = uses_embedded and not database.embedded_server_running()
     master = os.getpid()
     try:
         url = configure_environment()
@@ -146,7 +147,12 @@ def main() -> None:
                 _say(f"  {route.method:<7} {route.path:<20} -> {function.logical_id}")
             _say("Ctrl-C stops it" + stops_database)
 
-        HttpFront(wsgi_app(gateway, domain_name), listener, containers, on_ready=banner).run()
+        front = HttpFront(wsgi_app(gateway, domain_name), listener, containers, on_ready=banner)
+        if not uses_embedded:
+            front.run()
+        else:
+            with database.in_use_by_server(f"make run on http://{host}:{port}"):
+                front.run()
     except KeyboardInterrupt:
         pass
     finally:

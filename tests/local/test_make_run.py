@@ -69,6 +69,30 @@ def test_ctrl_c_stops_the_server_and_the_embedded_postgresql_it_started(own_pgda
     assert "embedded PostgreSQL stopped" in server.text()
 
 
+def test_make_stop_refuses_while_make_run_serves_from_the_database(own_pgdata: str) -> None:
+    environment = child_environment(TASKLINE_PGDATA=own_pgdata)
+    environment.pop("DATABASE_URL", None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DATABASE_URL")  # `make run` on the embedded server
+        with live_server(TASKLINE_PGDATA=own_pgdata) as server:
+            refused = run_python("-m", "localdev.database", "stop", env=environment)
+            assert refused.returncode == 1
+            assert "make run" in refused.stderr
+            assert f"http://127.0.0.1:{server.port}" in refused.stderr
+            assert "Ctrl-C" in refused.stderr
+            assert "FORCE=1" in refused.stderr
+            assert database.embedded_server_running(Path(own_pgdata))
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("GET", "/openapi.json")
+            assert connection.getresponse().status == 200  # still serving
+            connection.close()
+            assert stop(server.process) == 0
+    # Once it has stopped, `make stop` does its job again (nothing left to stop here).
+    stopped = run_python("-m", "localdev.database", "stop", env=environment)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "was not running" in stopped.stdout
+
+
 def test_ctrl_c_leaves_a_database_it_did_not_start(database_url: str) -> None:
     from taskline.db import sqlalchemy_url
 
