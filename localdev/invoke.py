@@ -21,12 +21,16 @@ from localdev.server import configure_environment, migrate
 from localdev.template import load
 
 
-def _fill_token(event: dict[str, Any], email: str | None) -> None:
+def _fill_token(event: dict[str, Any], email: str | None, function: str, path: Path) -> None:
     headers = event.get("headers") or {}
     if "{{token}}" not in headers.get("authorization", ""):
         return
     if email is None:
-        raise SystemExit("this event needs a token: pass --user EMAIL of an existing account")
+        # Said as `make invoke` takes it (its ARGS), the way most people run this.
+        raise SystemExit(
+            f"{path} needs a token for an existing account; give its email:\n"
+            f'  make invoke FUNCTION={function} EVENT={path} ARGS="--user EMAIL"'
+        )
     from taskline.errors import InvalidCredentials
     from taskline.services.sign_in_service import sign_in_trusted
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_environment()
     migrate()
     event = json.loads(args.event.read_text())
-    _fill_token(event, args.user)
+    _fill_token(event, args.user, args.function, args.event)
     context = LambdaContext(function.logical_id, function.timeout)
     result = loader.load_handler(function)(event, context)
     json.dump(result, sys.stdout, indent=2, default=str)
