@@ -28,6 +28,7 @@ from pathlib import Path
 
 from localdev import database
 from localdev.template import ROOT, TEMPLATE, Template, load
+from localdev.terminal_log import TerminalLog
 
 DEV_DATABASE = "taskline"
 DEV_SECRET_FILE = ROOT / ".local" / "jwt-secret"
@@ -147,6 +148,10 @@ def main() -> None:
                 _say(f"  {route.method:<7} {route.path:<20} -> {function.logical_id}")
             _say("Ctrl-C stops it" + stops_database)
 
+        # The functions' loggers write to sys.stdout as it is when they are made (in each
+        # container, at its first request): one line per error in the terminal from here on.
+        full = os.environ.get("POWERTOOLS_LOG_LEVEL", "").upper() == "DEBUG"
+        sys.stdout = TerminalLog(sys.stdout, full=full)
         front = HttpFront(wsgi_app(gateway, domain_name), listener, containers, on_ready=banner)
         if not uses_embedded:
             front.run()
