@@ -21,7 +21,12 @@ from localdev.server import configure_environment, migrate
 from localdev.template import load
 
 
-def _fill_token(event: dict[str, Any], email: str | None, function: str, path: Path) -> None:
+def _fill_token(
+    event: dict[str, Any],
+    email: str | None,
+    function: str = "FUNCTION",
+    path: Path | str = "EVENT",
+) -> None:
     headers = event.get("headers") or {}
     if "{{token}}" not in headers.get("authorization", ""):
         return

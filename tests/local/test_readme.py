@@ -61,7 +61,7 @@ def _steps(script: str) -> tuple[str, dict[int, int | None]]:
             last += 1
         found = _PROMISED.search(lines[last])
         promised[number] = int(found.group(1)) if found else None
-        lines[number] = _CURL.sub(lambda m, n=number: f"{m.group(1)}STEP={n} curl ", line)
+        lines[number] = _CURL.sub(rf"\g<1>STEP={number} curl ", line)
     return "\n".join(lines) + "\n", promised
 
 

@@ -43,8 +43,7 @@ TAGS: dict[str, str] = {
     "Accounts": "Sign up; read, change the password of, and delete your account.",
     "Sessions": "Sign in (`POST /token`, the OAuth2 password grant), refresh, log out.",
     "Tasks": "Your tasks: create, list (filters, paging), read, update (`If-Match`), delete.",
-    "Notifications": "Deadline reminders: preferences, the calendar feed, one-click "
-    "unsubscribe.",
+    "Notifications": "Deadline reminders: preferences, the calendar feed, one-click unsubscribe.",
 }
 
 
