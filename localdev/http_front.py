@@ -14,9 +14,11 @@ gunicorn answers its own refusals with an HTML page; here they are the contract'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -99,6 +101,19 @@ class ContainerWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
             return application(environ, start_response)
 
         self.wsgi: Any = with_close
+
+    def handle_quit(self, _sig: int, _frame: Any) -> None:
+        """Ctrl-C (SIGINT from the terminal) or the master's quick stop (SIGQUIT): end now.
+
+        gunicorn's own raises SystemExit in the middle of whatever the container was doing and
+        unwinds through gunicorn's and the server's code (locks, logging, exit handlers
+        inherited from the master); once in a loaded run a container hung there until SIGKILL.
+        A quick stop abandons the request in flight anyway, as a Lambda container that is
+        shut down does."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):  # interrupted mid-write: exit regardless
+                stream.flush()
+        os._exit(0)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         self._request = req  # one thread: one request at a time
