@@ -22,21 +22,33 @@ EVENT ?= events/tasks-list.json
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt shared/requirements.txt
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || \
+CHECK_PYTHON := $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || \
 	  { echo "Taskline needs Python 3.13 (pyenv install 3.13, or PYTHON=/path/to/python3.13)"; exit 1; }
+
+# Everything (make test, lint, ...): requirements.txt, which includes make run's set.
+$(STAMP): requirements.txt requirements-run.txt shared/requirements.txt
+	@$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $@
 
+# make run's own set (requirements-run.txt), into the same .venv: serving the API does not need
+# the test and lint toolchain, so a fresh clone's first `make run` installs only this.
+RUN_STAMP := $(VENV)/.run-installed
+$(RUN_STAMP): requirements-run.txt shared/requirements.txt
+	@$(CHECK_PYTHON)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements-run.txt
+	@touch $@
+
 install: $(STAMP) ## Create .venv with every dependency
 
-run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
+run: $(RUN_STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
 	$(BIN)/python -m localdev.server
 
-stop: $(STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; make run stops its own)
-	$(BIN)/python -m localdev.database stop
+stop: $(RUN_STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; make run stops its own)
+	$(BIN)/python -m localdev.database stop $(if $(FORCE),--force)
 
 test: $(STAMP) $(CFN_VENV)/.installed ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -76,7 +88,7 @@ fuzz: $(STAMP) ## Longer OpenAPI fuzzing, in process and against a local server 
 load: $(STAMP) ## Bounded load test: several local servers, concurrent clients, nothing lost
 	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
-smoke: $(STAMP) ## Post-deploy smoke test: make smoke API_URL=https://... [ORIGIN=https://app.example.com] [APP_URL=https://.../app/]
+smoke: $(RUN_STAMP) ## Post-deploy smoke test: make smoke API_URL=https://... [ORIGIN=https://app.example.com] [APP_URL=https://.../app/]
 	$(BIN)/python -m localdev.smoke "$(API_URL)"
 
 prune-versions: $(STAMP) ## After sam deploy: delete old SnapStart versions (STACK=taskline KEEP_PREVIOUS=1 DRY_RUN=)
@@ -100,7 +112,7 @@ openapi: $(STAMP) ## Regenerate shared/taskline/api/openapi.json from the handle
 ca-bundle: $(STAMP) ## Regenerate the AWS CA bundle shipped in the layer (shared/taskline/certs)
 	$(BIN)/python -m localdev.ca_bundle
 
-invoke: $(STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
+invoke: $(RUN_STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
 	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT) $(ARGS)
 
 bench-deadlines: $(STAMP) ## Deadline check on 1,000,000 tasks (database taskline_bench): plan and timings

@@ -319,6 +319,25 @@ def sample_connections(url: str, stop: threading.Event, samples: list[tuple[int,
     engine.dispose()
 
 
+def created_task_id(
+    status: int | None,
+    headers: dict[str, str] | None,
+    body: str | None,
+    legacy: dict[str, Any] | None,
+) -> int | None:
+    """The task an idempotency key's stored first answer created: its Location header (the key
+    stores the response as sent since migration 0005), else its body's id; keys stored before
+    that migration hold the task in the old `response` column."""
+    if status is not None:
+        location = {name.lower(): value for name, value in (headers or {}).items()}.get("location")
+        if location:
+            return int(location.rstrip("/").rpartition("/")[2])
+        if body and status == 201:
+            return int(json.loads(body)["id"])
+        return None
+    return int(legacy["id"]) if legacy else None
+
+
 def verify(url: str, clients: list[Client], stats: Stats) -> dict[str, int]:
     """Read everything back from PostgreSQL and hold it against the clients' ledgers."""
     from taskline.api.etags import etag_for
@@ -333,10 +352,14 @@ def verify(url: str, clients: list[Client], stats: Stats) -> dict[str, int]:
             )
         ).mappings()
         in_db = {row["id"]: row for row in rows}
-        keys_per_task = connection.execute(
-            text("SELECT response->>'id', count(*) FROM idempotency_keys GROUP BY 1")
+        keys = connection.execute(
+            text(
+                "SELECT response_status, response_headers, response_body, response"
+                " FROM idempotency_keys"
+            )
         ).all()
     engine.dispose()
+    keys_per_task = Counter(created_task_id(*key) for key in keys)
     acknowledged = 0
     for client in clients:
         for task_id, (body, etag) in client.tasks.items():
@@ -357,9 +380,11 @@ def verify(url: str, clients: list[Client], stats: Stats) -> dict[str, int]:
                 stats.problem(f"resurrected: task {task_id} was acknowledged as deleted")
     for task_id in in_db:
         stats.problem(f"unacknowledged: task {task_id} exists but no client was told of it")
-    for task_id, count in keys_per_task:
-        if count != 1:
-            stats.problem(f"duplicate: {count} idempotency keys point at task {task_id}")
+    for key_task, count in keys_per_task.items():
+        if key_task is None:
+            stats.problem(f"lost: {count} idempotency keys point at no task")
+        elif count != 1:
+            stats.problem(f"duplicate: {count} idempotency keys point at task {key_task}")
     return {
         "acknowledged_live_tasks": acknowledged,
         "acknowledged_deletes": sum(len(client.deleted) for client in clients),

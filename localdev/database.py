@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, make_url, text
@@ -44,6 +46,44 @@ def embedded_server_running(data_dir: Path = DATA_DIR) -> bool:
 
     info = PostmasterInfo.read_from_pgdata(data_dir)
     return info is not None and info.is_running()
+
+
+def _users_dir(data_dir: Path) -> Path:
+    return data_dir.with_name(data_dir.name + "-servers")
+
+
+@contextmanager
+def in_use_by_server(description: str, data_dir: Path = DATA_DIR) -> Iterator[None]:
+    """Mark the embedded server of `data_dir` as used by this `make run` (its pid, and
+    `description` for people) until the block ends, so `make stop` can refuse to pull the
+    database from under it."""
+    users = _users_dir(data_dir)
+    users.mkdir(parents=True, exist_ok=True)
+    owner = os.getpid()
+    mark = users / str(owner)
+    mark.write_text(description)
+    try:
+        yield
+    finally:
+        if os.getpid() == owner:  # not in the containers forked inside the block
+            mark.unlink(missing_ok=True)
+
+
+def servers_using(data_dir: Path = DATA_DIR) -> list[str]:
+    """The `make run`s still running on the embedded server of `data_dir`, as described."""
+    users = _users_dir(data_dir)
+    found = []
+    for mark in sorted(users.glob("*")) if users.is_dir() else []:
+        try:
+            # A mark left by a server that was killed, or a pid reused by something else.
+            command = Path(f"/proc/{int(mark.name)}/cmdline").read_bytes()
+        except (ValueError, OSError):
+            command = b""
+        if b"localdev.server" in command:
+            found.append(f"{mark.read_text()} (pid {mark.name})")
+        else:
+            mark.unlink(missing_ok=True)
+    return found
 
 
 def stop_embedded_server(data_dir: Path = DATA_DIR) -> bool:
@@ -101,10 +141,20 @@ def _sqlstate(error: DBAPIError) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m localdev.database stop`: stop the embedded server (make stop)."""
-    if argv != ["stop"]:
-        print("usage: python -m localdev.database stop", file=sys.stderr)
+    """`python -m localdev.database stop [--force]`: stop the embedded server (make stop), unless
+    a `make run` is serving from it (--force: even then)."""
+    if argv not in (["stop"], ["stop", "--force"]):
+        print("usage: python -m localdev.database stop [--force]", file=sys.stderr)
         return 2
+    running = servers_using()
+    if running and "--force" not in argv:
+        print(
+            f"Not stopping the embedded PostgreSQL: `make run` is serving from it: "
+            f"{'; '.join(running)}. Press Ctrl-C in its terminal (it stops the database too when "
+            "it started it), or stop the database anyway: make stop FORCE=1",
+            file=sys.stderr,
+        )
+        return 1
     stopped = stop_embedded_server()
     print(f"embedded PostgreSQL ({DATA_DIR}) {'stopped' if stopped else 'was not running'}")
     return 0

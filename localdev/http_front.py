@@ -26,13 +26,19 @@ The access log never shows a credential in a path (localdev.access_log).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import signal
 import socket
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
@@ -182,6 +188,19 @@ class ContainerWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
 
         self.wsgi: Any = with_close
 
+    def handle_quit(self, _sig: int, _frame: Any) -> None:
+        """Ctrl-C (SIGINT from the terminal) or the master's quick stop (SIGQUIT): end now.
+
+        gunicorn's own raises SystemExit in the middle of whatever the container was doing and
+        unwinds through gunicorn's and the server's code (locks, logging, exit handlers
+        inherited from the master); once in a loaded run a container hung there until SIGKILL.
+        A quick stop abandons the request in flight anyway, as a Lambda container that is
+        shut down does."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):  # interrupted mid-write: exit regardless
+                stream.flush()
+        os._exit(0)
+
     def handle_request(self, req: Any, conn: Any) -> Any:
         self._request = req  # one thread: one request at a time
         if isinstance(conn.sock, _ClientSocket):
@@ -220,7 +239,48 @@ def redacting_logger(redactor: PathRedactor) -> type:
     return RedactingLogger
 
 
+# While stopping, the signal is sent again this often to containers still running: one that got
+# it between its fork and installing its own handlers (it still had the master's, which queue
+# the signal in the child's copy of the master's queue) would otherwise never hear it.
+RESEND_STOP_SIGNAL_SECONDS = 0.5
+# How often the master looks for containers that became ready until the last one has.
+READY_POLL_SECONDS = 0.05
+
+
+class _Arbiter(Arbiter):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's master, which says when every container is ready and whose stop is heard."""
+
+    def __init__(self, app: HttpFront) -> None:
+        super().__init__(app)
+        self._front = app
+        self._stop_signal: int | None = None
+        self._signalled_at = 0.0
+
+    def wait_for_signals(self, timeout: float = 1.0) -> list[int]:
+        if self._front.on_ready is None:
+            return list(super().wait_for_signals(timeout))
+        signals = list(super().wait_for_signals(min(timeout, READY_POLL_SECONDS)))
+        self._front.check_ready()
+        return signals
+
+    def kill_workers(self, sig: int) -> None:
+        if sig in (signal.SIGTERM, signal.SIGQUIT):
+            self._stop_signal, self._signalled_at = sig, time.monotonic()
+        super().kill_workers(sig)
+
+    def reap_workers(self) -> None:
+        super().reap_workers()
+        # stop() calls this every 0.1 s while it waits for the containers to end.
+        since = time.monotonic() - self._signalled_at
+        if self._stop_signal is not None and self.WORKERS and since > RESEND_STOP_SIGNAL_SECONDS:
+            self.kill_workers(self._stop_signal)
+
+
 class HttpFront(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn serving `application` on `listener` with `containers` workers. `on_ready` runs
+    in the master once every container has booted and installed its signal handlers: from then
+    on, Ctrl-C (SIGINT to the process group) stops every process."""
+
     def __init__(
         self,
         application: Any,
@@ -229,9 +289,15 @@ class HttpFront(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
         *,
         secret_routes: list[str],
         read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.application = application
         _ClientSocket.read_timeout = read_timeout  # the containers are forked from here
+        self.containers = containers
+        self.on_ready = on_ready
+        self._ready_read, self._ready_write = os.pipe()
+        os.set_blocking(self._ready_read, False)
+        self._ready = 0
         self.options = {
             "bind": [f"fd://{listener.fileno()}"],
             "workers": containers,
@@ -254,8 +320,26 @@ class HttpFront(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
             "errorlog": "-",
             "loglevel": "warning",  # no "Booting worker" lines; refusals and errors only
             "proc_name": "taskline-local",
+            "post_worker_init": self._container_ready,
         }
         super().__init__()
+
+    def _container_ready(self, _worker: Any) -> None:
+        """In a container, after its signal handlers and application are in place."""
+        os.write(self._ready_write, b"r")
+
+    def check_ready(self) -> None:
+        """In the master: run on_ready once every container has said it is ready."""
+        try:
+            self._ready += len(os.read(self._ready_read, 1024))
+        except BlockingIOError:
+            return
+        if self.on_ready is not None and self._ready >= self.containers:
+            on_ready, self.on_ready = self.on_ready, None
+            on_ready()
+
+    def run(self) -> None:
+        _Arbiter(self).run()
 
     def load_config(self) -> None:
         for key, value in self.options.items():

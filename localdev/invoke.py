@@ -22,12 +22,21 @@ from localdev.server import configure_environment, migrate
 from localdev.template import load
 
 
-def _fill_token(event: dict[str, Any], email: str | None) -> None:
+def _fill_token(
+    event: dict[str, Any],
+    email: str | None,
+    function: str = "FUNCTION",
+    path: Path | str = "EVENT",
+) -> None:
     headers = event.get("headers") or {}
     if "{{token}}" not in headers.get("authorization", ""):
         return
     if email is None:
-        raise SystemExit("this event needs a token: pass --user EMAIL of an existing account")
+        # Said as `make invoke` takes it (its ARGS), the way most people run this.
+        raise SystemExit(
+            f"{path} needs a token for an existing account; give its email:\n"
+            f'  make invoke FUNCTION={function} EVENT={path} ARGS="--user EMAIL"'
+        )
     from taskline.errors import InvalidCredentials
     from taskline.services.sign_in_service import sign_in_trusted
 
@@ -58,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_environment()
     migrate()
     event = json.loads(args.event.read_text())
-    _fill_token(event, args.user)
+    _fill_token(event, args.user, args.function, args.event)
     context = LambdaContext(function.logical_id, function.timeout)
     # The function's log lines (Powertools writes them to stdout, bound when its logger is
     # built) go to stderr, as with `sam local invoke`: stdout is the result alone, for jq.

@@ -65,7 +65,7 @@ def build() -> dict[str, Any]:
             .app.get_openapi_schema()
             .model_dump(mode="json", by_alias=True, exclude_none=True)
         )
-        front = {key: rendered[key] for key in ("openapi", "info", "servers")}
+        front = {key: rendered[key] for key in ("openapi", "info", "servers", "tags")}
         for path, operations in rendered.get("paths", {}).items():
             for operation in operations.values():
                 operation["responses"] = _declared(operation["responses"])

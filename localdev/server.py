@@ -31,6 +31,7 @@ from pathlib import Path
 
 from localdev import database
 from localdev.template import ROOT, TEMPLATE, Template, load
+from localdev.terminal_log import TerminalLog
 
 DEV_DATABASE = "taskline"
 DEV_SECRET_FILE = ROOT / ".local" / "jwt-secret"
@@ -129,7 +130,8 @@ def main() -> None:
         os.environ.get("REQUEST_READ_TIMEOUT_SECONDS") or DEFAULT_READ_TIMEOUT_SECONDS
     )
 
-    started_embedded = not os.environ.get("DATABASE_URL") and not database.embedded_server_running()
+    uses_embedded = not os.environ.get("DATABASE_URL")
+    started_embedded = uses_embedded and not database.embedded_server_running()
     master = os.getpid()
     try:
         url = configure_environment()
@@ -137,24 +139,41 @@ def main() -> None:
         gateway = LocalGateway(template)
         origins = ", ".join(gateway.cors.origins) if gateway.cors else "none (CORS off)"
         shown = url.split("@")[-1]  # no password on the terminal
-        _say(f"Taskline on http://{host}:{port} (API domain {domain_name}); Swagger UI at /docs")
-        _say(f"  the web app: http://{host}:{port}{APP_PREFIX} (/ redirects there)")
-        _say(f"  database {shown}, at revision {revision}")
-        _say(f"  {containers} containers, one invocation at a time each")
-        _say(f"  CORS origins: {origins} (CORS_ALLOWED_ORIGINS)")
-        for route, function in sorted(template.routes(), key=lambda rf: rf[0].path):
-            _say(f"  {route.method:<7} {route.path:<20} -> {function.logical_id}")
-        _say(
-            "Ctrl-C stops it"
-            + (" and the embedded PostgreSQL it started." if started_embedded else ".")
-        )
-        HttpFront(
+        docs = "/docs"
+        stops_database = " and the embedded PostgreSQL it started." if started_embedded else "."
+
+        def banner() -> None:
+            # Printed once every container is up and listening for Ctrl-C: from this line on,
+            # Ctrl-C stops every process (before it, a container forked but not yet booted could
+            # miss it). Scripts and tests wait for this line, as a person does.
+            _say(
+                f"Taskline on http://{host}:{port} (API domain {domain_name}); Swagger UI at {docs}"
+            )
+            _say(f"  the web app: http://{host}:{port}{APP_PREFIX} (/ redirects there)")
+            _say(f"  database {shown}, at revision {revision}")
+            _say(f"  {containers} containers, one invocation at a time each")
+            _say(f"  CORS origins: {origins} (CORS_ALLOWED_ORIGINS)")
+            for route, function in sorted(template.routes(), key=lambda rf: rf[0].path):
+                _say(f"  {route.method:<7} {route.path:<20} -> {function.logical_id}")
+            _say("Ctrl-C stops it" + stops_database)
+
+        # The functions' loggers write to sys.stdout as it is when they are made (in each
+        # container, at its first request): one line per error in the terminal from here on.
+        full = os.environ.get("POWERTOOLS_LOG_LEVEL", "").upper() == "DEBUG"
+        sys.stdout = TerminalLog(sys.stdout, full=full)
+        front = HttpFront(
             with_web_app(wsgi_app(gateway, domain_name), reload=True),
             listener,
             containers,
             secret_routes=secret_routes(template),
             read_timeout=read_timeout,
-        ).run()
+            on_ready=banner,
+        )
+        if not uses_embedded:
+            front.run()
+        else:
+            with database.in_use_by_server(f"make run on http://{host}:{port}"):
+                front.run()
     except KeyboardInterrupt:
         pass
     finally:

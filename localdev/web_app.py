@@ -1,7 +1,8 @@
 """`make run` serves the web app (web/) at /app/, on the API's origin, as CloudFront does when
 deployed (template.yaml, WebApp=true): the same files, the same security headers.
 
-Everything else goes to the local API Gateway. `/` redirects to the app.
+Everything else goes to the local API Gateway, `/` included (the Meta function redirects it
+here: its HOME).
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from localdev.template import ROOT
 
 WEB_DIR = ROOT / "web"
 APP_PREFIX = "/app/"
-# Where `/` sends a browser: the app (the API's own pages are /docs and /openapi.json).
-ROOT_REDIRECT = APP_PREFIX
-
 # The response headers CloudFront adds to the app's files (template.yaml's WebAppHeadersPolicy
 # states the same; tests/local/test_web_app.py compares them). No 'unsafe-inline' anywhere:
 # every script and style is a file of web/.
@@ -70,17 +68,16 @@ def _answer(
 
 
 def with_web_app(api: WSGIApplication, reload: bool = False) -> WSGIApplication:
-    """`api`, with the app's files at /app/ and `/` redirecting there. `reload`: read the
+    """`api`, with the app's files at /app/. `reload`: read the
     files on every request (make run: edits show on the next reload of the page)."""
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         path = str(environ.get("PATH_INFO") or "/")
-        if method not in ("GET", "HEAD") or not (path == "/" or path.startswith("/app")):
-            return api(environ, start_response)
-        if path in ("/", "/app"):
-            target = ROOT_REDIRECT if path == "/" else APP_PREFIX
-            return _answer(start_response, "302 Found", [("Location", target)], b"")
+        if method not in ("GET", "HEAD") or not path.startswith("/app"):
+            return api(environ, start_response)  # `/` too: the Meta function redirects it here
+        if path == "/app":
+            return _answer(start_response, "302 Found", [("Location", APP_PREFIX)], b"")
         if not path.startswith(APP_PREFIX):
             return api(environ, start_response)
         if reload:

@@ -1,7 +1,8 @@
 """API metadata: the OpenAPI document, Swagger UI, and problem responses for unknown routes.
 
 API Gateway sends every request that matches no other route here (`ANY /{proxy+}`), so
-clients get the contract's 404 or 405 (with `Allow`) instead of API Gateway's own body.
+clients get the contract's 404 or 405 (with `Allow`) instead of API Gateway's own body. `/`, the
+first address `make run` prints, redirects to HOME.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from taskline import snapstart
 from taskline.api.openapi import allowed_methods, openapi_document_text, swagger_assets
 from taskline.api.resolver import JSON, TasklineResolver, lambda_entry_point
 
+# Where `GET /` sends a browser: the web app (web/, served at /app/ by make run and, with
+# WebApp=true, by CloudFront); Swagger UI stays at /docs. Change it here only.
+HOME = "/app/"
+
 logger = Logger()
 metrics = Metrics()
 # SnapStart: reseed randomness after a restore (this function has no database).
@@ -30,6 +35,13 @@ def _allowed_methods(path: str) -> list[str]:
 
 
 app = TasklineResolver(allowed_methods=_allowed_methods)
+
+
+@app.get("/", include_in_schema=False)
+def home() -> Response[str]:
+    # 302 (RFC 9110 section 15.4.3), not 301: browsers cache a 301 for good, and `/` will serve
+    # something else once the web app exists.
+    return Response(status_code=302, headers={"Location": HOME}, body="")
 
 
 @app.get("/openapi.json", include_in_schema=False)

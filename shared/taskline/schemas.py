@@ -925,13 +925,12 @@ class Problem(BaseModel):
             "type": "urn:taskline:problem:validation-error",
             "title": "Unprocessable Content",
             "status": 422,
-            "detail": "The request is invalid: body.deadline: Value error, must be an "
-            "RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z",
+            "detail": "The request is invalid: body.deadline: must be an "
+            "RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z.",
             "errors": [
                 {
                     "loc": ["body", "deadline"],
-                    "msg": "Value error, must be an RFC 3339 timestamp string, e.g. "
-                    "2030-01-15T09:00:00Z",
+                    "msg": "must be an RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z",
                     "type": "value_error",
                 }
             ],

@@ -182,6 +182,20 @@ def test_meta_function_is_the_fallback(template: Template) -> None:
     assert wrong["headers"]["Allow"] == "GET, POST"
 
 
+def test_plain_make_invoke_says_how_to_give_the_account(app_database_url: str) -> None:
+    # `make invoke` alone invokes TasksFunction with events/tasks-list.json, which needs a token:
+    # the message is the command to type, with the Makefile's ARGS.
+    environment = child_environment(DATABASE_URL=app_database_url, TASKLINE_DB_NAME=TEST_DATABASE)
+    event = str(Path("events") / "tasks-list.json")
+    completed = run_python(
+        "-m", "localdev.invoke", "TasksFunction", "--event", event, env=environment
+    )
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    expected = f'make invoke FUNCTION=TasksFunction EVENT={event} ARGS="--user EMAIL"'
+    assert expected in completed.stderr
+
+
 def test_docker_free_local_invoke(template: Template, app_database_url: str) -> None:
     """`make invoke FUNCTION=TasksFunction EVENT=events/tasks-list.json` in a fresh process,
     as the functions' login, through the strict RDS Proxy stand-in."""

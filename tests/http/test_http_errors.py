@@ -133,12 +133,21 @@ def test_401(client: ApiClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/nope", "/tasks/1/extra", "/users/me/more", "/tasks/", "/TASKS", "/docs/x"]
+    "path", ["/nope", "/tasks/1/extra", "/users/me/more", "/tasks/", "/TASKS", "/docs/x"]
 )
 def test_404_unknown_route(client: ApiClient, path: str) -> None:
     for method in ("GET", "POST", "DELETE"):
         body = assert_problem(client.request(method, path), 404)
         assert body["type"].endswith("route-not-found")
+
+
+def test_the_root_redirects_to_the_web_app(client: ApiClient) -> None:
+    # The first address `make run` prints: a browser opening it lands on the web app (served
+    # beside the API, not by a function: tests/local/test_web_app.py follows the redirect).
+    response = client.get("/")
+    assert response.status == 302
+    assert response.header("Location") == "/app/"
+    assert_problem(client.request("POST", "/"), 405)
 
 
 # 405 with Allow

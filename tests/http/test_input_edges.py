@@ -114,3 +114,19 @@ def test_token_with_control_characters_in_the_username_is_an_unknown_email(
         assert response.status == 400
         assert response.json()["error"] == "invalid_grant"
     assert len(checkpw_calls) == 2
+
+
+def test_validation_messages_are_written_for_people_without_pydantics_prefix(
+    user: ApiClient,
+) -> None:
+    created = user.post("/tasks", json_body=task_body(deadline="1700000000"))
+    problem = assert_problem(created, 422)
+    message = "must be an RFC 3339 timestamp string, e.g. 2030-01-15T09:00:00Z"
+    assert problem["errors"] == [
+        {"loc": ["body", "deadline"], "msg": message, "type": "value_error"}
+    ]
+    assert problem["detail"] == f"The request is invalid: body.deadline: {message}."
+    # Another rule of ours: the same, in detail and errors alike.
+    blank = user.post("/tasks", json_body=task_body(description="   "))
+    assert "Value error" not in blank.body.decode()
+    assert assert_problem(blank, 422)["errors"][0]["msg"] == "must not be blank"

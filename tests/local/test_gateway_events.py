@@ -198,7 +198,7 @@ def test_functions_load_without_clashing(gateway: LocalGateway) -> None:
     from localdev import loader
 
     modules = {name: loader.load_module(fn) for name, fn in gateway.template.functions.items()}
-    assert len({id(module) for module in modules.values()}) == len(modules) == 8
+    assert len({id(module) for module in modules.values()}) == len(modules) == 9
     assert all(hasattr(module, "lambda_handler") for module in modules.values())
     assert (
         loader.load_module(gateway.template.functions["TasksFunction"]) is modules["TasksFunction"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +69,30 @@ def test_ctrl_c_stops_the_server_and_the_embedded_postgresql_it_started(own_pgda
     assert "embedded PostgreSQL stopped" in server.text()
 
 
+def test_make_stop_refuses_while_make_run_serves_from_the_database(own_pgdata: str) -> None:
+    environment = child_environment(TASKLINE_PGDATA=own_pgdata)
+    environment.pop("DATABASE_URL", None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DATABASE_URL")  # `make run` on the embedded server
+        with live_server(TASKLINE_PGDATA=own_pgdata) as server:
+            refused = run_python("-m", "localdev.database", "stop", env=environment)
+            assert refused.returncode == 1
+            assert "make run" in refused.stderr
+            assert f"http://127.0.0.1:{server.port}" in refused.stderr
+            assert "Ctrl-C" in refused.stderr
+            assert "FORCE=1" in refused.stderr
+            assert database.embedded_server_running(Path(own_pgdata))
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("GET", "/openapi.json")
+            assert connection.getresponse().status == 200  # still serving
+            connection.close()
+            assert stop(server.process) == 0
+    # Once it has stopped, `make stop` does its job again (nothing left to stop here).
+    stopped = run_python("-m", "localdev.database", "stop", env=environment)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "was not running" in stopped.stdout
+
+
 def test_ctrl_c_leaves_a_database_it_did_not_start(database_url: str) -> None:
     from taskline.db import sqlalchemy_url
 
@@ -78,6 +105,64 @@ def test_ctrl_c_leaves_a_database_it_did_not_start(database_url: str) -> None:
             assert connection.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def _group_is_gone(process: subprocess.Popen[str]) -> bool:
+    """No process is left in the server's process group (its containers included)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _ctrl_c(process: subprocess.Popen[str]) -> tuple[int, float]:
+    """SIGINT to the process group, as Ctrl-C sends; the exit status and seconds it took."""
+    started = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        status = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        status = stop(process, signal.SIGKILL)
+    return status, time.monotonic() - started
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_ctrl_c_the_moment_the_banner_is_printed_stops_every_process(
+    database_url: str, attempt: int
+) -> None:
+    # The banner is printed only once every container is ready: a person (or a script) who
+    # presses Ctrl-C as soon as it appears stops the server, every time, however loaded the
+    # machine. Before, the banner came before the containers were up, and a container forked
+    # but not yet booted lost the signal (the server went on serving, or needed SIGKILL).
+    with live_server() as server:
+        status, seconds = _ctrl_c(server.process)
+    assert status == 0, server.text()
+    assert seconds < 10, server.text()
+    assert _group_is_gone(server.process)
+    assert "Traceback" not in server.text()
+
+
+def test_ctrl_c_during_a_request_stops_every_process(database_url: str) -> None:
+    # A request the container is in the middle of: headers sent, the body still coming.
+    with live_server() as server, socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.sendall(
+            b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"email": '
+        )
+        # A complete request on another connection, answered while the first is open.
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", "/openapi.json")
+        assert connection.getresponse().status == 200
+        connection.close()
+        status, seconds = _ctrl_c(server.process)
+    assert status == 0, server.text()
+    assert seconds < 10, server.text()
+    assert _group_is_gone(server.process)
+    assert "Traceback" not in server.text()
 
 
 def _admin(database_url: str) -> str:

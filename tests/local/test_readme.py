@@ -1,6 +1,7 @@
-"""The README's examples run in the order written (issue 13): the curl walkthrough against a
-live local server, then the two `make invoke` commands of "Invoking one function without
-Docker", as the Makefile runs them, on the same database."""
+"""The README's examples run in the order written: the curl walkthrough against a live local
+server, each step answering the status its comment promises, then the two `make invoke`
+commands of "Invoking one function without Docker", as the Makefile runs them, on the same
+database."""
 
 from __future__ import annotations
 
@@ -28,6 +29,42 @@ def _block_after(heading: str) -> str:
     return found.group(1)
 
 
+# A status promised by a comment at the end of a command: `curl ...   # 204 No Content`.
+_PROMISED = re.compile(r"\s#\s*([1-5]\d\d)\b")
+_CURL = re.compile(r"(^|\$\(|\s)curl ")
+# Each curl reports the status it got on stderr with the step (the line it is on), keeping any
+# --write-out of the README's own.
+_RECORDING_CURL = r"""
+curl() {
+  local kept=() written=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -w) written="$2"; shift 2 ;;
+      *) kept+=("$1"); shift ;;
+    esac
+  done
+  command curl "${kept[@]}" -w "${written}%{stderr}README-STEP ${STEP:-?} %{http_code}\n"
+}
+"""
+
+
+def _steps(script: str) -> tuple[str, dict[int, int | None]]:
+    """The script with each curl command tagged by its line number, and what each promises: the
+    status in the comment ending the command, or None (a success is promised then)."""
+    lines = script.splitlines()
+    promised: dict[int, int | None] = {}
+    for number, line in enumerate(lines):
+        if line.lstrip().startswith("#") or not _CURL.search(line):
+            continue
+        last = number  # the command goes on while a line ends in `\` or `|`
+        while lines[last].rstrip().endswith(("\\", "|")):
+            last += 1
+        found = _PROMISED.search(lines[last])
+        promised[number] = int(found.group(1)) if found else None
+        lines[number] = _CURL.sub(rf"\g<1>STEP={number} curl ", line)
+    return "\n".join(lines) + "\n", promised
+
+
 def _invoke(line: str, environment: dict[str, str]) -> dict[str, Any]:
     """`make invoke FUNCTION=... EVENT=... ARGS="..."`, run as the Makefile's recipe does."""
     words = dict(word.split("=", 1) for word in shlex.split(line)[2:])
@@ -44,10 +81,13 @@ def _invoke(line: str, environment: dict[str, str]) -> dict[str, Any]:
 def test_the_readme_examples_run_in_the_order_written(database_url: str, tmp_path: Any) -> None:
     walkthrough = _block_after("Calling the API")
     assert "API=http://127.0.0.1:3000" in walkthrough
+    script, promised = _steps(walkthrough)
+    assert len(promised) >= 30  # every curl of the walkthrough was found
+    assert 304 in promised.values()
     with live_server() as server:  # `make run`'s own server, as the README has it
-        script = walkthrough.replace("API=http://127.0.0.1:3000", f"API={server.url}")
+        script = script.replace("API=http://127.0.0.1:3000", f"API={server.url}")
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
+            ["bash", "-euo", "pipefail", "-c", _RECORDING_CURL + script],
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -55,6 +95,17 @@ def test_the_readme_examples_run_in_the_order_written(database_url: str, tmp_pat
             check=False,
         )
     assert done.returncode == 0, done.stdout + done.stderr
+    answered: dict[int, list[int]] = {}
+    for step, status in re.findall(r"^README-STEP (\d+) (\d+)$", done.stderr, re.MULTILINE):
+        answered.setdefault(int(step), []).append(int(status))
+    lines = walkthrough.splitlines()
+    for step, status in promised.items():
+        assert step in answered, f"never ran: {lines[step]}"
+        for got in answered[step]:
+            if status is None:
+                assert 200 <= got < 300, f"{got} from: {lines[step]}"
+            else:
+                assert got == status, f"{got}, not the promised {status}, from: {lines[step]}"
     output = done.stdout
     assert '"email":"ada@example.com"' in output  # signed up
     assert "Idempotent-Replayed: true" in output  # the retried create

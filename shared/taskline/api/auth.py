@@ -13,7 +13,7 @@ from taskline.errors import AuthenticationRequired
 from taskline.security.tokens import VerifiedToken, verify_access_token
 
 # Either scheme works: a pasted bearer token, or Swagger UI's OAuth2 password flow.
-BEARER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"oauth2": []}]
+BEARER_SECURITY: list[dict[str, list[str]]] = [{"oauth2": []}, {"bearerAuth": []}]
 MAX_TOKEN_CHARS = 4096
 # Paths of account-level state: a route under one must be declared `SignedIn.LIVE`.
 ACCOUNT_PATH_PREFIX = "/users/me"

@@ -296,9 +296,21 @@ def response_for(error: errors.TasklineError) -> Response[str]:
     return internal_error_response()
 
 
+# pydantic prefixes the message of a ValueError raised in a validator with this; the message
+# after it is written for people (schemas.py), the prefix is not.
+_VALUE_ERROR_PREFIX = "Value error, "
+
+
+def _message(failure: dict[str, Any]) -> str:
+    message = str(failure["msg"])
+    if failure["type"] == "value_error":
+        return message.removeprefix(_VALUE_ERROR_PREFIX)
+    return message
+
+
 def validation_problem(failures: list[dict[str, Any]]) -> Response[str]:
     listed = [
-        {"loc": list(failure["loc"]), "msg": failure["msg"], "type": failure["type"]}
+        {"loc": list(failure["loc"]), "msg": _message(failure), "type": failure["type"]}
         for failure in failures
     ]
     summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in listed[:5])

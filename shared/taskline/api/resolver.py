@@ -153,6 +153,7 @@ class TasklineResolver(APIGatewayHttpResolver):
         # The servers and security schemes are Powertools' OpenAPI models, made here rather
         # than at import: a request never needs them (taskline.api.documentation).
         options["servers"] = options.get("servers") or documentation.servers()
+        options["tags"] = options.get("tags") or documentation.tags()
         options["security_schemes"] = (
             options.get("security_schemes") or documentation.security_schemes()
         )
