@@ -170,6 +170,8 @@ def apply_migrations(deadline: float) -> dict[str, Any]:
             app_user.password.get_secret_value(),
             # The API functions' statement timeout, as the role's default (no startup option).
             statement_timeout_ms=get_settings().db_statement_timeout_ms,
+            # Idle sessions end, so an idle stack's database can pause (auto-pause).
+            idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
         )
     logger.info("Database migrated", extra={"from": current, "to": head})
     return {"Revision": head}

@@ -83,7 +83,12 @@ def scram_verifier(password: str) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def set_session_defaults(engine: Engine, role: str | None, statement_timeout_ms: int) -> None:
+def set_session_defaults(
+    engine: Engine,
+    role: str | None,
+    statement_timeout_ms: int,
+    idle_session_timeout_seconds: int | None = None,
+) -> None:
     """Make every new session of `role` (None: the engine's own login) in this database start in
     UTC with `statement_timeout_ms` as its statement timeout.
 
@@ -91,7 +96,22 @@ def set_session_defaults(engine: Engine, role: str | None, statement_timeout_ms:
     session starts: nothing goes in the startup packet (RDS Proxy refuses statement_timeout
     there) and no SET runs on the session (RDS Proxy would pin it to one database connection).
     A transaction that needs another bound uses SET LOCAL, which pins nothing.
+
+    The server also ends a session idle (outside a transaction) for
+    `idle_session_timeout_seconds` (None: DB_IDLE_SESSION_TIMEOUT_SECONDS' default; 0: never),
+    so an idle Lambda container's pooled connection cannot keep Aurora Serverless v2 from pausing:
+    it pauses only once no user connection is open.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html#auto-pause-how-it-works
+    https://www.postgresql.org/docs/16/runtime-config-client.html#GUC-IDLE-SESSION-TIMEOUT
     """
+    if idle_session_timeout_seconds is None:
+        from taskline.settings import Settings
+
+        field = Settings.model_fields["db_idle_session_timeout_seconds"]
+        idle_session_timeout_seconds = int(field.default)
+    idle_ms = int(idle_session_timeout_seconds) * 1000
+    if idle_ms < 0:
+        raise ValueError("the idle session timeout cannot be negative")
     if role is not None and not _ROLE_NAME.fullmatch(role):
         raise ValueError("the role name must be a lower-case SQL identifier")
     timeout = int(statement_timeout_ms)
@@ -104,10 +124,15 @@ def set_session_defaults(engine: Engine, role: str | None, statement_timeout_ms:
         scope = f'{target} IN DATABASE "{database_name}"'
         connection.exec_driver_sql(f"ALTER ROLE {scope} SET statement_timeout = {timeout}")
         connection.exec_driver_sql(f"ALTER ROLE {scope} SET timezone = 'UTC'")
+        connection.exec_driver_sql(f"ALTER ROLE {scope} SET idle_session_timeout = {idle_ms}")
 
 
 def provision_app_role(
-    engine: Engine, username: str, password: str, statement_timeout_ms: int | None = None
+    engine: Engine,
+    username: str,
+    password: str,
+    statement_timeout_ms: int | None = None,
+    idle_session_timeout_seconds: int | None = None,
 ) -> None:
     """Create or update the login role the API functions use: data access only, no DDL.
 
@@ -149,4 +174,4 @@ def provision_app_role(
         ):
             connection.exec_driver_sql(statement)
     if statement_timeout_ms is not None:
-        set_session_defaults(engine, username, statement_timeout_ms)
+        set_session_defaults(engine, username, statement_timeout_ms, idle_session_timeout_seconds)

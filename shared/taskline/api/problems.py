@@ -106,6 +106,16 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
         lambda _: "The database is unavailable; try again shortly.",
         headers=lambda _: {"Retry-After": "2"},
     ),
+    errors.DatabaseResuming: Problem(
+        503,
+        "database-resuming",
+        "Service Unavailable",
+        lambda e: (
+            "The database is resuming after a pause (it scales to zero when idle); "
+            f"try again in {e.retry_after} seconds."
+        ),
+        headers=lambda e: {"Retry-After": str(e.retry_after)},
+    ),
     errors.SecretsUnavailable: Problem(
         503,
         "service-unavailable",
