@@ -188,8 +188,10 @@ def build_engine(settings: Settings) -> Engine:
         hide_parameters=True,
         module=pgwire.DBAPI,  # pg8000, with pgwire's connections (or without, when it is off)
     )
-    event.listen(engine, "do_connect", _bound_connecting(settings))
+    if settings.db_iam_auth or settings.database_url is None:
+        event.listen(engine, "do_connect", _bound_connecting(settings))
     event.listen(engine, "connect", _timeout_after_connecting(settings))
+    event.listen(engine, "handle_error", _connect_timed_out(settings))
     _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
     event.listen(engine, "handle_error", _discard_after_timeout)
     event.listen(engine, "handle_error", _log_refused_connection)
@@ -206,26 +208,31 @@ def _bound_connecting(settings: Settings) -> Callable[..., Any]:
     is bounded here and a timed-out connect becomes DatabaseResuming: 503 with Retry-After.
     Nothing of the request ran yet, so a retry (same Idempotency-Key) writes once.
     """
-    if settings.db_iam_auth:
-        login: Callable[..., Any] | None = _connect_with_iam_token
-    elif settings.database_url is None:
-        login = _connect_with_stored_credentials
-    else:
-        login = None
+    login = _connect_with_iam_token if settings.db_iam_auth else _connect_with_stored_credentials
 
     def connect(dialect: Any, record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
         try:
-            if login is None:
-                return dialect.connect(*cargs, **cparams)
             return login(dialect, record, cargs, cparams)
         except TimeoutError as error:
-            raise DatabaseResuming(settings.db_resume_retry_after_seconds) from error
+            raise DatabaseResuming(settings.db_connect_retry_after_seconds) from error
         except dialect.loaded_dbapi.InterfaceError as error:
             if isinstance(error.__cause__ or error.__context__, TimeoutError):
-                raise DatabaseResuming(settings.db_resume_retry_after_seconds) from error
+                raise DatabaseResuming(settings.db_connect_retry_after_seconds) from error
             raise
 
     return connect
+
+
+def _connect_timed_out(settings: Settings) -> Callable[[ExceptionContext], None]:
+    """The same for a connect without a do_connect hook (DATABASE_URL with a password)."""
+
+    def handle(context: ExceptionContext) -> None:
+        error = context.original_exception
+        connecting = context.connection is None and not context.is_pre_ping
+        if connecting and isinstance(error.__cause__ or error.__context__, TimeoutError):
+            raise DatabaseResuming(settings.db_connect_retry_after_seconds) from error
+
+    return handle
 
 
 def _timeout_after_connecting(settings: Settings) -> Callable[[Any, Any], None]:

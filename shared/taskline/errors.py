@@ -66,6 +66,11 @@ class DatabaseResuming(DatabaseUnavailable):
         self.retry_after = retry_after
 
 
+class DeadlineGateUnavailable(TasklineError):
+    """The deadline gate (a DynamoDB item: when the deadline check next has work) could not be
+    read or written; a write that schedules a reminder is refused rather than risk missing it."""
+
+
 class SecretsUnavailable(TasklineError):
     """A secret (signing key, database credentials) could not be read from the secret store."""
 

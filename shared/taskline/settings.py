@@ -108,9 +108,10 @@ class Settings(EnvironmentSettings):
     # so it pins no RDS Proxy session); 0 never. DB_PING_AFTER_IDLE_SECONDS stays below it, so
     # a container that wakes up finds its closed connection by the ping and opens a new one.
     db_idle_session_timeout_seconds: int = Field(default=60, ge=0, le=86400)
-    # A connect that outlasts DB_CONNECT_TIMEOUT_SECONDS (a paused Aurora instance resuming)
-    # answers 503 with this Retry-After: about the time Aurora needs to resume.
-    db_resume_retry_after_seconds: int = Field(default=15, ge=1, le=120)
+    # A connect that outlasts DB_CONNECT_TIMEOUT_SECONDS answers 503 with this Retry-After. In
+    # the starter profile (Aurora Serverless v2 with auto-pause) that is a paused instance
+    # resuming, about 15 s: the template sets 15 there.
+    db_connect_retry_after_seconds: int = Field(default=2, ge=1, le=120)
 
     # Deploy-time migrations (the MigrationFunction): their own, longer statement timeout, and
     # the secret of the least-privileged role the API functions log in as (created if missing).
@@ -161,6 +162,10 @@ class Settings(EnvironmentSettings):
     deadline_overdue_lookback_minutes: int = Field(default=10080, ge=1, le=525600)
     # Tasks claimed per transaction (published in PublishBatch calls of 10).
     deadline_batch_size: int = Field(default=100, ge=1, le=1000)
+    # The DynamoDB table holding when the check next has work (taskline.deadline_gate): the
+    # check skips the database until then, so it does not wake a paused Aurora instance.
+    # Unset (make run, tests by default): every run queries the database.
+    deadline_gate_table: str | None = None
     # No new batch is claimed when less than this is left before the function's timeout.
     deadline_reserve_seconds: int = Field(default=30, ge=1, le=600)
 
@@ -179,6 +184,7 @@ class Settings(EnvironmentSettings):
         "notification_email_sender",
         "public_api_url",
         "email_configuration_set",
+        "deadline_gate_table",
         mode="before",
     )
     @classmethod

@@ -114,7 +114,7 @@ def test_a_resume_longer_than_the_connect_bound_is_a_503_with_retry_after_and_wr
         assert time.monotonic() - started < SCALED_GATEWAY_LIMIT
         assert first.status == 503, first.body
         assert first.header("Retry-After") == "15"
-        assert first.json()["type"].endswith("database-resuming")
+        assert first.json()["type"] == "urn:taskline:problem:database-unavailable"
 
         statuses: list[int] = []
 

@@ -36,6 +36,7 @@ class RunningAurora:
             "DB_SSL_MODE": "verify-full",
             "DB_SSL_ROOT_CERT": self.ca_file,
             "DB_CONNECT_TIMEOUT_SECONDS": str(connect_timeout),
+            "DB_CONNECT_RETRY_AFTER_SECONDS": "15",  # as the starter profile sets it
         }
 
 
