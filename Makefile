@@ -32,8 +32,8 @@ $(STAMP): requirements.txt shared/requirements.txt
 
 install: $(STAMP) ## Create .venv with every dependency
 
-run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
-	$(BIN)/python -m localdev.server
+run: $(STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL (AURORA=1: behind the auto-pausing Aurora stand-in)
+	AURORA="$(AURORA)" $(BIN)/python -m localdev.server
 
 stop: $(STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; make run stops its own)
 	$(BIN)/python -m localdev.database stop

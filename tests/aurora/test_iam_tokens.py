@@ -5,7 +5,6 @@ refused as Aurora refuses it (28P01 / 28000)."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import boto3
