@@ -47,7 +47,7 @@ os.environ.update(
 # aurora_contract that way (tests/aurora/test_contract_through_aurora.py).
 DB_STANDIN = os.environ.get("TASKLINE_DB_STANDIN", "rdsproxy")
 AURORA_PAUSE_AFTER = 0.2  # seconds idle before it pauses (300 s at the least in AWS)
-AURORA_RESUME_SECONDS = 0.5  # Aurora: about 15 s, scaled down so the suite stays fast
+AURORA_RESUME_SECONDS = 0.2  # Aurora: about 15 s; scaled down (tests/aurora use longer ones)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""The HTTP contract through the paused Aurora stand-in: the tests marked aurora_contract (tasks,
-accounts, idempotency), run again in a child pytest with TASKLINE_DB_STANDIN=aurora, where every
-test starts with the database paused and the functions log in with IAM tokens over TLS."""
+"""The HTTP contract through the paused Aurora stand-in: the tests marked aurora_contract (tasks
+and idempotency; each also signs up and logs in) run again in a child pytest with
+TASKLINE_DB_STANDIN=aurora, where every test starts with the database paused and the functions
+log in with IAM tokens over TLS."""
 
 from __future__ import annotations
 

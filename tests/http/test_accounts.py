@@ -16,9 +16,6 @@ from localdev.gateway import GatewayResponse
 from tests.support.api import ApiClient, assert_problem
 from tests.support.environment import TEST_JWT_SECRET
 
-# Also run through the paused Aurora stand-in by make test (tests/aurora).
-pytestmark = pytest.mark.aurora_contract
-
 PASSWORD = "correct horse battery"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
