@@ -140,7 +140,7 @@ class Stack:
         }
         self.parameters.update(parameters)
         self._conditions: dict[str, bool] = {}
-        self.resources = {
+        self.resources: dict[str, dict[str, Any]] = {
             name: self.resolve(copy.deepcopy(resource))
             for name, resource in template["Resources"].items()
             if "Condition" not in resource or self.condition(resource["Condition"])
