@@ -173,6 +173,14 @@ def apply_migrations(deadline: float) -> dict[str, Any]:
             # Idle sessions end, so an idle stack's database can pause (auto-pause).
             idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
         )
+    if iam_user := get_settings().db_app_iam_user:
+        provision_app_role(
+            engine,
+            iam_user,
+            None,  # IAM database authentication: no password
+            statement_timeout_ms=get_settings().db_statement_timeout_ms,
+            idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
+        )
     logger.info("Database migrated", extra={"from": current, "to": head})
     return {"Revision": head}
 

@@ -130,7 +130,7 @@ def set_session_defaults(
 def provision_app_role(
     engine: Engine,
     username: str,
-    password: str,
+    password: str | None,
     statement_timeout_ms: int | None = None,
     idle_session_timeout_seconds: int | None = None,
 ) -> None:
@@ -141,13 +141,19 @@ def provision_app_role(
     belong to the migrating role. Tables created by later migrations are covered by default
     privileges of the migrating role. With `statement_timeout_ms`, the role's sessions get it
     (and UTC) as defaults (`set_session_defaults`).
+
+    `password` None: the role logs in with IAM database authentication instead (the starter
+    profile): no password, and membership of `rds_iam` where the server has that role (RDS and
+    Aurora do; a local server does not).
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html
     """
     if not _ROLE_NAME.fullmatch(username):
         raise ValueError("the application role name must be a lower-case SQL identifier")
-    if not password:
+    if password is not None and not password:
         raise ValueError("the application role needs a password")
     role = f'"{username}"'
-    verifier = scram_verifier(password)
+    # The verifier is base64 and '$:' only, so it is a safe literal.
+    login = "PASSWORD NULL" if password is None else f"PASSWORD '{scram_verifier(password)}'"
     with engine.begin() as connection:
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242002)")
         exists = connection.execute(
@@ -155,11 +161,14 @@ def provision_app_role(
         ).scalar()
         if not exists:
             connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
-        # The verifier is base64 and '$:' only, so it is a safe literal.
         connection.exec_driver_sql(
-            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
-            f"PASSWORD '{verifier}'"
+            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT {login}"
         )
+        rds_iam = connection.execute(
+            text("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")
+        ).scalar()
+        if password is None and rds_iam:
+            connection.exec_driver_sql(f"GRANT rds_iam TO {role}")
         database = connection.execute(text("SELECT current_database()")).scalar_one()
         database_name = str(database).replace('"', '""')
         for statement in (

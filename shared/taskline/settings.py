@@ -117,6 +117,9 @@ class Settings(EnvironmentSettings):
     # the secret of the least-privileged role the API functions log in as (created if missing).
     migration_statement_timeout_ms: int = Field(default=120_000, ge=1000, le=840_000)
     db_app_user_secret_arn: str | None = None
+    # ... or the name of that role when the API functions log in with IAM database
+    # authentication (DB_IAM_AUTH on them): created without a password, granted rds_iam.
+    db_app_iam_user: str | None = None
 
     # How long a value read from Secrets Manager is reused before it is read again.
     secrets_max_age_seconds: int = Field(default=300, ge=0, le=86400)
