@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.environment import ORIGINAL_ENVIRONMENT
 from tests.support.processes import child_environment, run_python
 
 
@@ -20,7 +21,9 @@ def test_the_contract_subset_passes_through_the_paused_aurora_stand_in() -> None
         "-q",
         "-p",
         "no:cacheprovider",
-        env=child_environment(TASKLINE_DB_STANDIN="aurora"),
+        # From the environment before this session's fixtures (their DATABASE_URL is this
+        # session's proxied login, not a server the child can create its database on).
+        env=child_environment(ORIGINAL_ENVIRONMENT, TASKLINE_DB_STANDIN="aurora"),
         timeout=850,
     )
     summary = "\n".join(done.stdout.splitlines()[-15:])
