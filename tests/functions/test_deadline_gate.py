@@ -161,3 +161,11 @@ def test_the_gate_unreachable_refuses_the_write_with_503(
     assert refused.header("Retry-After")
     with admin_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM tasks")).scalar_one() == 0
+
+
+def test_the_earliest_deadline_a_task_can_have_is_written_through_the_gate(
+    gate: str, user: ApiClient
+) -> None:
+    """A deadline at the start of year 1 puts its reminder before anything Python can hold."""
+    created = user.post("/tasks", json_body=task_body(deadline="0001-01-01T00:00:00Z"))
+    assert created.status in (201, 422), created.body

@@ -21,5 +21,9 @@ def reminders_scheduled(earliest: datetime | None) -> None:
 
 def task_scheduled(task: Task) -> None:
     """`task` was just written with its stages' times (`due_soon_at`, `overdue_at`)."""
-    times = [moment for moment in (task.due_soon_at, task.overdue_at) if moment is not None]
+    # pg8000 hands back what Python cannot hold (a time before year 1: '-infinity' or a BC
+    # date, for a deadline at the start of year 1) as text: long past, never notified.
+    times = [
+        moment for moment in (task.due_soon_at, task.overdue_at) if isinstance(moment, datetime)
+    ]
     reminders_scheduled(min(times, default=None))
