@@ -230,6 +230,16 @@ def _migrate(engine: Engine, deadline: float) -> dict[str, Any]:
             app_user.password.get_secret_value(),
             # The API functions' statement timeout, as the role's default (no startup option).
             statement_timeout_ms=get_settings().db_statement_timeout_ms,
+            # Idle sessions end, so an idle stack's database can pause (auto-pause).
+            idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
+        )
+    if iam_user := get_settings().db_app_iam_user:
+        provision_app_role(
+            engine,
+            iam_user,
+            None,  # IAM database authentication: no password
+            statement_timeout_ms=get_settings().db_statement_timeout_ms,
+            idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
         )
         if get_settings().migration_app_role_iam_auth:
             allow_iam_login(engine, app_user.username)

@@ -57,6 +57,20 @@ class DatabaseUnavailable(TasklineError):
     """The database could not be reached or did not answer in time."""
 
 
+class DatabaseResuming(DatabaseUnavailable):
+    """Connecting ran out of time (DB_CONNECT_TIMEOUT_SECONDS), as when a paused Aurora
+    Serverless v2 instance is resuming: nothing was sent, retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+class DeadlineGateUnavailable(TasklineError):
+    """The deadline gate (a DynamoDB item: when the deadline check next has work) could not be
+    read or written; a write that schedules a reminder is refused rather than risk missing it."""
+
+
 class SecretsUnavailable(TasklineError):
     """A secret (signing key, database credentials) could not be read from the secret store."""
 

@@ -762,6 +762,9 @@ class DeadlineCheckSummary(BaseModel):
     emails_skipped: int = 0
     batches: int = 0
     complete: bool = True  # False: stopped early to stay within the time limit; next run resumes
+    # True: the deadline gate said no reminder can be due yet; the database was not touched.
+    skipped: bool = False
+    next_due: UtcDatetime | None = None  # when the gate lets the next run in (None: never)
 
 
 # Shared lists

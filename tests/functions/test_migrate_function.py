@@ -352,7 +352,11 @@ def test_the_app_role_is_provisioned_from_its_secret(
 
     assert presigned.answers[-1].body["Status"] == "SUCCESS"
     assert tuple(rights) == (True, False, False)
-    assert role_defaults == {"statement_timeout=5000", "TimeZone=UTC"}
+    assert role_defaults == {
+        "statement_timeout=5000",
+        "TimeZone=UTC",
+        "idle_session_timeout=60000",  # idle sessions end: the database can pause
+    }
 
 
 def _drop_role(engine: Engine, role: str) -> None:

@@ -294,8 +294,13 @@ def delete_needs(stack: Stack, function: str) -> set[str]:
         kind, props = resource["Type"], resource.get("Properties", {})
         if kind == "AWS::EC2::Route" and _ids(props["RouteTableId"]) & route_tables:
             needs.add(name)
-        elif kind == "AWS::EC2::VPCEndpoint" and props.get("VpcEndpointType") == "Gateway":
-            # The S3 gateway endpoint is the answer's only way out of private subnets.
+        elif (
+            kind == "AWS::EC2::VPCEndpoint"
+            and props.get("VpcEndpointType") == "Gateway"
+            and ".s3" in json.dumps(props.get("ServiceName"))
+        ):
+            # The S3 gateway endpoint is the answer's only way out of private subnets (the
+            # DynamoDB one serves the deadline gate, not CloudFormation's answer).
             needs.add(name)
     return needs
 

@@ -282,3 +282,17 @@ def forget_for_task(session: Session, task_id: int, keep_deadline: datetime | No
     if keep_deadline is not None:
         statement = statement.where(TaskNotification.deadline != keep_deadline)
     session.execute(statement)
+
+
+def next_due_after(session: Session, now: datetime) -> datetime | None:
+    """The earliest time after `now` a stage is due for an open task (None: none is), from
+    each stage's partial index: two index probes."""
+    earliest: list[datetime] = []
+    for stage in (NotificationStage.DUE_SOON, NotificationStage.OVERDUE):
+        moment = due_at(stage)
+        found = session.scalars(
+            select(moment).where(text(OPEN_TASK_SQL), moment > now).order_by(moment).limit(1)
+        ).first()
+        if found is not None:
+            earliest.append(found)
+    return min(earliest, default=None)

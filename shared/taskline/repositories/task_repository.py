@@ -18,6 +18,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     true,
     tuple_,
     update,
@@ -25,7 +26,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from taskline.domain import TaskFilters, TaskPosition
-from taskline.models import ListMember, NotificationPreference, Task, TaskList, TaskNotification
+from taskline.models import (
+    OPEN_TASK_SQL,
+    ListMember,
+    NotificationPreference,
+    Task,
+    TaskList,
+    TaskNotification,
+)
 
 _MINUTE: ColumnElement[Any] = literal_column("interval '1 minute'")
 
@@ -134,6 +142,14 @@ def reschedule_owner(session: Session, user_id: int, default_lead_minutes: int) 
     """Recompute when each stage is due for every task of the owner (preferences changed)."""
     planned = schedule(Task.user_id, Task.deadline, Task.remind_before, default_lead_minutes)
     session.execute(update(Task).where(Task.user_id == user_id).values(**planned))
+
+
+def earliest_due_for_owner(session: Session, user_id: int) -> datetime | None:
+    """The earliest time a stage is due among the owner's open tasks (None: none is)."""
+    earliest = func.least(func.min(Task.due_soon_at), func.min(Task.overdue_at))
+    statement = select(earliest).where(Task.user_id == user_id, text(OPEN_TASK_SQL))
+    found: datetime | None = session.execute(statement).scalar_one()
+    return found
 
 
 # Built once: a constant statement skips rebuilding the expression and its cache key per call.

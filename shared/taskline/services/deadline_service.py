@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
-from taskline import clock, notifications
-from taskline.db import transaction
+from taskline import clock, deadline_gate, notifications
+from taskline.db import read_only, transaction
 from taskline.domain import MAX_LEAD_MINUTES, NotificationStage
 from taskline.errors import DeliveryUnavailable, EmailRejected
 from taskline.notifications import Publisher, SesMailer
@@ -60,6 +60,38 @@ def _notice(due: DueTask, checked_at: datetime) -> DeadlineNotice:
 
 
 def check_deadlines(
+    *,
+    now: datetime | None = None,
+    time_left: Callable[[], float] | None = None,
+    publisher: Publisher | None = None,
+    mailer: SesMailer | None = None,
+) -> DeadlineCheckSummary:
+    """The scheduled run: with a deadline gate (DEADLINE_GATE_TABLE), first ask it whether a
+    reminder can be due yet, and skip the database (a paused Aurora instance stays paused)
+    when none can; after a run, tell it when the next one has work. Without a gate, every run
+    checks the database (`run_check`)."""
+    table = get_settings().deadline_gate_table
+    moment = now or clock.utcnow()
+    if table is None:
+        return run_check(now=moment, time_left=time_left, publisher=publisher, mailer=mailer)
+    gate = deadline_gate.read(table)
+    if gate is not None and gate.closed_at(moment):
+        name = (publisher or notifications.publisher_for(get_settings())).name
+        return DeadlineCheckSummary(
+            checked_at=moment, publisher=name, skipped=True, next_due=gate.next_due
+        )
+    summary = run_check(now=moment, time_left=time_left, publisher=publisher, mailer=mailer)
+    if not summary.complete or summary.failed:
+        next_due: datetime | None = moment  # work is left over: the next run must come in
+    else:
+        with read_only() as session:
+            next_due = deadline_notification_repository.next_due_after(session, moment)
+    deadline_gate.settle(table, next_due, gate, moment)
+    summary.next_due = next_due
+    return summary
+
+
+def run_check(
     *,
     now: datetime | None = None,
     time_left: Callable[[], float] | None = None,

@@ -28,6 +28,7 @@ from taskline.repositories import (
     task_repository,
 )
 from taskline.schemas import TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
+from taskline.services import deadline_gate_service
 from taskline.settings import get_settings
 
 
@@ -35,9 +36,9 @@ def create(user_id: int, request: TaskCreate) -> TaskOut:
     # A token that outlived its account: the insert's foreign-key violation is AccountGone
     # (401), mapped where every unit of work ends (taskline.db).
     with transaction() as session:
-        return TaskOut.model_validate(
-            task_repository.add(session, user_id, request.model_dump(), _default_lead())
-        )
+        task = task_repository.add(session, user_id, request.model_dump(), _default_lead())
+        deadline_gate_service.task_scheduled(task)
+        return TaskOut.model_validate(task)
 
 
 def _fingerprint(request: TaskCreate) -> str:
@@ -104,9 +105,9 @@ def create_once(
     fingerprint = _fingerprint(request)
     with transaction() as session:
         if idempotency_repository.claim(session, user_id, idempotency_key, fingerprint, ttl):
-            created = TaskOut.model_validate(
-                task_repository.add(session, user_id, request.model_dump(), _default_lead())
-            )
+            task = task_repository.add(session, user_id, request.model_dump(), _default_lead())
+            deadline_gate_service.task_scheduled(task)
+            created = TaskOut.model_validate(task)
             sent = _created(created, headers_for)
             idempotency_repository.record(
                 session, user_id, idempotency_key, sent.status, sent.headers, sent.body
@@ -208,6 +209,8 @@ def update(
             deadline_notification_repository.forget_for_task(
                 session, task.id, None if done else task.deadline
             )
+        if {"deadline", "remind_before", "status"} & changes.keys():
+            deadline_gate_service.task_scheduled(task)  # its reminder times were recomputed
         if "remind_before" in changes and task.remind_before != previous_remind_before:
             # A new per-task reminder re-arms the due-soon stage (the overdue one stands).
             deadline_notification_repository.forget_due_soon(session, task.id)
