@@ -32,7 +32,7 @@ from taskline.api.etags import (
 from taskline.api.function import http_function
 from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, lambda_entry_point
-from taskline.domain import TaskFilters, TaskStatus
+from taskline.domain import ASSIGNEE_ME, ASSIGNEE_NONE, PERSONAL, TaskFilters, TaskStatus
 from taskline.pagination import MAX_CURSOR_CHARS
 from taskline.schemas import (
     MAX_JSON_SAFE_INTEGER,
@@ -69,6 +69,25 @@ IfMatch = Annotated[
         "if the task is still at that version, else 412. Without it the write is unconditional.",
     ),
 ]
+
+# A list or user id in a query: canonical, within JSON's safe integers (as task ids are).
+ID_PATTERN = "[1-9][0-9]{0,15}"
+
+
+def _id_or(*words: str) -> Any:
+    """A query value that is one of `words` or a canonical id within JSON's safe range."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value not in words:
+            canonical_task_id(value)  # raises for a non-canonical or out-of-range id
+        return value
+
+    return check
+
+
+def _as_choice(value: str | None) -> Any:
+    return int(value) if value is not None and value.isdigit() else value
+
 
 PAGE_HEADERS: dict[str, OpenAPIResponseHeader] = {
     "Link": {
@@ -177,9 +196,32 @@ def list_tasks(
         OmittedNotNull(),
         Query(max_length=MAX_CURSOR_CHARS, description="From a Link header."),
     ] = None,
+    list_id: Annotated[
+        str | None,
+        OmittedNotNull(),
+        BeforeValidator(_id_or(PERSONAL)),
+        Query(
+            pattern=f"^({PERSONAL}|{ID_PATTERN})$",
+            description="A list's id (only its tasks), or `personal` (only your own).",
+        ),
+    ] = None,
+    assignee: Annotated[
+        str | None,
+        OmittedNotNull(),
+        BeforeValidator(_id_or(ASSIGNEE_ME, ASSIGNEE_NONE)),
+        Query(
+            pattern=f"^({ASSIGNEE_ME}|{ASSIGNEE_NONE}|{ID_PATTERN})$",
+            description="`me`, `none` (unassigned) or a user id.",
+        ),
+    ] = None,
 ) -> Response[list[TaskOut]]:
     filters = TaskFilters(
-        status=status, category=category, due_before=due_before, due_after=due_after
+        status=status,
+        category=category,
+        due_before=due_before,
+        due_after=due_after,
+        list_id=_as_choice(list_id),
+        assignee=_as_choice(assignee),
     )
     page = task_service.list_page(current_user_id(app), filters, limit, cursor)
     headers = (

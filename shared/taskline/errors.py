@@ -16,6 +16,20 @@ class TaskNotFound(TasklineError):
     """No task with that id belongs to the caller (missing and foreign tasks look the same)."""
 
 
+class Forbidden(TasklineError):
+    """The caller can see this task (or list) but their role does not let them change it."""
+
+
+class UnusableField(TasklineError):
+    """A body field names something the caller may not use (a list they are not a member of, an
+    assignee who is not a member of the task's list), said the same whether or not it exists."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 class PreconditionFailed(TasklineError):
     """A conditional write (If-Match) found the task changed since the client last read it."""
 
