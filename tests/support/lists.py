@@ -19,9 +19,7 @@ class Lists:
                 ).scalar_one()
             )
             connection.execute(
-                text(
-                    "INSERT INTO list_members (list_id, user_id, role) VALUES (:l, :u, 'owner')"
-                ),
+                text("INSERT INTO list_members (list_id, user_id, role) VALUES (:l, :u, 'owner')"),
                 {"l": list_id, "u": owner_id},
             )
         return list_id

@@ -68,7 +68,9 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
         "validation-error",
         "Unprocessable Content",
         lambda e: e.message,
-        extra=lambda e: {"errors": [{"loc": ["body", e.field], "msg": e.message, "type": "value_error"}]},
+        extra=lambda e: {
+            "errors": [{"loc": ["body", e.field], "msg": e.message, "type": "value_error"}]
+        },
     ),
     errors.PreconditionFailed: Problem(
         412,

@@ -206,10 +206,7 @@ def add_to_list(
         exists(select(caller.c.list_id).where(caller.c.role.in_(WRITER_ROLES))), assignee_ok
     )
     inserted = (
-        insert(Task)
-        .from_select(list(columns), source)
-        .returning(*Task.__table__.c)
-        .cte("inserted")
+        insert(Task).from_select(list(columns), source).returning(*Task.__table__.c).cte("inserted")
     )
     task = aliased(Task, inserted)
     statement = select(
@@ -304,9 +301,7 @@ def list_visible(
             select(Task).where(Task.list_id == membership.c.list_id), user_id, filters, after
         )
         per_list = in_list.order_by(Task.deadline, Task.id).limit(limit).lateral("per_list")
-        branches.append(
-            select(*per_list.c).select_from(membership).join(per_list, true())
-        )
+        branches.append(select(*per_list.c).select_from(membership).join(per_list, true()))
     merged = union_all(*branches).subquery("visible") if len(branches) > 1 else None
     if merged is None:
         only = branches[0].subquery("visible")
@@ -385,7 +380,10 @@ def _target(user_id: int, task_id: int) -> Any:
     # member row is locked by its own CTE, joined on the same key.
     member_lock = (
         select(ListMember.list_id)
-        .where(ListMember.user_id == user_id, ListMember.list_id == select(shared.c.list_id).scalar_subquery())
+        .where(
+            ListMember.user_id == user_id,
+            ListMember.list_id == select(shared.c.list_id).scalar_subquery(),
+        )
         .with_for_update(read=True)
         .cte("member_lock")
     )
@@ -465,9 +463,9 @@ def update_visible(
         }
     if reassigned or {"deadline", "remind_before", "status"} & values.keys():
         planned = schedule(
-            func.coalesce(new_recipient, new_user) if reassigned else func.coalesce(
-                Task.recipient_id, Task.user_id
-            ),
+            func.coalesce(new_recipient, new_user)
+            if reassigned
+            else func.coalesce(Task.recipient_id, Task.user_id),
             Task.deadline if deadline is None else deadline,
             Task.remind_before if remind is None else remind,
             default_lead_minutes,
@@ -502,9 +500,7 @@ def update_visible(
     row = session.execute(statement).one_or_none()
     if row is None:
         return Write(None, False, None, False, None, None, None)
-    return Write(
-        row[0], bool(row[1]), row[2], bool(row[3]), row[4], row[5], row[6]
-    )
+    return Write(row[0], bool(row[1]), row[2], bool(row[3]), row[4], row[5], row[6])
 
 
 class Removal(NamedTuple):

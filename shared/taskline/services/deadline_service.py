@@ -55,7 +55,7 @@ def _notice(due: DueTask, checked_at: datetime) -> DeadlineNotice:
         notification_id=notification_id(due.key),
         checked_at=checked_at,
         task=TaskOut.model_validate(due.task),
-        owner=NotificationOwner(id=due.task.user_id, email=due.owner_email),
+        owner=NotificationOwner(id=due.recipient_id, email=due.owner_email),
     )
 
 

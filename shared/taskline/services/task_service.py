@@ -46,7 +46,6 @@ from taskline.repositories import (
 from taskline.schemas import TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
 from taskline.settings import get_settings
 
-
 NOT_A_LIST = "No list you can use has this id."
 NOT_A_MEMBER = "Not a member of the task's list (a personal task: only its owner)."
 
@@ -162,11 +161,11 @@ def create_once(
                     session, user_id, idempotency_key, request.list_id
                 )
                 stored = None if found is None else found[0]
-                if found is not None and not found[1] and stored is not None:
+                removed = found is not None and not found[1]
+                if removed and stored is not None and stored.request_hash == fingerprint:
                     # Removed from the list since: the replay answers what the request would
                     # answer now, and the task it created stays out of sight.
-                    if stored.request_hash == fingerprint:
-                        raise UnusableField("list_id", NOT_A_LIST)
+                    raise UnusableField("list_id", NOT_A_LIST)
     except DBAPIError as error:
         _raise_if_orphaned(error)
         raise
