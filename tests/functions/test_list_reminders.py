@@ -162,7 +162,9 @@ def test_deleting_an_account_hands_its_lists_over(
     assert response.status == 204, response.body
 
     with admin_engine.connect() as connection:
-        owners: dict[str, int] = dict(connection.execute(text("SELECT name, owner_id FROM lists")).all())
+        owners: dict[str, int] = dict(
+            connection.execute(text("SELECT name, owner_id FROM lists")).all()
+        )
         members = set(
             connection.execute(text("SELECT list_id, user_id, role FROM list_members")).all()
         )
