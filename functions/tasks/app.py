@@ -130,6 +130,11 @@ def _task_returned(description: str) -> Any:
     return returns(description, TaskOut, headers=ETAG_HEADER, links=FROM_PATH)
 
 
+# A viewer of the task's list (or of the list a move goes to) writing.
+ROLE_TOO_LOW = problem(
+    "Your role in the list does not allow this (`urn:taskline:problem:forbidden`)."
+)
+
 routes = Routes(app, "Tasks", signed_in=True)
 
 
@@ -139,12 +144,14 @@ routes = Routes(app, "Tasks", signed_in=True)
     "createTask",
     "Create a task",
     {201: returns("The task was created.", TaskOut, headers=CREATED_HEADERS, links=FROM_BODY)},
-    description="Creates a task of the caller. With an `Idempotency-Key`, a retry returns the "
+    description="Creates a personal task of the caller, or a task in a list (`list_id`) where "
+    "the caller is the owner or an editor. With an `Idempotency-Key`, a retry returns the "
     "first answer (with `Idempotent-Replayed: true`) and creates nothing.",
     invalid=problem(
-        "The input is invalid (`errors` says where), or the Idempotency-Key was "
-        "used with another body."
+        "The input is invalid (`errors` says where), the list or assignee is not one you can "
+        "use, or the Idempotency-Key was used with another body."
     ),
+    errors={403: ROLE_TOO_LOW},
     body="json",
 )
 def create_task(
@@ -177,8 +184,9 @@ def _created_headers(task_id: int, updated_at: datetime) -> dict[str, str]:
     "listTasks",
     "List my tasks",
     {200: returns("One page of tasks.", list[TaskOut], headers=PAGE_HEADERS)},
-    description="The caller's tasks in (deadline, id) order, a page at a time; the `Link` "
-    "header gives the next page. A cursor works only with the filters it was issued for.",
+    description="The tasks the caller can see (their personal tasks and those of every list "
+    "they belong to) in (deadline, id) order, a page at a time; the `Link` header gives the "
+    "next page. A cursor works only with the filters it was issued for.",
     invalid=True,
 )
 def list_tasks(
@@ -244,7 +252,7 @@ def get_task(task_id: TaskId) -> Response[TaskOut]:
 
 
 # What a write to /tasks/{task_id} may answer besides its success.
-WRITE_ERRORS = {404: NO_SUCH_TASK, 412: STALE}
+WRITE_ERRORS = {403: ROLE_TOO_LOW, 404: NO_SUCH_TASK, 412: STALE}
 # The rest of what PATCH and PUT declare: they differ only in how much of the task they take.
 WRITE: RouteOptions = {
     "errors": WRITE_ERRORS,
