@@ -26,6 +26,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     true,
     tuple_,
     union_all,
@@ -39,10 +40,18 @@ from taskline.domain import (
     PERSONAL,
     WRITER_ROLES,
     ListRole,
+    NotificationStage,
     TaskFilters,
     TaskPosition,
 )
-from taskline.models import ListMember, NotificationPreference, Task, TaskList, TaskNotification
+from taskline.models import (
+    OPEN_TASK_SQL,
+    ListMember,
+    NotificationPreference,
+    Task,
+    TaskList,
+    TaskNotification,
+)
 
 _MINUTE: ColumnElement[Any] = literal_column("interval '1 minute'")
 
@@ -230,6 +239,47 @@ def reschedule_owner(session: Session, user_id: int, default_lead_minutes: int) 
         .where(or_(Task.user_id == user_id, Task.recipient_id == user_id))
         .values(**planned)
     )
+
+
+def replan_due_soon(
+    session: Session, default_lead_minutes: int, after_id: int, limit: int
+) -> tuple[int, int | None]:
+    """Re-plan the due-soon reminders still to come of up to `limit` tasks after `after_id` (in
+    id order) with a new default lead time: open tasks whose deadline is ahead, without a
+    remind_before of their own, not yet reminded for this deadline. Returns how many moved and
+    the last id looked at (None: no task after `after_id`)."""
+    batch = select(Task.id).where(Task.id > after_id).order_by(Task.id).limit(limit).cte("batch")
+    new_time = schedule(
+        func.coalesce(Task.recipient_id, Task.user_id),
+        Task.deadline,
+        Task.remind_before,
+        default_lead_minutes,
+    )["due_soon_at"]
+    reminded = exists().where(
+        TaskNotification.task_id == Task.id,
+        TaskNotification.stage == NotificationStage.DUE_SOON.value,
+        TaskNotification.deadline == Task.deadline,
+    )
+    moved = (
+        update(Task)
+        .where(
+            Task.id.in_(select(batch.c.id)),
+            text(f"tasks.{OPEN_TASK_SQL}"),
+            Task.deadline > func.now(),
+            Task.remind_before.is_(None),
+            Task.due_soon_at.is_distinct_from(new_time),
+            ~reminded,
+        )
+        .values(due_soon_at=new_time)
+        .returning(Task.id)
+        .cte("moved")
+    )
+    statement = select(
+        select(func.count()).select_from(moved).scalar_subquery(),
+        select(func.max(batch.c.id)).scalar_subquery(),
+    )
+    count, last = session.execute(statement).one()
+    return int(count), None if last is None else int(last)
 
 
 def _visible(user_id: Any) -> ColumnElement[bool]:
