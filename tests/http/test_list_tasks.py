@@ -3,11 +3,12 @@ assignees one may not use, viewers writing, and what a removed member keeps (not
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from localdev.gateway import LocalGateway
 from tests.support.api import ApiClient, assert_problem, task_body, user_id_of
@@ -283,3 +284,32 @@ def test_cursors_are_bound_to_the_new_filters(home: Household) -> None:
     for changed in ({"list_id": "personal"}, {"assignee": "me"}):
         assert_problem(home.ann.api.get("/tasks", query={**query, **changed}), 422)
     assert_problem(home.ben.api.get("/tasks", query=query), 422)
+
+
+def test_a_removal_racing_a_write_wins_or_waits_never_both(
+    home: Household, admin_engine: Engine
+) -> None:
+    """The member row is locked by the statement that writes: a removal in flight makes the
+    write wait, and once it commits the write finds no membership and changes nothing."""
+    task = _create(home.ann, list_id=home.list_id)
+    path = f"/tasks/{task['id']}"
+    answers: list[Any] = []
+    with admin_engine.connect() as removal:
+        transaction = removal.begin()
+        removal.execute(
+            text("DELETE FROM list_members WHERE list_id = :l AND user_id = :u"),
+            {"l": home.list_id, "u": home.ben.id},
+        )
+        writer = threading.Thread(
+            target=lambda: answers.append(
+                home.ben.api.patch(path, json_body={"description": "too late"})
+            )
+        )
+        writer.start()
+        writer.join(timeout=1.0)
+        assert writer.is_alive()  # waiting on the member row the removal holds
+        transaction.commit()
+    writer.join(timeout=10)
+    [answer] = answers
+    assert_problem(answer, 404)
+    assert home.ann.api.get(path).json()["description"] == task["description"]
