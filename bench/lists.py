@@ -250,10 +250,8 @@ def main() -> int:
     for user, name in ((1, "lists"), (2, "personal")):
         for page in (1, 100):
             cursor = cursor_of_page(user, page)
-            calls[f"GET /tasks page {page}, {name} account"] = (
-                lambda user=user, cursor=cursor: task_service.list_page(
-                    user, no_filters, PAGE, cursor
-                )
+            calls[f"GET /tasks page {page}, {name} account"] = lambda user=user, cursor=cursor: (
+                task_service.list_page(user, no_filters, PAGE, cursor)
             )
     calls["GET /tasks/{id}, a list task (member)"] = lambda: task_service.get(1, list_task)
     calls["GET /tasks/{id}, a personal task"] = lambda: task_service.get(2, personal_task)
@@ -292,7 +290,10 @@ def main() -> int:
             statistics.median(timings[f"GET /tasks page {page}, personal account"])
         )
         verdict = "OK" if ratio <= 1.5 else "OVER TARGET"
-        say(f"page {page}: lists account p50 / personal-only p50 = {ratio:.2f} (target <= 1.5) {verdict}")
+        say(
+            f"page {page}: lists account p50 / personal-only p50 = {ratio:.2f} "
+            f"(target <= 1.5) {verdict}"
+        )
 
     get_engine().dispose()
     engine.dispose()

@@ -286,11 +286,24 @@ EXAMPLE_TASK: dict[str, Any] = {
 }
 
 
+def _json_id(value: Any) -> Any:
+    """What JSON Schema calls an integer (7 or 7.0), never a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an id (a whole number)")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an id (a whole number)")
+        return int(value)
+    return value
+
+
 # A list or account id, as the API writes them: a positive integer within JSON's safe range.
+# (Field first: after a validator, pydantic would publish ge/le as unknown JSON Schema keys.)
 _ID_RANGE = Field(ge=1, le=MAX_JSON_SAFE_INTEGER)
 ListId = Annotated[
-    Annotated[int, Strict()],
+    int,
     _ID_RANGE,
+    BeforeValidator(_json_id),
     Field(
         description="The shared list the task is in; `null` or absent: the caller's personal "
         "task. Creating a task in a list, or moving one into or out of a list, needs the "
@@ -299,8 +312,9 @@ ListId = Annotated[
     ),
 ]
 AssigneeId = Annotated[
-    Annotated[int, Strict()],
+    int,
     _ID_RANGE,
+    BeforeValidator(_json_id),
     Field(
         description="Who the task is assigned to (their reminders follow it): a member of the "
         "task's list; for a personal task only its owner. `null`: nobody. A move to another "
