@@ -11,8 +11,8 @@ account as editor; a list task reminds its recipient, here the list's owner as a
 creator). Preferences and per-task reminders are populated (issue 15): a fifth of the
 accounts have a 2-hour lead time, one in twenty has overdue notifications off, another one in
 twenty due-soon reminders off, one in ten email off, and every seventh task has its own
-60-minute reminder; the tasks' stored due times are written as the API writes them (a sample is checked against the
-API's own expression). Then:
+60-minute reminder; the tasks' stored due times are written as the API writes them (a sample
+is checked against the API's own expression). Then:
 
 1. EXPLAIN (ANALYZE, BUFFERS) of the selection query of each stage; fails unless each reads its
    partial index (`ix_tasks_open_overdue_at`, `ix_tasks_open_due_soon_at`) and never scans
