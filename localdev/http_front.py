@@ -10,22 +10,89 @@ functions on its first request, and runs one invocation at a time: one thread), 
 workers (default 3) serve requests in parallel, as several containers of a function would.
 
 gunicorn answers its own refusals with an HTML page; here they are the contract's problem+json.
+
+Slow clients. API Gateway invokes a function only with the whole request in its event (the
+payload format: https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html),
+so a client that sends its headers and half a body never holds a container; AWS documents no
+client read timeout of its own for HTTP APIs (its quotas page,
+https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html, lists none).
+Here a worker is the container and reads the request itself, so it gives a request
+REQUEST_READ_TIMEOUT_SECONDS (default 10, a third of the 30 s integration timeout on that page)
+to arrive in full, headers and body, and then answers 408 and closes the connection: a stalled
+client holds its container for that long at most, and the others are served meanwhile.
+
+The access log never shows a credential in a path (localdev.access_log).
 """
 
 from __future__ import annotations
 
+import errno
 import socket
+import time
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from localdev.access_log import PathRedactor
 from localdev.gateway import GATEWAY_MAX_REQUEST_LINE_AND_HEADERS_BYTES, front_problem
 from localdev.wsgi import CLOSE_CONNECTION, _status_line
 
 # One short line per request; <pid> names the container that served it.
 ACCESS_LOG_FORMAT = '%(p)s %(h)s "%(r)s" %(s)s %(b)sB %(M)sms'
+DEFAULT_READ_TIMEOUT_SECONDS = 10.0
+
+
+class HeadersReadTimeout(Exception):
+    """The request's headers did not arrive within the read timeout.
+
+    Not an OSError: gunicorn would log those with a traceback and close without an answer;
+    any other exception reaches ContainerWorker.handle_error, which answers 408. A body read
+    that times out is a TimeoutError, which the application answers (localdev.wsgi) and
+    gunicorn's drain of an unread body expects."""
+
+
+class _ClientSocket(socket.socket):
+    """A client connection whose reads give up once its request's read deadline has passed.
+
+    gunicorn's thread sets the socket blocking before it reads each request: that starts the
+    request's deadline. Every blocking read then waits at most until the deadline, so a client
+    trickling a byte at a time is cut off as surely as one that went quiet."""
+
+    read_timeout = DEFAULT_READ_TIMEOUT_SECONDS
+    _deadline: float | None = None
+    reading_headers = True  # until ContainerWorker.handle_request has the parsed request
+
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            self._deadline = time.monotonic() + self.read_timeout
+            self.reading_headers = True
+            self.settimeout(self.read_timeout)
+        else:
+            super().setblocking(False)
+
+    def _timed_out(self) -> Exception:
+        if self.reading_headers:
+            return HeadersReadTimeout()
+        return TimeoutError(errno.ETIMEDOUT, "the request body did not arrive in time")
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        timeout = self.gettimeout()
+        if self._deadline is not None and timeout != 0.0:  # blocking: bounded by the deadline
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timed_out()
+            if timeout is None or timeout > remaining:
+                self.settimeout(remaining)
+            try:
+                return super().recv(bufsize, flags)
+            except TimeoutError as error:
+                raise self._timed_out() from error
+            finally:
+                self.settimeout(timeout)
+        return super().recv(bufsize, flags)
 
 
 def _refusal(error: BaseException) -> tuple[int, str, str, str]:
@@ -46,6 +113,13 @@ def _refusal(error: BaseException) -> tuple[int, str, str, str]:
             "not-implemented",
             "Not Implemented",
             "The request's Transfer-Encoding is not supported; send chunked or a Content-Length.",
+        )
+    if isinstance(error, (HeadersReadTimeout, TimeoutError)):
+        return (
+            408,
+            "request-timeout",
+            "Request Timeout",
+            "The request did not arrive in full within the read timeout.",
         )
     if isinstance(error, http_errors.ExpectationFailed):
         return 417, "expectation-failed", "Expectation Failed", "Only Expect: 100-continue works."
@@ -70,6 +144,19 @@ class ContainerWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_flight = 0
+
+    def accept(self, listener: socket.socket) -> None:
+        """gunicorn's accept, with the connection read under a deadline (`_ClientSocket`)."""
+        try:
+            client, address = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        timed = _ClientSocket(client.family, client.type, client.proto, fileno=client.detach())
+        timed.setblocking(True)
+        self.enqueue_req(TConn(self.cfg, timed, address, listener.getsockname()))
 
     def enqueue_req(self, conn: Any) -> None:  # on the worker's event loop, as finish_request
         self._in_flight += 1
@@ -97,6 +184,8 @@ class ContainerWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         self._request = req  # one thread: one request at a time
+        if isinstance(conn.sock, _ClientSocket):
+            conn.sock.reading_headers = False  # parsed: what is read from here on is the body
         return super().handle_request(req, conn)
 
     def handle_error(self, _req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
@@ -118,9 +207,31 @@ class ContainerWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
             self.log.debug("could not send the refusal")
 
 
+def redacting_logger(redactor: PathRedactor) -> type:
+    """gunicorn's logger, with credentials in request paths redacted from the access log."""
+
+    class RedactingLogger(glogging.Logger):  # type: ignore[misc]  # no type hints
+        def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> Any:
+            atoms = super().atoms(resp, req, environ, request_time)
+            atoms["r"] = redactor.request_line(atoms["r"])
+            atoms["U"] = redactor.path(atoms["U"] or "")
+            return atoms
+
+    return RedactingLogger
+
+
 class HttpFront(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
-    def __init__(self, application: Any, listener: socket.socket, containers: int) -> None:
+    def __init__(
+        self,
+        application: Any,
+        listener: socket.socket,
+        containers: int,
+        *,
+        secret_routes: list[str],
+        read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS,
+    ) -> None:
         self.application = application
+        _ClientSocket.read_timeout = read_timeout  # the containers are forked from here
         self.options = {
             "bind": [f"fd://{listener.fileno()}"],
             "workers": containers,
@@ -139,6 +250,7 @@ class HttpFront(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
             "limit_request_fields": 1000,
             "accesslog": "-",
             "access_log_format": ACCESS_LOG_FORMAT,
+            "logger_class": redacting_logger(PathRedactor(secret_routes)),
             "errorlog": "-",
             "loglevel": "warning",  # no "Booting worker" lines; refusals and errors only
             "proc_name": "taskline-local",

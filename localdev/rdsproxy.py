@@ -24,6 +24,16 @@ runs, and watches what RDS Proxy watches afterwards:
   (a Parse message with a name), PREPARE / DEALLOCATE / DISCARD, session-level advisory locks,
   LISTEN, temporary tables, cursors WITH HOLD, and set_config(..., false).
 
+- Target registration. CloudFormation's AWS::RDS::DBProxyTargetGroup reports success as soon
+  as the target is registered, but a target's health goes "registering > unavailable >
+  available" (TargetHealth.State), which takes minutes on a new proxy:
+  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_TargetHealth.html
+  With `registering_seconds`, the stand-in serves nobody for that long after it starts, in one
+  of three ways (AWS does not document what a client sees, and clients have met each):
+  "refuse" closes each connection at once, "hang" holds it unanswered (the client's timeout
+  fires), and "login" answers FATAL 28000 (a login error, as when the proxy cannot yet use the
+  credentials it holds for the target).
+
 Frontend messages are parsed (simple Query and Parse carry SQL); bytes are forwarded unchanged
 both ways, so authentication is end to end with the real server, as it is with RDS Proxy's
 client-side SCRAM against the credentials it holds.
@@ -46,8 +56,10 @@ import ssl
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sqlalchemy import make_url
 
@@ -73,6 +85,9 @@ SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
 _MAX_STARTUP_PACKET = 10_000  # PostgreSQL's own limit on a startup packet
+# How the stand-in answers while its target is registering (see the module's docstring).
+Registering = Literal["refuse", "hang", "login"]
+REGISTERING_BEHAVIOURS: tuple[Registering, ...] = ("refuse", "hang", "login")
 
 
 def error_response(sqlstate: str, message: str) -> bytes:
@@ -251,9 +266,15 @@ class RdsProxyStandIn:
         port: int = 0,
         tls_context: ssl.SSLContext | None = None,
         require_tls: bool = False,
+        registering_seconds: float = 0.0,
+        registering: Registering = "refuse",
     ) -> None:
         if require_tls and tls_context is None:
             raise ValueError("require_tls needs a TLS context (a certificate)")
+        if registering not in REGISTERING_BEHAVIOURS:
+            raise ValueError(f"registering must be one of {REGISTERING_BEHAVIOURS}")
+        self.registering = registering
+        self.available_at = time.monotonic() + registering_seconds
         self._connect_upstream = connect_upstream
         self.tls_context = tls_context
         self.require_tls = require_tls
@@ -305,10 +326,32 @@ class RdsProxyStandIn:
             client.shutdown(socket.SHUT_WR)  # a clean close, so the client reads the error
         client.close()
 
+    @property
+    def target_available(self) -> bool:
+        return time.monotonic() >= self.available_at
+
+    def _while_registering(self, client: socket.socket, session: Session) -> None:
+        session.refused = f"target registering ({self.registering})"
+        log.warning("connection %d while the target is registering", session.number)
+        if self.registering == "login":
+            with contextlib.suppress(OSError, struct.error, ConnectionError):
+                _recv_exactly(client, 8)  # the startup packet's (or SSLRequest's) header
+                client.sendall(
+                    error_response("28000", "the proxy's database target is not available yet")
+                )
+                client.shutdown(socket.SHUT_WR)
+        elif self.registering == "hang":
+            # Accepted, never answered: the client's own timeout decides how long it waits.
+            self._stopped.wait(max(self.available_at - time.monotonic(), 0.0))
+        client.close()
+
     def _serve(self, raw_client: socket.socket) -> None:
         session = Session(next(self._numbers))
         self.sessions.append(session)
         client: socket.socket = raw_client
+        if not self.target_available:
+            self._while_registering(client, session)
+            return
         try:
             length, code = struct.unpack("!ii", _recv_exactly(client, 8))
             if code == GSSENC_REQUEST:  # RDS Proxy offers no GSSAPI encryption
@@ -483,6 +526,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tls-cert", help="PEM certificate chain: offer TLS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--require-tls", action="store_true", help="refuse plaintext clients")
+    parser.add_argument(
+        "--registering-seconds",
+        type=float,
+        default=0.0,
+        help="serve nobody this long after starting, as a new proxy whose target registers",
+    )
+    parser.add_argument(
+        "--registering",
+        choices=REGISTERING_BEHAVIOURS,
+        default="refuse",
+        help="what clients meet while the target registers",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rdsproxy %(message)s")
 
@@ -506,6 +561,8 @@ def main(argv: list[str] | None = None) -> None:
         port=int(port),
         tls_context=context,
         require_tls=args.require_tls,
+        registering_seconds=args.registering_seconds,
+        registering=args.registering,
     )
     target = (
         make_url(upstream_url).set(database=args.database).render_as_string(hide_password=False)

@@ -9,6 +9,8 @@ gunicorn, CONTAINERS worker processes, one invocation at a time each). No Docker
     HOST                  address to listen on (default 127.0.0.1)
     API_DOMAIN_NAME       the API's domain name in events and Link headers (default 127.0.0.1:PORT)
     CONTAINERS            worker processes, each one warm container (default 3)
+    REQUEST_READ_TIMEOUT_SECONDS  how long a request may take to arrive in full (default 10;
+                          then 408: localdev.http_front)
     CORS_ALLOWED_ORIGINS  browser origins allowed (localdev.cors; empty: no CORS)
     DATABASE_URL          use this database instead of the embedded server
     TASKLINE_TEMPLATE     another template file to serve (tests use one with other CORS lists)
@@ -108,8 +110,9 @@ def _say(message: str) -> None:
 
 
 def main() -> None:
+    from localdev.access_log import secret_routes
     from localdev.gateway import LocalGateway
-    from localdev.http_front import HttpFront
+    from localdev.http_front import DEFAULT_READ_TIMEOUT_SECONDS, HttpFront
     from localdev.wsgi import wsgi_app
 
     template = _template()
@@ -120,6 +123,9 @@ def main() -> None:
     port = listener.getsockname()[1]
     domain_name = os.environ.get("API_DOMAIN_NAME") or f"127.0.0.1:{port}"
     containers = int(os.environ.get("CONTAINERS") or DEFAULT_CONTAINERS)
+    read_timeout = float(
+        os.environ.get("REQUEST_READ_TIMEOUT_SECONDS") or DEFAULT_READ_TIMEOUT_SECONDS
+    )
 
     started_embedded = not os.environ.get("DATABASE_URL") and not database.embedded_server_running()
     master = os.getpid()
@@ -139,7 +145,13 @@ def main() -> None:
             "Ctrl-C stops it"
             + (" and the embedded PostgreSQL it started." if started_embedded else ".")
         )
-        HttpFront(wsgi_app(gateway, domain_name), listener, containers).run()
+        HttpFront(
+            wsgi_app(gateway, domain_name),
+            listener,
+            containers,
+            secret_routes=secret_routes(template),
+            read_timeout=read_timeout,
+        ).run()
     except KeyboardInterrupt:
         pass
     finally:

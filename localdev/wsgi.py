@@ -151,7 +151,16 @@ def wsgi_app(
         refused = _too_big(environ, received) or _unframed(environ)
         if refused is not None:
             return respond(environ, start_response, refused, method, close=True)
-        body = _read_body(environ)
+        try:
+            body = _read_body(environ)
+        except TimeoutError:  # the front's read timeout (localdev.http_front): a slow client
+            timed_out = front_problem(
+                408,
+                "request-timeout",
+                "Request Timeout",
+                "The request did not arrive in full within the read timeout.",
+            )
+            return respond(environ, start_response, timed_out, method, close=True)
         if body is None:
             return respond(environ, start_response, payload_too_large(), method, close=True)
         path, query = _request_target(environ)

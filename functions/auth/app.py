@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
-from taskline.api.auth import current_token, source_ip
+from taskline.api.auth import SignedIn, current_token, source_ip
 from taskline.api.documentation import (
     NO_STORE,
     RETRY_AFTER,
@@ -142,8 +142,8 @@ DONE = returns("Done; no content.")
 
 sign_up_routes = Routes(app, "Accounts")
 token_routes = Routes(app, "Sessions")
-my_account = Routes(app, "Accounts", signed_in=True)
-my_sessions = Routes(app, "Sessions", signed_in=True)
+my_account = Routes(app, "Accounts", signed_in=SignedIn.LIVE)
+my_sessions = Routes(app, "Sessions", signed_in=SignedIn.LIVE)
 
 
 @sign_up_routes.route(
@@ -239,8 +239,9 @@ def me() -> UserOut:
     "End every session of my account",
     {204: DONE},
     description="Ends every session of the account, this one included: all refresh tokens "
-    "stop working. Access tokens already issued run out within ACCESS_TOKEN_TTL_SECONDS on the "
-    "task routes; the account routes refuse them at once.",
+    "stop working, and the calendar feed URL is revoked. Access tokens already issued run "
+    "out within ACCESS_TOKEN_TTL_SECONDS on the task routes; the account routes refuse them "
+    "at once.",
 )
 def logout_all() -> Response[None]:
     sign_in_service.logout_all(current_token(app))
@@ -261,8 +262,9 @@ PASSWORD_CONFIRMED: RouteOptions = {
     "changePassword",
     "Change my password (ends my other sessions)",
     {204: DONE},
-    description="Needs the current password. Ends every other session of the account; this "
-    "one goes on. Wrong passwords count towards login throttling.",
+    description="Needs the current password. Ends every other session of the account and "
+    "revokes the calendar feed URL; this one goes on. Wrong passwords count towards login "
+    "throttling.",
     **PASSWORD_CONFIRMED,
 )
 def change_password(
@@ -279,7 +281,7 @@ def change_password(
     "Delete my account, tasks and sessions",
     {204: DONE},
     description="Needs the password in the JSON body. Deletes the account with its tasks, "
-    "sessions and refresh tokens, in one transaction.",
+    "sessions, refresh tokens and calendar feed, in one transaction.",
     **PASSWORD_CONFIRMED,
 )
 def delete_me(

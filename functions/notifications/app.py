@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
 
-from taskline.api.auth import current_user_id
+from taskline.api.auth import SignedIn, current_user_id
 from taskline.api.documentation import (
     NO_STORE,
     RouteOptions,
@@ -109,7 +109,7 @@ PREFERENCES_CHANGE: RouteOptions = {
 }
 
 
-my_notifications = Routes(app, "Notifications", signed_in=True)
+my_notifications = Routes(app, "Notifications", signed_in=SignedIn.LIVE)
 # The calendar feed and the unsubscribe links: no sign-in, the secret in the URL is the credential.
 links = Routes(app, "Notifications")
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHea
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BeforeValidator
 
-from taskline.api.auth import current_user_id
+from taskline.api.auth import SignedIn, current_user_id
 from taskline.api.documentation import (
     NO_SUCH_TASK,
     STALE,
@@ -135,7 +135,7 @@ ROLE_TOO_LOW = problem(
     "Your role in the list does not allow this (`urn:taskline:problem:forbidden`)."
 )
 
-routes = Routes(app, "Tasks", signed_in=True)
+routes = Routes(app, "Tasks", signed_in=SignedIn.TOKEN)
 
 
 @routes.route(

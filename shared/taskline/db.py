@@ -6,6 +6,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 
 from taskline import pgwire
-from taskline.errors import DatabaseUnavailable
+from taskline.errors import AccountGone, DatabaseUnavailable
 from taskline.settings import Settings, get_settings
 
 # SQLSTATE classes and codes that mean "the database is not there for us right now".
@@ -26,8 +27,20 @@ _QUERY_CANCELED = "57014"  # statement_timeout fired
 # The server (or RDS Proxy) refused the user name or password: the secret may have rotated.
 _AUTHENTICATION_FAILED = frozenset({"28P01", "28000"})
 # A row names a parent that is gone (pg8000 reports it as ProgrammingError or IntegrityError, so
-# services match this code): e.g. a token that outlived its account.
+# match this code): e.g. a token that outlived its account.
 FOREIGN_KEY_VIOLATION = "23503"
+# Foreign keys are named fk_<table>_<column>_<referred table> (models.NAMING_CONVENTION): these
+# name users.id, and violating one means the account was deleted meanwhile.
+_FOREIGN_KEY_TO_USERS_SUFFIX = "_users"
+
+# What every unit of work of this request checks first, before its own statements (None: nothing).
+# The resolver sets it per request: an account route's must find the token's sign-in still live
+# (taskline.api.auth). One context per thread, so concurrent requests in one process (make run)
+# do not see each other's.
+UnitOfWorkCheck = Callable[[Session, bool], None]
+_unit_of_work_check: ContextVar[UnitOfWorkCheck | None] = ContextVar(
+    "taskline_unit_of_work_check", default=None
+)
 
 logger = Logger(child=True)
 
@@ -119,23 +132,29 @@ def database_url(settings: Settings) -> URL:
     )
 
 
-def build_engine(settings: Settings) -> Engine:
+def socket_timeout_seconds(settings: Settings) -> float:
+    """pg8000's socket timeout for the API functions: it bounds connecting and every read, so
+    it must outlast a statement (and RDS Proxy's borrow wait before it: the template checks)."""
+    return settings.db_connect_timeout_seconds + settings.db_statement_timeout_ms / 1000
+
+
+def build_engine(settings: Settings, *, socket_timeout: float | None = None) -> Engine:
     """An engine holding one pooled connection: a Lambda container serves one request at a time.
 
     With DB_HOST (AWS), the credentials are not part of the URL: they are fetched from
     Secrets Manager when a connection is opened, so a rotated password is picked up.
 
     Connections are `taskline.pgwire`'s (one round trip per statement), or stock pg8000's, with
-    one warning logged, when pgwire is off (`pgwire.ENABLED`). Instead of a ping before
-    every checkout (SQLAlchemy's pool_pre_ping, one more round trip per request), a connection
-    is pinged only after it sat idle for DB_PING_AFTER_IDLE_SECONDS, which is when a Lambda
-    container was frozen long enough for the server or the network to drop it; a dead one is
+    one warning logged, when pgwire is off (`pgwire.ENABLED`). `socket_timeout` replaces
+    `socket_timeout_seconds(settings)` (the deploy-time migrations wait longer). Instead of a
+    ping before every checkout (SQLAlchemy's pool_pre_ping, one more round trip per request), a
+    connection is pinged only after it sat idle for DB_PING_AFTER_IDLE_SECONDS, which is when a
+    Lambda container was frozen long enough for the server or the network to drop it; a dead one is
     replaced before use. Reads that meet a connection dropped sooner are retried once
     (`retry_if_disconnected`); writes answer 503 once and the next request reconnects.
     """
     connect_args: dict[str, Any] = {
-        # The socket timeout bounds connecting and every read, so it must outlast a statement.
-        "timeout": settings.db_connect_timeout_seconds + settings.db_statement_timeout_ms / 1000,
+        "timeout": socket_timeout or socket_timeout_seconds(settings),
         "application_name": "taskline",
         # RDS Proxy refuses every startup-packet option but a few (TimeZone is one of them) with
         # FATAL 0A000, and a plain SET would pin the session to one database connection; so
@@ -242,6 +261,19 @@ def close_connections() -> None:
         get_engine().dispose(close=False)
 
 
+def check_every_unit_of_work(check: UnitOfWorkCheck | None) -> None:
+    """Run `check(session, writes)` at the start of each transaction and read of this request
+    (or context), before anything else; it raises to refuse the unit of work. `writes` is True
+    in a transaction: the check can lock what it relies on until the commit."""
+    _unit_of_work_check.set(check)
+
+
+def _run_check(session: Session, *, writes: bool) -> None:
+    check = _unit_of_work_check.get()
+    if check is not None:
+        check(session, writes)
+
+
 def raw_sqlstate(error: BaseException) -> str | None:
     """The PostgreSQL SQLSTATE code carried by a pg8000 exception, if any."""
     details = error.args[0] if error.args else None
@@ -267,6 +299,15 @@ def is_unavailable(error: DBAPIError) -> bool:
     return code == _QUERY_CANCELED or code.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
 
 
+def _names_a_deleted_account(error: DBAPIError) -> bool:
+    """A foreign-key violation on a reference to users.id: the one place it becomes a 401."""
+    if sqlstate(error) != FOREIGN_KEY_VIOLATION:
+        return False
+    details = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    constraint = details.get("n") if isinstance(details, dict) else None
+    return isinstance(constraint, str) and constraint.endswith(_FOREIGN_KEY_TO_USERS_SUFFIX)
+
+
 @contextmanager
 def _unavailable_as_503() -> Iterator[None]:
     try:
@@ -274,6 +315,8 @@ def _unavailable_as_503() -> Iterator[None]:
     except DBAPIError as error:
         if is_unavailable(error):
             raise DatabaseUnavailable from error
+        if _names_a_deleted_account(error):
+            raise AccountGone from error
         raise
     except TimeoutError as error:  # waiting for a pooled connection or the socket timed out
         raise DatabaseUnavailable from error
@@ -293,6 +336,7 @@ def transaction() -> Iterator[Session]:
     """
     with _unavailable_as_503(), Session(get_engine(), expire_on_commit=False) as session:
         _begin(session)
+        _run_check(session, writes=True)
         yield session  # an exception here leaves the block: closing the session rolls back
         session.commit()
 
@@ -332,6 +376,7 @@ def read_only() -> Iterator[Session]:
         dbapi_connection: Any = session.connection().connection.dbapi_connection
         dbapi_connection.autocommit = True  # pg8000: no implicit BEGIN before the statement
         try:
+            _run_check(session, writes=False)
             yield session
         finally:
             dbapi_connection.autocommit = False  # back to the pool as the pool expects it

@@ -145,6 +145,14 @@ class SignInEnded(AuthenticationRequired):
         super().__init__("This session has ended; sign in again.")
 
 
+class AccountGone(AuthenticationRequired):
+    """A write named an account that no longer exists (a foreign-key violation on users.id):
+    the access token outlived its account."""
+
+    def __init__(self) -> None:
+        super().__init__("The account behind this token no longer exists.")
+
+
 class WrongPassword(TasklineError):
     """The password given to confirm a sensitive change is not the account's password."""
 

@@ -101,6 +101,11 @@ class Settings(EnvironmentSettings):
     # Deploy-time migrations (the MigrationFunction): their own, longer statement timeout, and
     # the secret of the least-privileged role the API functions log in as (created if missing).
     migration_statement_timeout_ms: int = Field(default=120_000, ge=1000, le=840_000)
+    # ... and their own socket timeout (pg8000's `timeout`), above that statement timeout, so
+    # PostgreSQL cancels a slow step before the client gives up on the socket.
+    migration_socket_timeout_seconds: float = Field(default=150.0, gt=0, le=900)
+    # The starter profile: the app role logs in with IAM auth tokens (GRANT rds_iam).
+    migration_app_role_iam_auth: bool = False
     db_app_user_secret_arn: str | None = None
 
     # How long a value read from Secrets Manager is reused before it is read again.

@@ -42,12 +42,20 @@ def test_a_read_by_id_is_one_round_trip_and_one_statement(user: ApiClient, wire:
     assert wire.statements[0].startswith("SELECT")
 
 
-@pytest.mark.parametrize("path", ["/tasks", "/tasks?limit=2&status=Done", "/users/me"])
+@pytest.mark.parametrize("path", ["/tasks", "/tasks?limit=2&status=Done"])
 def test_other_reads_are_one_round_trip(user: ApiClient, wire: Wire, path: str) -> None:
     _task_id(user)
     wire.clear()
     assert user.get(path).status == 200
     assert (wire.round_trips, len(wire.statements)) == (1, 1)
+
+
+def test_an_account_read_checks_the_sign_in_first(user: ApiClient, wire: Wire) -> None:
+    """Account routes refuse ended sign-ins: one round trip for that check, one for the read."""
+    wire.clear()
+    assert user.get("/users/me").status == 200
+    assert wire.round_trips == 2
+    assert wire.statements[0].startswith("SELECT auth_sessions.id")
 
 
 def test_a_write_is_begin_statement_commit(user: ApiClient, wire: Wire) -> None:

@@ -82,8 +82,9 @@ def test_next_pages_cost_one_statement_too(
         ("PATCH", "/tasks/1", {"description": "Renamed"}, transaction("UPDATE tasks")),
         ("DELETE", "/tasks/1", None, transaction("DELETE tasks")),
         ("POST", "/tasks", task_body(), transaction("INSERT tasks")),
-        # The account, read together with the check that the token's session is live.
-        ("GET", "/users/me", None, ["SELECT users"]),
+        # An account route: first the check every unit of work of one makes, that the token's
+        # sign-in is live (taskline.api.auth); then the account (read with that check again).
+        ("GET", "/users/me", None, ["SELECT auth_sessions", "SELECT users"]),
     ],
 )
 def test_each_use_case_is_one_statement(

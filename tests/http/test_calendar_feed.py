@@ -174,3 +174,11 @@ def test_an_account_without_tasks_gets_an_empty_calendar(
 ) -> None:
     calendar = parse(fetch(client, issue(user)["url"]))
     assert list(calendar.walk("VEVENT")) == []
+
+
+def test_the_refresh_hints_are_rfc_5545_durations(user: ApiClient, client: ApiClient) -> None:
+    """Both hints say 15 minutes as a DURATION value (RFC 5545 section 3.3.6), read on the
+    wire: a parser that reads "0:15:00" leniently would hide the mistake (issue 19)."""
+    lines = fetch(client, issue(user)["url"]).body.decode().split("\r\n")
+    assert "REFRESH-INTERVAL;VALUE=DURATION:PT15M" in lines
+    assert "X-PUBLISHED-TTL:PT15M" in lines

@@ -30,7 +30,7 @@ from taskline.db import (
     ssl_context,
     transaction,
 )
-from taskline.errors import DatabaseUnavailable
+from taskline.errors import AccountGone, DatabaseUnavailable
 from taskline.migrate import upgrade
 from taskline.models import Base, User
 from taskline.settings import Settings, get_settings
@@ -366,3 +366,26 @@ def test_migrations_upgrade_downgrade_and_upgrade_again(scratch_engine: Engine) 
     assert set(inspect(scratch_engine).get_table_names()) <= {"alembic_version"}
     upgrade(scratch_engine)
     assert {"users", "tasks"} <= set(inspect(scratch_engine).get_table_names())
+
+
+def test_a_row_naming_a_deleted_account_is_account_gone() -> None:
+    """Any foreign-key violation on users.id, whatever the table, is AccountGone (401) where
+    every unit of work ends: a token that outlived its account is never a 500 (issue 19)."""
+    for insert in (
+        "INSERT INTO calendar_feeds (user_id, secret_hash) VALUES (987654321, 'x')",
+        "INSERT INTO notification_preferences (user_id, email_enabled, due_soon_enabled, "
+        "overdue_enabled, due_soon_minutes) VALUES (987654321, true, true, true, 60)",
+    ):
+        with pytest.raises(AccountGone), transaction() as session:
+            session.execute(text(insert))
+
+
+def test_other_foreign_key_violations_are_left_alone() -> None:
+    with pytest.raises(DBAPIError) as raised, transaction() as session:
+        session.execute(
+            text(
+                "INSERT INTO task_notifications (task_id, stage, deadline) "
+                "VALUES (987654321, 'due_soon', now())"
+            )
+        )
+    assert not isinstance(raised.value, AccountGone)

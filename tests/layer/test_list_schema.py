@@ -247,7 +247,7 @@ def test_refreshed_recipients_follow_the_rule_and_re_arm_reminders(
                 text("SELECT description, recipient_id FROM tasks WHERE list_id = :l"),
                 {"l": list_id},
             )
-            return {str(name): recipient for name, recipient in rows.tuples()}
+            return {str(row[0]): row[1] for row in rows}
 
     with Session(admin_engine) as session, session.begin():
         assert task_repository.refresh_recipients(session, [list_id], 1440) == 3

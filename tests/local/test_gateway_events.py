@@ -181,6 +181,7 @@ def test_template_is_the_source_of_truth() -> None:
         "MigrationFunction",
         "NotificationsFunction",  # issue 15
         "EmailFeedbackFunction",
+        "DatabaseProtectionFunction",  # the migration's code, another handler (issue 19)
     }
     assert template.layer_paths == (ROOT / "shared",)
     tasks = template.functions["TasksFunction"]
@@ -196,7 +197,7 @@ def test_functions_load_without_clashing(gateway: LocalGateway) -> None:
     from localdev import loader
 
     modules = {name: loader.load_module(fn) for name, fn in gateway.template.functions.items()}
-    assert len({id(module) for module in modules.values()}) == len(modules) == 7
+    assert len({id(module) for module in modules.values()}) == len(modules) == 8
     assert all(hasattr(module, "lambda_handler") for module in modules.values())
     assert (
         loader.load_module(gateway.template.functions["TasksFunction"]) is modules["TasksFunction"]

@@ -14,6 +14,8 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requestt
 from __future__ import annotations
 
 import copy
+import ipaddress
+import itertools
 import json
 import re
 import subprocess
@@ -51,6 +53,23 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "ExistingVpcId": "vpc-0123456789abcdef0",
         "ExistingPrivateSubnetIds": "subnet-0a,subnet-0b",
         "CreateVpcEndpoints": "false",
+    },
+    "new VPC, emails sent": {
+        "NotificationEmailSender": "reminders@example.com",
+        "SesVpcEndpoint": "api",
+    },
+    "production profile": {"Profile": "production"},
+    "starter profile, new VPC": {"Profile": "starter"},
+    "starter profile, emails sent": {
+        "Profile": "starter",
+        "NotificationEmailSender": "reminders@example.com",
+        "SesVpcEndpoint": "api",
+    },
+    "starter profile, existing VPC": {
+        "Profile": "starter",
+        "ExistingVpcId": "vpc-0123456789abcdef0",
+        "ExistingPrivateSubnetIds": "subnet-0a,subnet-0b",
+        "ExistingPrivateRouteTableIds": "rtb-0a",
     },
 }
 
@@ -134,6 +153,18 @@ class Stack:
         if function == "Fn::Select":
             index, items = argument
             return self.evaluate(items)[int(index)]
+        if function == "Fn::FindInMap":
+            # With AWS::LanguageExtensions' DefaultValue, a missing key yields the default.
+            mapping, top, second = (str(self.evaluate(part)) for part in argument[:3])
+            found = self.template["Mappings"][mapping].get(top, {}).get(second)
+            if found is None and len(argument) > 3:
+                return self.evaluate(argument[3]["DefaultValue"])
+            return found
+        if function == "Fn::Cidr":
+            block, count, bits = (self.evaluate(part) for part in argument)
+            return cidr(str(block), int(count), int(bits))
+        if function == "Fn::GetAZs":
+            return ["us-east-1a", "us-east-1b", "us-east-1c"]
         if function == "Fn::Sub":
             text, variables = (argument, {}) if isinstance(argument, str) else argument
             values = {key: self.evaluate(value) for key, value in variables.items()}
@@ -152,13 +183,15 @@ class Stack:
     def resolve(self, node: Any) -> Any:
         """`node` with every Fn::If replaced by the branch this deployment takes."""
         if isinstance(node, list):
-            return [self.resolve(item) for item in node if not _is_no_value(item)]
+            items = [self.resolve(item) for item in node]
+            return [item for item in items if not _is_no_value(item)]
         if not isinstance(node, dict):
             return node
         if set(node) == {"Fn::If"}:
             name, if_true, if_false = node["Fn::If"]
             return self.resolve(if_true if self.condition(name) else if_false)
-        return {key: self.resolve(value) for key, value in node.items() if not _is_no_value(value)}
+        fields = {key: self.resolve(value) for key, value in node.items()}
+        return {key: value for key, value in fields.items() if not _is_no_value(value)}
 
     def references(self, name: str) -> set[str]:
         """The resources `name` depends on directly."""
@@ -181,6 +214,20 @@ class Stack:
 
     def value(self, node: Any) -> Any:
         return self.evaluate(node)
+
+
+def cidr(block: str, count: int, bits: int) -> list[str]:
+    """Fn::Cidr: the first `count` subnets with `bits` host bits of `block`; CloudFormation fails
+    the deploy when the block is too small for them (as this does).
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-cidr.html"""
+    network = ipaddress.ip_network(block, strict=False)
+    prefix = network.max_prefixlen - bits
+    if prefix < network.prefixlen:
+        raise ValueError(f"{block} cannot hold subnets of /{prefix}")
+    subnets = list(itertools.islice(network.subnets(new_prefix=prefix), count))
+    if len(subnets) < count:
+        raise ValueError(f"{block} holds fewer than {count} subnets of /{prefix}")
+    return [str(subnet) for subnet in subnets]
 
 
 def _is_no_value(node: Any) -> bool:
@@ -314,9 +361,11 @@ def test_the_custom_resource_is_created_after_the_database_it_migrates(
 ) -> None:
     for parameters in SCENARIOS.values():
         stack = Stack(template, parameters)
-        assert {"Database", "DatabaseProxyTargetGroup", "MigrationFunction"} <= stack.dependencies(
-            "DatabaseMigrations"
-        )
+        if parameters.get("Profile") == "starter":
+            database = {"DatabaseCluster", "DatabaseClusterInstance"}
+        else:
+            database = {"Database", "DatabaseProxyTargetGroup"}
+        assert {*database, "MigrationFunction"} <= stack.dependencies("DatabaseMigrations")
 
 
 def test_the_app_roles_statement_timeout_is_the_functions_own(template: dict[str, Any]) -> None:
@@ -359,6 +408,8 @@ NAME_RULES: dict[tuple[str, str], tuple[int, re.Pattern[str]]] = {
     ("AWS::Logs::LogGroup", "LogGroupName"): (512, re.compile(r"[\.\-_/#A-Za-z0-9]+")),
     # https://docs.aws.amazon.com/lambda/latest/api/API_PublishLayerVersion.html
     ("AWS::Lambda::LayerVersion", "LayerName"): (140, re.compile(r"[a-zA-Z0-9\-_]+")),
+    # https://docs.aws.amazon.com/ses/latest/APIReference/API_ConfigurationSet.html
+    ("AWS::SES::ConfigurationSet", "Name"): (64, re.compile(r"[a-zA-Z0-9_-]+")),
 }
 
 
@@ -401,13 +452,15 @@ def test_bind_values_never_reach_the_database_log(template: dict[str, Any]) -> N
 
 
 @pytest.mark.parametrize(
-    ("policy", "expected"), [("Snapshot", "Retain"), ("Retain", "Retain"), ("Delete", "Delete")]
+    ("policy", "expected"), [("Snapshot", "RetainExceptOnCreate"), ("Delete", "Delete")]
 )
 def test_secrets_queues_and_logs_follow_the_data_on_delete(
     template: dict[str, Any], policy: str, expected: str
 ) -> None:
-    """Deleting the stack keeps the secrets, dead letters and logs whenever the database (or its
-    final snapshot) is kept; replacing one of them never drops its contents."""
+    """Deleting the stack keeps the secrets, dead letters and logs whenever the database's final
+    snapshot is kept, but not after a failed create (RetainExceptOnCreate: nothing to keep
+    then); replacing one of them never drops its contents.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html"""
     stack = Stack(template, {"DatabaseDeletionPolicy": policy})
     kept = {"AWS::SecretsManager::Secret", "AWS::SQS::Queue", "AWS::Logs::LogGroup"}
     checked = 0
@@ -418,3 +471,310 @@ def test_secrets_queues_and_logs_follow_the_data_on_delete(
         assert stack.resolve(resource.get("DeletionPolicy")) == expected, name
         assert resource.get("UpdateReplacePolicy") == "Retain", name
     assert checked >= 10
+    backups = stack.resources["Database"]["Properties"]["DeleteAutomatedBackups"]
+    assert backups is (policy == "Delete")  # automated backups go with the data, or stay
+
+
+def deletion_policies(template: dict[str, Any]) -> list[str]:
+    return [str(v) for v in template["Parameters"]["DatabaseDeletionPolicy"]["AllowedValues"]]
+
+
+KEPT = {"Retain", "RetainExceptOnCreate"}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_a_failed_first_deploy_rolls_back_completely(
+    template: dict[str, Any], scenario: str
+) -> None:
+    """The rollback of a failed create deletes everything it created: no resource is kept by a
+    plain Retain (RetainExceptOnCreate deletes what the failed create made), and the database
+    is created without deletion protection, which CloudFormation's RDS delete handler never
+    clears (the rollback would end in ROLLBACK_FAILED); DatabaseProtection switches it on after
+    the first migration succeeded, and off again only for the rollback of a failed create."""
+    for policy in deletion_policies(template):
+        stack = Stack(template, {**SCENARIOS[scenario], "DatabaseDeletionPolicy": policy})
+        for name, resource in stack.resources.items():
+            if resource["Type"] == "AWS::Lambda::Version":
+                continue  # SAM keeps old versions on update; they go with their function
+            kept = stack.value(resource.get("DeletionPolicy", "Delete"))
+            assert kept != "Retain", (policy, name)
+        starter = SCENARIOS[scenario].get("Profile") == "starter"
+        name, kind, field = (
+            ("DatabaseCluster", "cluster", "DBClusterIdentifier")
+            if starter
+            else ("Database", "db", "DBInstanceIdentifier")
+        )
+        database = stack.resources[name]["Properties"]
+        assert database.get("DeletionProtection") in (None, False, "false")
+        protection = stack.resources["DatabaseProtection"]
+        assert {name, "DatabaseMigrations"} <= stack.dependencies("DatabaseProtection")
+        assert protection["Properties"]["DeletionProtection"] == {
+            "Ref": "DatabaseDeletionProtection"
+        }
+        (function,) = _ids(protection["Properties"]["ServiceToken"])
+        # Outside the VPC: it reaches the RDS API with no endpoint, and nothing it needs to
+        # answer can be deleted before it (delete_needs finds nothing).
+        assert "VpcConfig" not in stack.resources[function]["Properties"]
+        assert protection["Properties"][field] == {"Ref": name}
+        # Its role may modify exactly that database (the ARN is built from its identifier).
+        identifier = stack.value(database["DBClusterIdentifier" if starter else field])
+        role = stack.resources[f"{function}Role"]["Properties"]
+        granted = {
+            stack.value(statement["Resource"])
+            for policy in role["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+            if {"rds:ModifyDBInstance", "rds:ModifyDBCluster"} & set(statement["Action"])
+        }
+        assert f"arn:aws:rds:us-east-1:123456789012:{kind}:{identifier}" in granted
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_what_a_stack_deletion_keeps_uses_nothing_it_deletes(
+    template: dict[str, Any], scenario: str
+) -> None:
+    """A resource kept on delete must not use one the stack deletes: EC2 and RDS refuse to
+    delete a subnet group, security group, parameter group or subnet still in use, and the
+    stack's deletion fails (DatabaseDeletionPolicy=Retain did this to the database)."""
+    for policy in deletion_policies(template):
+        stack = Stack(template, {**SCENARIOS[scenario], "DatabaseDeletionPolicy": policy})
+        kept = {
+            name
+            for name, resource in stack.resources.items()
+            if stack.value(resource.get("DeletionPolicy", "Delete")) in KEPT
+            and resource["Type"] != "AWS::Lambda::Version"  # deleted with its function
+        }
+        for name in kept:
+            used = set(_referenced(stack.resources[name].get("Properties", {})))
+            deleted = (used & set(stack.resources)) - kept
+            assert not deleted, f"{scenario}, {policy}: kept {name} uses deleted {deleted}"
+
+
+def test_the_check_sees_a_kept_database_using_what_is_deleted(template: dict[str, Any]) -> None:
+    broken = copy.deepcopy(template)
+    broken["Parameters"]["DatabaseDeletionPolicy"]["AllowedValues"].append("Retain")
+    with pytest.raises(AssertionError, match="kept Database uses deleted"):
+        test_what_a_stack_deletion_keeps_uses_nothing_it_deletes(broken, "new VPC (the default)")
+
+
+def allowed_vpc_prefixes(template: dict[str, Any]) -> list[int]:
+    pattern = re.compile(template["Parameters"]["VpcCidr"]["AllowedPattern"])
+    return [p for p in range(8, 29) if pattern.fullmatch(f"10.42.0.0/{p}")]
+
+
+@pytest.mark.parametrize("prefix", range(16, 25))
+def test_every_allowed_vpc_size_yields_its_subnets(template: dict[str, Any], prefix: int) -> None:
+    """Each VpcCidr size the parameter accepts gives two private subnets inside the VPC, apart
+    (Fn::Cidr fails the deploy when the block is too small for the subnets it asks for)."""
+    assert allowed_vpc_prefixes(template) == list(range(16, 25))
+    stack = Stack(template, {"VpcCidr": f"10.42.0.0/{prefix}"})
+    vpc = ipaddress.IPv4Network(f"10.42.0.0/{prefix}")
+    subnets = [
+        ipaddress.IPv4Network(stack.value(stack.resources[name]["Properties"]["CidrBlock"]))
+        for name in ("PrivateSubnetA", "PrivateSubnetB")
+    ]
+    assert all(subnet.subnet_of(vpc) for subnet in subnets)
+    assert not subnets[0].overlaps(subnets[1])
+    # At least a /26 each: 59 addresses once AWS has taken its five.
+    assert all(subnet.prefixlen <= 26 for subnet in subnets)
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+# What bills by the hour whether or not anyone uses Taskline.
+HOURLY = {
+    "AWS::EC2::NatGateway",
+    "AWS::EC2::InternetGateway",  # (with public addresses, $0.005/h each)
+    "AWS::RDS::DBProxy",
+    "AWS::RDS::DBInstance",  # unless db.serverless in a cluster that pauses (below)
+}
+
+
+def test_starter_has_nothing_billed_by_the_hour(template: dict[str, Any]) -> None:
+    """No NAT gateway, no internet gateway, no interface endpoint, no RDS Proxy, no provisioned
+    instance: an Aurora Serverless v2 instance that pauses at 0 ACU."""
+    stack = Stack(template, {"Profile": "starter"})
+    kinds = {resource["Type"] for resource in stack.resources.values()}
+    for name, resource in stack.resources.items():
+        if resource["Type"] == "AWS::EC2::VPCEndpoint":
+            assert resource["Properties"]["VpcEndpointType"] == "Gateway", name  # free
+        if resource["Type"] == "AWS::RDS::DBInstance":
+            assert resource["Properties"]["DBInstanceClass"] == "db.serverless", name
+        else:
+            assert resource["Type"] not in HOURLY, name
+    assert "AWS::RDS::DBCluster" in kinds
+    cluster = stack.resources["DatabaseCluster"]["Properties"]
+    scaling = cluster["ServerlessV2ScalingConfiguration"]
+    assert scaling["MinCapacity"] == 0
+    assert scaling["SecondsUntilAutoPause"] == {"Ref": "DatabaseSecondsUntilAutoPause"}
+    assert int(stack.parameters["DatabaseSecondsUntilAutoPause"]) >= 300
+    # 0 ACU needs Aurora PostgreSQL 16.3 or later (the auto-pause page's versions).
+    major, minor = (
+        int(part) for part in stack.parameters["DatabaseAuroraEngineVersion"].split(".")
+    )
+    assert (major, minor) >= (16, 3)
+    assert cluster["EnableIAMDatabaseAuthentication"] is True
+    assert cluster["StorageEncrypted"] is True
+    assert stack.resources["DatabaseClusterInstance"]["Properties"]["PubliclyAccessible"] is False
+
+
+def test_starter_functions_sign_iam_tokens_and_read_no_database_secret(
+    template: dict[str, Any],
+) -> None:
+    stack = Stack(template, {"Profile": "starter"})
+    env = stack.resources["AuthFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["DB_IAM_AUTH"] == "true"
+    assert env["DB_USER"] == "taskline_app"
+    assert _ids(env["DB_HOST"]) == {"DatabaseCluster"}
+    assert "DB_SECRET_ARN" not in env
+    for function in ("AuthFunction", "TasksFunction", "NotificationsFunction"):
+        role = stack.resources[f"{function}Role"]["Properties"]
+        text = json.dumps(role)
+        assert "rds-db:connect" in text, function
+        assert "AppDatabaseSecret" not in text, function  # IAM tokens, no password
+    # The migration keeps the master login (off the request path) and grants rds_iam.
+    migration = stack.resources["MigrationFunction"]["Properties"]["Environment"]["Variables"]
+    assert migration["DB_IAM_AUTH"] == "false"
+    assert migration["MIGRATION_APP_ROLE_IAM_AUTH"] == "true"
+
+
+def test_snapstart_is_off_in_starter_and_on_otherwise(template: dict[str, Any]) -> None:
+    for profile, expected in (
+        ("starter", "None"),
+        ("standard", "PublishedVersions"),
+        ("production", "PublishedVersions"),
+    ):
+        stack = Stack(template, {"Profile": profile})
+        for function in ("AuthFunction", "TasksFunction", "NotificationsFunction", "MetaFunction"):
+            applied = stack.resources[function]["Properties"]["SnapStart"]["ApplyOn"]
+            assert applied == expected, (profile, function)
+        # Overridable like every profile setting.
+        stack = Stack(template, {"Profile": profile, "SnapStart": "false"})
+        applied = stack.resources["AuthFunction"]["Properties"]["SnapStart"]["ApplyOn"]
+        assert applied == "None"
+
+
+def test_starter_reaches_aws_apis_only_outbound_over_ipv6(template: dict[str, Any]) -> None:
+    """The calls off the request path (Secrets Manager, SNS) leave through an egress-only
+    internet gateway; nothing can connect in, and the database accepts the functions only."""
+    stack = Stack(template, {"Profile": "starter"})
+    [route] = [r for r in stack.resources.values() if r["Type"] == "AWS::EC2::Route"]
+    assert route["Properties"]["DestinationIpv6CidrBlock"] == "::/0"
+    assert _ids(route["Properties"]["EgressOnlyInternetGatewayId"]) == {"EgressOnlyInternetGateway"}
+    for name, resource in stack.resources.items():
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress":
+            assert "CidrIp" not in resource["Properties"], name
+            assert "CidrIpv6" not in resource["Properties"], name
+    for function in ("AuthFunction", "MigrationFunction", "DeadlineCheckFunction"):
+        vpc = stack.resources[function]["Properties"]["VpcConfig"]
+        assert vpc["Ipv6AllowedForDualStack"] is True, function
+    standard = Stack(template, {})
+    assert (
+        standard.resources["AuthFunction"]["Properties"]["VpcConfig"]["Ipv6AllowedForDualStack"]
+        is False
+    )
+
+
+# Aurora Serverless v2's max_connections follows the memory of its maximum capacity (about
+# 2 GiB per ACU), with the instance formula LEAST(memory / 9531392, 5000); 80% of it is taken,
+# as for the RDS classes (tests/stack/test_template.py).
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.setting-capacity.html
+STARTER_RECOMMENDED_RESERVATIONS = {
+    # docs/deploy.md: once the account's concurrency quota allows reserving (>= 100 + these).
+    "AuthReservedConcurrency": "40",
+    "TasksReservedConcurrency": "80",
+    "NotificationsReservedConcurrency": "20",
+    "DeadlineCheckReservedConcurrency": "1",
+    "EmailFeedbackReservedConcurrency": "2",
+}
+
+
+@pytest.mark.parametrize("max_capacity", ["1", "2"])
+def test_starter_connection_budget_at_its_maximum_capacity(
+    template: dict[str, Any], max_capacity: str
+) -> None:
+    """Without a proxy each function container holds its own connection: with every function
+    reserved, the sum (+1 for the migration) stays under max_connections at MaxCapacity. With
+    none reserved (starter's default: a new account's quota of 10 cannot reserve), the account's
+    concurrency is the bound: 10 connections on a new account."""
+    max_connections = min(int(int(max_capacity) * 2 * 2**30 * 0.8 / 9531392), 5000)
+    stack = Stack(template, {"Profile": "starter", "DatabaseMaxCapacity": max_capacity})
+    assert all(stack.parameters[p] == "profile" for p in STARTER_RECOMMENDED_RESERVATIONS)
+    reserved = Stack(
+        template,
+        {
+            "Profile": "starter",
+            "DatabaseMaxCapacity": max_capacity,
+            "NotificationEmailSender": "reminders@example.com",
+            "SesVpcEndpoint": "api",
+            **STARTER_RECOMMENDED_RESERVATIONS,
+        },
+    )
+    total = 1
+    for function in ("Auth", "Tasks", "Notifications", "DeadlineCheck", "EmailFeedback"):
+        setting = reserved.resources[f"{function}Function"]["Properties"][
+            "ReservedConcurrentExecutions"
+        ]
+        total += int(reserved.value(setting))
+    assert total == 144
+    assert max_connections == {"1": 180, "2": 360}[max_capacity]
+    assert total <= max_connections
+
+
+# Properties whose change makes CloudFormation replace an RDS instance (a new, empty database):
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-rds-dbinstance.html
+DB_INSTANCE_REPLACED_BY = (
+    "DBInstanceIdentifier",
+    "Engine",
+    "DBName",
+    "MasterUsername",
+    "StorageEncrypted",
+    "KmsKeyId",
+    "DBClusterIdentifier",
+)
+
+
+def test_switching_profiles_keeps_or_snapshots_the_data(template: dict[str, Any]) -> None:
+    """standard <-> production changes the instance in place (class, Multi-AZ, storage: none
+    of them replaces it). starter <-> the others swaps the database itself (an Aurora cluster
+    for an RDS instance): CloudFormation creates the new, empty one and deletes the old one
+    under its DeletionPolicy, Snapshot by default, so the data is left in a final snapshot
+    (docs/deploy.md: move it with pg_dump / pg_restore before switching)."""
+    standard, production = Stack(template, {}), Stack(template, {"Profile": "production"})
+    for field in DB_INSTANCE_REPLACED_BY:
+        before = standard.resources["Database"]["Properties"].get(field)
+        after = production.resources["Database"]["Properties"].get(field)
+        assert before == after, field
+    assert standard.value(standard.resources["Database"]["Properties"]["DBInstanceClass"]) != (
+        production.value(production.resources["Database"]["Properties"]["DBInstanceClass"])
+    )
+    starter = Stack(template, {"Profile": "starter"})
+    assert "Database" not in starter.resources
+    assert "DatabaseCluster" not in standard.resources
+    for stack, data in ((starter, "DatabaseCluster"), (standard, "Database")):
+        resource = stack.resources[data]
+        assert stack.value(resource["DeletionPolicy"]) == "Snapshot", data
+        assert resource["UpdateReplacePolicy"] == "Snapshot", data
+    # The secrets that go with the data are the same resources in every profile: kept.
+    for name in ("AppDatabaseSecret", "JwtSigningSecret"):
+        assert name in starter.resources
+        assert name in standard.resources
+
+
+def test_dual_stack_functions_wait_for_their_subnets_ipv6_blocks(template: dict[str, Any]) -> None:
+    """Lambda refuses Ipv6AllowedForDualStack on subnets without IPv6: in starter every such
+    function is created after the subnets' IPv6 blocks. The other profiles' subnets are never
+    touched (a changed subnet under a running database would be a risky update)."""
+    stack = Stack(template, {"Profile": "starter"})
+    checked = 0
+    for name, resource in stack.resources.items():
+        vpc = resource.get("Properties", {}).get("VpcConfig", {})
+        if resource["Type"] == "AWS::Lambda::Function" and vpc.get("Ipv6AllowedForDualStack"):
+            assert {"PrivateSubnetAIpv6", "PrivateSubnetBIpv6"} <= stack.dependencies(name), name
+            checked += 1
+    assert checked >= 5
+    for profile in ("standard", "production"):
+        other = Stack(template, {"Profile": profile})
+        kinds = {resource["Type"] for resource in other.resources.values()}
+        assert not kinds & {"AWS::EC2::SubnetCidrBlock", "AWS::EC2::VPCCidrBlock"}, profile
+        subnet = other.resources["PrivateSubnetA"]["Properties"]
+        assert "Ipv6CidrBlock" not in subnet, profile

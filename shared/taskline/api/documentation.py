@@ -16,7 +16,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from pydantic import BaseModel
 
-from taskline.api.auth import BEARER_SECURITY
+from taskline.api.auth import (
+    ACCOUNT_PATH_PREFIX,
+    BEARER_SECURITY,
+    SignedIn,
+    require_live_sign_in,
+)
 from taskline.schemas import OAuthError, Problem
 
 if TYPE_CHECKING:
@@ -209,9 +214,13 @@ class Routes:
     """A function's routes under one OpenAPI tag, each declared with what is its own: path,
     operation id, summary, successes and errors (as `responses` takes them). `signed_in`
     routes take a bearer token: the resolver then requires one (it authenticates every route
-    declared with `security`), and their responses include its 401."""
+    declared with `security`), and their responses include its 401. `SignedIn.LIVE` also
+    refuses a token whose sign-in has ended (taskline.api.auth); routes of account-level state
+    (under /users/me) must be declared so, or the function does not start."""
 
-    def __init__(self, app: APIGatewayHttpResolver, tag: str, *, signed_in: bool = False) -> None:
+    def __init__(
+        self, app: APIGatewayHttpResolver, tag: str, *, signed_in: SignedIn | None = None
+    ) -> None:
         self._app = app
         self._tag = tag
         self._signed_in = signed_in
@@ -233,17 +242,27 @@ class Routes:
         """The route's status code is its success's (the first 2xx in `success`).
         `request_body`: the OpenAPI request body, for a route that reads its body itself (a
         form) rather than through a model Powertools would document."""
-        return self._app.route(
+        live = self._signed_in is SignedIn.LIVE
+        if path.startswith(ACCOUNT_PATH_PREFIX) and not live:
+            raise ValueError(f"{method} {path} is account-level: declare it SignedIn.LIVE")
+        register = self._app.route(
             path,
             method,
             summary=summary,
             description=description,
             responses=responses(
-                success, errors, signed_in=self._signed_in, invalid=invalid, body=body
+                success, errors, signed_in=self._signed_in is not None, invalid=invalid, body=body
             ),
             tags=[self._tag],
             operation_id=operation_id,
-            security=BEARER_SECURITY if self._signed_in else None,
+            security=BEARER_SECURITY if self._signed_in is not None else None,
             openapi_extensions={"requestBody": request_body} if request_body else None,
             status_code=min(code for code in success if 200 <= code < 300),
         )
+
+        def declare(handler: F) -> F:
+            if live:
+                require_live_sign_in(handler)
+            return register(handler)
+
+        return declare

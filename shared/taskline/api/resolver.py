@@ -34,7 +34,7 @@ import base64
 import binascii
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -50,9 +50,9 @@ from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskline import errors, upstream
+from taskline import db, errors, upstream
 from taskline.api import documentation, problems
-from taskline.api.auth import authenticated_token
+from taskline.api.auth import authenticate
 
 # What the private hooks below were verified against: shared/requirements.txt's pin.
 VERIFIED_VERSIONS: Final = {"aws-lambda-powertools": "3.37.0"}
@@ -140,6 +140,15 @@ class TasklineResolver(APIGatewayHttpResolver):
         self.not_found(self._no_route)
         self._request_validation_middleware = _GuardedRequestValidation(self._guard_request)
 
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # An account route's sign-in check (taskline.api.auth) is this request's only: it
+        # must not run in a later request's units of work, nor in other code of this thread.
+        db.check_every_unit_of_work(None)
+        try:
+            return super().resolve(event, context)
+        finally:
+            db.check_every_unit_of_work(None)
+
     def get_openapi_schema(self, **options: Any) -> OpenAPI:
         # The servers and security schemes are Powertools' OpenAPI models, made here rather
         # than at import: a request never needs them (taskline.api.documentation).
@@ -179,7 +188,7 @@ class TasklineResolver(APIGatewayHttpResolver):
             return
         # Anonymous callers learn nothing about a protected route's input rules.
         if route.security:
-            self.context["token"] = authenticated_token(self)
+            authenticate(self, route.func)
         self._guard_body()
 
     def _is_declared(self, route: object) -> bool:

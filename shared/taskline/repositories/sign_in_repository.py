@@ -179,3 +179,21 @@ def _live(sign_in_id: uuid.UUID, user_id: int, now: datetime) -> Exists:
         SignIn.user_id == user_id,
         SignIn.expires_at > now,
     )
+
+
+def hold_live(
+    session: Session, user_id: int, sign_in_id: uuid.UUID, now: datetime, *, lock: bool
+) -> bool:
+    """Whether the sign-in is live; with `lock`, it stays so until this transaction ends.
+
+    FOR KEY SHARE conflicts with the DELETE that ends a sign-in (logout, logout-all, password
+    change, account deletion): whichever comes second waits for the first to commit, so a
+    change made under a live sign-in is never committed after that sign-in ended (and an
+    ending that revokes something, such as the calendar feed, sees what was made before it).
+    """
+    statement = select(SignIn.id).where(
+        SignIn.id == sign_in_id, SignIn.user_id == user_id, SignIn.expires_at > now
+    )
+    if lock:
+        statement = statement.with_for_update(read=True, key_share=True)
+    return session.scalars(statement).one_or_none() is not None

@@ -36,6 +36,13 @@ def get(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 
 
+def lock_for_change(session: Session, user_id: int) -> bool:
+    """Lock the account's row until the transaction ends (False: no such account): account-level
+    changes of one account take turns. FOR NO KEY UPDATE leaves tasks' foreign-key checks free."""
+    statement = select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+    return session.execute(statement).one_or_none() is not None
+
+
 def set_password_if_unchanged(
     session: Session, user_id: int, expected_hash: str, new_hash: str
 ) -> bool:

@@ -7,6 +7,7 @@ from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import EmailAlreadyRegistered, SignInEnded, TooManyAttempts, WrongPassword
 from taskline.models import User
 from taskline.repositories import (
+    calendar_feed_repository,
     list_handover_repository,
     sign_in_repository,
     task_repository,
@@ -41,7 +42,8 @@ def profile(token: VerifiedToken) -> UserOut:
 
 
 def change_password(token: VerifiedToken, request: PasswordChange, source_ip: str) -> None:
-    """Set a new password, given the current one; every other sign-in of the account ends.
+    """Set a new password, given the current one; every other sign-in of the account ends,
+    and so does the calendar feed (whoever held a stolen session may have issued it).
 
     The caller's sign-in goes on. Access tokens of the ended sign-ins stop working on the
     account routes at once and elsewhere when they expire (docs/security.md).
@@ -57,11 +59,13 @@ def change_password(token: VerifiedToken, request: PasswordChange, source_ip: st
             raise WrongPassword
         throttling_service.forgive(session, user.email, source_ip)
         sign_in_repository.end_others(session, user.id, keep=token.sign_in_id)
+        calendar_feed_repository.remove(session, user.id)
 
 
 def delete_account(token: VerifiedToken, request: AccountDeletion, source_ip: str) -> None:
-    """Delete the account, given its password: its tasks, sign-ins, refresh tokens and idempotency
-    keys go in the same statement (foreign keys cascade), so all of it happens or none of it.
+    """Delete the account, given its password: its tasks, sign-ins, refresh tokens, idempotency
+    keys, preferences and calendar feed go in the same statement (foreign keys cascade), so all
+    of it happens or none of it.
 
     Each list it owns goes first to its longest-standing editor (else viewer), or is deleted when
     no one else is in it; its assignments are cleared, and the tasks it was reminded of (or the

@@ -91,7 +91,7 @@ def build_calendar(tasks: list[Task], account_lead_minutes: int | None) -> bytes
 
     DTSTAMP is the task's last change, as RFC 5545 section 3.8.7.2 asks of a calendar without a
     METHOD, so the body (and its ETag) changes only when a task does."""
-    from icalendar import Alarm, Calendar, Event
+    from icalendar import Alarm, Calendar, Event, vDuration
 
     calendar = Calendar()
     calendar.add("prodid", PRODUCT_ID)
@@ -100,7 +100,10 @@ def build_calendar(tasks: list[Task], account_lead_minutes: int | None) -> bytes
     calendar.add("name", "Taskline")  # RFC 7986
     calendar.add("x-wr-calname", "Taskline")
     calendar.add("refresh-interval", timedelta(minutes=15), parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", timedelta(minutes=15))
+    # An X- property has no registered type, so icalendar would write str(timedelta),
+    # "0:15:00"; Microsoft defines it as a DURATION, "PT15M" (RFC 5545 section 3.3.6):
+    # https://learn.microsoft.com/en-us/openspecs/exchange_server_protocols/ms-oxcical/1fc7b244-ecd1-4d28-ac0c-2bb4df855a1f
+    calendar.add("x-published-ttl", vDuration(timedelta(minutes=15)))
     for task in tasks:
         lines = task.description.splitlines()
         event = Event()

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
-from sqlalchemy.exc import IntegrityError
 
 from taskline import clock
-from taskline.db import FOREIGN_KEY_VIOLATION, sqlstate, transaction
+from taskline.db import UnitOfWorkCheck, transaction
 from taskline.errors import (
+    AccountGone,
     AuthenticationRequired,
     InvalidCredentials,
     InvalidRefreshToken,
     LoginThrottled,
     SignInEnded,
 )
-from taskline.repositories import sign_in_repository, user_repository
+from taskline.repositories import calendar_feed_repository, sign_in_repository, user_repository
 from taskline.schemas import LoginName, PasswordGrant, RefreshGrant, TokenOut, TokenRevocation
 from taskline.security.passwords import verify_password
 from taskline.security.tokens import (
@@ -39,6 +40,9 @@ from taskline.security.tokens import (
 )
 from taskline.services import throttling_service
 from taskline.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 logger = Logger(child=True)
 
@@ -98,10 +102,8 @@ def _start_sign_in(user_id: int, now: datetime, forgive: tuple[str, str] | None 
                 token_expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
                 session_expires_at=now + timedelta(seconds=settings.session_max_age_seconds),
             )
-    except IntegrityError as error:
-        if sqlstate(error) == FOREIGN_KEY_VIOLATION:  # the account was deleted meanwhile
-            raise InvalidCredentials from error
-        raise
+    except AccountGone as error:  # the account was deleted meanwhile
+        raise InvalidCredentials from error
     return _pair(user_id, sign_in_id, refresh_token)
 
 
@@ -162,8 +164,31 @@ def revoke(request: TokenRevocation) -> None:
 
 
 def logout_all(token: VerifiedToken) -> None:
-    """End every sign-in of the caller's account, the caller's own included."""
+    """End every sign-in of the caller's account, the caller's own included, and revoke its
+    calendar feed: a sign-out everywhere leaves no way in that a stolen session could have made."""
     with transaction() as session:
         ended = sign_in_repository.end_all(session, token.user_id, token.sign_in_id, clock.utcnow())
-    if ended is None:
-        raise SignInEnded
+        if ended is None:
+            raise SignInEnded
+        calendar_feed_repository.remove(session, token.user_id)
+
+
+def live_sign_in_check(token: VerifiedToken) -> UnitOfWorkCheck:
+    """What each unit of work of an account-level request checks first: the token's sign-in is
+    still live (not logged out, ended by a password change or logout-all, expired, or gone with
+    its account), else SignInEnded (401).
+
+    In a transaction the account's row is locked first, so account-level changes of one
+    account take turns (a sign-out that revokes the calendar feed cannot interleave with a
+    request issuing one), then the sign-in is held until the commit."""
+
+    def check(session: Session, writes: bool) -> None:
+        if writes and not user_repository.lock_for_change(session, token.user_id):
+            raise SignInEnded
+        live = sign_in_repository.hold_live(
+            session, token.user_id, token.sign_in_id, clock.utcnow(), lock=writes
+        )
+        if not live:
+            raise SignInEnded
+
+    return check

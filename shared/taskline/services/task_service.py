@@ -28,7 +28,6 @@ from taskline.domain import (
     TaskStatus,
 )
 from taskline.errors import (
-    AuthenticationRequired,
     Forbidden,
     IdempotencyKeyReused,
     InvalidQuery,
@@ -51,12 +50,10 @@ NOT_A_MEMBER = "Not a member of the task's list (a personal task: only its owner
 
 
 def create(user_id: int, request: TaskCreate) -> TaskOut:
-    try:
-        with transaction() as session:
-            return TaskOut.model_validate(_add(session, user_id, request))
-    except DBAPIError as error:
-        _raise_if_orphaned(error)
-        raise
+    # A token that outlived its account: the insert's foreign-key violation is AccountGone
+    # (401), mapped where every unit of work ends (taskline.db).
+    with transaction() as session:
+        return TaskOut.model_validate(_add(session, user_id, request))
 
 
 def _add(session: Session, user_id: int, request: TaskCreate) -> Task:
@@ -74,12 +71,6 @@ def _add(session: Session, user_id: int, request: TaskCreate) -> Task:
     if not created.assignee_ok or created.task is None:
         raise UnusableField("assignee_id", NOT_A_MEMBER)
     return created.task
-
-
-def _raise_if_orphaned(error: DBAPIError) -> None:
-    # pg8000 reports foreign-key violations as ProgrammingError, so match the SQLSTATE.
-    if sqlstate(error) == FOREIGN_KEY_VIOLATION:  # the token outlived its account
-        raise AuthenticationRequired("The account behind this token no longer exists.") from error
 
 
 def _fingerprint(request: TaskCreate) -> str:
@@ -144,31 +135,27 @@ def create_once(
         return Creation(_created(create(user_id, request), headers_for), replayed=False)
     ttl = timedelta(seconds=get_settings().idempotency_key_ttl_seconds)
     fingerprint = _fingerprint(request)
-    try:
-        with transaction() as session:
-            if idempotency_repository.claim(session, user_id, idempotency_key, fingerprint, ttl):
-                created = TaskOut.model_validate(_add(session, user_id, request))
-                sent = _created(created, headers_for)
-                idempotency_repository.record(
-                    session, user_id, idempotency_key, sent.status, sent.headers, sent.body
-                )
-                idempotency_repository.purge_expired(session, ttl, _PURGE_BATCH)
-                return Creation(sent, replayed=False)
-            if request.list_id is None:
-                stored = idempotency_repository.get(session, user_id, idempotency_key)
-            else:
-                found = idempotency_repository.get_with_membership(
-                    session, user_id, idempotency_key, request.list_id
-                )
-                stored = None if found is None else found[0]
-                removed = found is not None and not found[1]
-                if removed and stored is not None and stored.request_hash == fingerprint:
-                    # Removed from the list since: the replay answers what the request would
-                    # answer now, and the task it created stays out of sight.
-                    raise UnusableField("list_id", NOT_A_LIST)
-    except DBAPIError as error:
-        _raise_if_orphaned(error)
-        raise
+    with transaction() as session:
+        if idempotency_repository.claim(session, user_id, idempotency_key, fingerprint, ttl):
+            created = TaskOut.model_validate(_add(session, user_id, request))
+            sent = _created(created, headers_for)
+            idempotency_repository.record(
+                session, user_id, idempotency_key, sent.status, sent.headers, sent.body
+            )
+            idempotency_repository.purge_expired(session, ttl, _PURGE_BATCH)
+            return Creation(sent, replayed=False)
+        if request.list_id is None:
+            stored = idempotency_repository.get(session, user_id, idempotency_key)
+        else:
+            found = idempotency_repository.get_with_membership(
+                session, user_id, idempotency_key, request.list_id
+            )
+            stored = None if found is None else found[0]
+            removed = found is not None and not found[1]
+            if removed and stored is not None and stored.request_hash == fingerprint:
+                # Removed from the list since: the replay answers what the request would answer
+                # now, and the task it created stays out of sight.
+                raise UnusableField("list_id", NOT_A_LIST)
     if stored is None:  # claim() returns False only for a live key
         raise RuntimeError("an idempotency key was claimed without its result")
     if stored.request_hash not in (fingerprint, _legacy_fingerprint(request)):
