@@ -290,8 +290,9 @@ def test_a_removal_racing_a_write_wins_or_waits_never_both(
     home: Household, admin_engine: Engine
 ) -> None:
     """The member row is locked by the statement that writes: a removal in flight makes the
-    write wait, and once it commits the write finds no membership and changes nothing."""
-    task = _create(home.ann, list_id=home.list_id)
+    write wait, and once it commits the write finds no membership and changes nothing. (The
+    task is assigned to the member removed, so the removal also holds the task, clearing it.)"""
+    task = _create(home.ann, list_id=home.list_id, assignee_id=home.ben.id)
     path = f"/tasks/{task['id']}"
     answers: list[Any] = []
     with admin_engine.connect() as removal:

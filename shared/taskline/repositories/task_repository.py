@@ -419,28 +419,27 @@ def _target(user_id: int, task_id: int) -> Any:
         .with_for_update(of=Task)
         .cte("personal")
     )
+    # The caller's member row of the task's list, locked FOR SHARE before the task itself: a
+    # removal (or role change) in flight makes this wait, one committed first leaves no row. The
+    # same order as a removal's (member row, then the tasks whose assignment it clears), so the
+    # two cannot deadlock.
+    member = (
+        select(ListMember.list_id, ListMember.role)
+        .where(
+            ListMember.user_id == user_id,
+            ListMember.list_id == select(Task.list_id).where(Task.id == task_id).scalar_subquery(),
+        )
+        .with_for_update(read=True)
+        .cte("member")
+    )
     shared = (
-        select(*columns, ListMember.role.label("role"))
-        .join(ListMember, and_(ListMember.list_id == Task.list_id, ListMember.user_id == user_id))
+        select(*columns, member.c.role.label("role"))
+        .join(member, member.c.list_id == Task.list_id)
         .where(Task.id == task_id)
         .with_for_update(of=Task)
         .cte("shared")
     )
-    # FOR SHARE OF the member row: SQLAlchemy renders one locking clause per SELECT, so the
-    # member row is locked by its own CTE, joined on the same key.
-    member_lock = (
-        select(ListMember.list_id)
-        .where(
-            ListMember.user_id == user_id,
-            ListMember.list_id == select(shared.c.list_id).scalar_subquery(),
-        )
-        .with_for_update(read=True)
-        .cte("member_lock")
-    )
-    target = union_all(
-        select(*personal.c),
-        select(*shared.c).where(exists(select(member_lock.c.list_id))),
-    ).cte("target")
+    target = union_all(select(*personal.c), select(*shared.c)).cte("target")
     return target
 
 
