@@ -311,11 +311,11 @@ def _default_lead() -> int:
 
 
 def delete(user_id: int, task_id: int, versions: frozenset[datetime] | None = None) -> None:
-    with transaction() as session:
+    with transaction() as session:  # a refusal rolls back (nothing was written either way)
         removal = task_repository.delete_visible(session, user_id, task_id, versions)
-    if removal.role is None:
-        raise TaskNotFound
-    if removal.role not in WRITER_ROLES:
-        raise Forbidden
-    if not removal.deleted:
-        raise PreconditionFailed
+        if removal.role is None:
+            raise TaskNotFound
+        if removal.role not in WRITER_ROLES:
+            raise Forbidden
+        if not removal.deleted:
+            raise PreconditionFailed
