@@ -16,7 +16,7 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions cost cost-docs \
+	sam-build cfn-lint security-scan bench bench-deadlines bench-lists ci clean rds-proxy smoke prune-versions cost cost-docs \
 	artifact-check stop browser-install browser-test
 
 help: ## List the targets
@@ -107,6 +107,9 @@ cost-docs: $(STAMP) $(CFN_VENV)/.installed ## Regenerate docs/deploy.md's cost t
 
 bench-deadlines: $(STAMP) ## Deadline check on 1,000,000 tasks (database taskline_bench): plan and timings
 	$(BIN)/python bench/deadlines.py $(BENCH_ARGS)
+
+bench-lists: $(STAMP) ## GET /tasks with shared lists on 1,000,000 tasks (database taskline_bench_lists)
+	$(BIN)/python bench/lists.py $(BENCH_ARGS)
 
 # aws-sam-translator for the template lifecycle tests, apart: it pins an older pydantic.
 $(CFN_VENV)/.installed: requirements-cfn.txt

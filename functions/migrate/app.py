@@ -46,6 +46,7 @@ from taskline.migrate import (
     provision_app_role,
     upgrade,
 )
+from taskline.services import deadline_service
 from taskline.settings import get_settings
 
 logger = Logger()
@@ -265,12 +266,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
             return
         deadline = time.monotonic() + remaining - MIGRATION_MARGIN_SECONDS
         data = apply_migrations(deadline, creating=request == "Create")
+        window = _window_changed(event)
+        if window is not None:
+            data["RemindersReplanned"] = deadline_service.replan_default_lead(
+                window, lambda: deadline - time.monotonic()
+            )
         response.send(SUCCESS, f"Database at revision {data['Revision']}.", data)
     except Exception as error:
         logger.exception("Migration failed")
         response.send(FAILED, failure_reason(error))
     finally:
         timer.cancel()
+
+
+def _window_changed(event: dict[str, Any]) -> int | None:
+    """The new DueSoonWindowMinutes when this request changes it (the template passes the
+    parameter as a property, so CloudFormation sends an Update when it changes), else None.
+    Tasks planned with the old window move to the new one; a first deploy has none to move."""
+    new = event.get("ResourceProperties", {}).get("DueSoonWindowMinutes")
+    old = event.get("OldResourceProperties", {}).get("DueSoonWindowMinutes")
+    if event["RequestType"] != "Update" or new is None or str(new) == str(old):
+        return None
+    return int(new)
 
 
 def failure_reason(error: Exception) -> str:

@@ -57,6 +57,15 @@ def _too_many_attempts(error: errors.TooManyAttempts) -> str:
 
 PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.TaskNotFound: Problem(404, "task-not-found", "Not Found", lambda _: "No such task."),
+    errors.UnusableField: Problem(
+        422,
+        "validation-error",
+        "Unprocessable Content",
+        lambda e: e.message,
+        extra=lambda e: {
+            "errors": [{"loc": ["body", e.field], "msg": e.message, "type": "value_error"}]
+        },
+    ),
     errors.PreconditionFailed: Problem(
         412,
         "precondition-failed",
