@@ -5,7 +5,6 @@ the deletion protection that is switched on only after a successful create."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
