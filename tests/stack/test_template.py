@@ -708,3 +708,18 @@ def test_the_bcrypt_routes_have_their_own_lower_throttles(
             api_burst = value(template, profile_lookup("ApiThrottlingBurstLimit"), chosen)
             assert int(default(template, rate)) < int(api_rate), profile
             assert int(default(template, burst)) < int(api_burst), profile
+
+
+def test_make_run_serves_the_default_profile_not_starters_settings() -> None:
+    """`make run` reads the functions' environment from the template: a value that only the
+    starter profile takes (an !If on IsStarter or UseDeadlineGate) comes out as the default
+    profile's, not empty (an empty DB_CONNECT_TIMEOUT_SECONDS would not even parse)."""
+    from localdev.template import load
+
+    functions = load().functions
+    tasks = functions["TasksFunction"]
+    assert tasks.environment["DB_CONNECT_TIMEOUT_SECONDS"] == "3"
+    assert tasks.environment["DB_CONNECT_RETRY_AFTER_SECONDS"] == "2"
+    assert tasks.environment["DEADLINE_GATE_TABLE"] == ""
+    assert tasks.environment["DB_IAM_AUTH"] == "false"
+    assert tasks.timeout == 15
