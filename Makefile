@@ -102,7 +102,7 @@ PROFILE ?= standard
 cost: $(STAMP) $(CFN_VENV)/.installed ## Monthly bill from the template: make cost PROFILE=starter|standard|production|all
 	$(BIN)/python -m localdev.cost --profile $(PROFILE)
 
-cost-docs: $(STAMP) $(CFN_VENV)/.installed ## Regenerate docs/deploy.md's cost table (checked by tests/stack/test_cost.py)
+cost-docs: $(STAMP) $(CFN_VENV)/.installed ## Regenerate the cost tables of docs/deploy.md and README.md (checked by tests/stack/test_cost.py)
 	$(BIN)/python -m localdev.cost --write-docs
 
 bench-deadlines: $(STAMP) ## Deadline check on 1,000,000 tasks (database taskline_bench): plan and timings

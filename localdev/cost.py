@@ -8,9 +8,9 @@ at idle and at 1 and 10 million requests a month. A resource type that is neithe
 nor known to cost nothing by itself stops the tool: a new billable resource cannot slip into the
 template unpriced (tests/stack/test_cost.py).
 
-Profiles: with a `Profile` parameter in the template, PROFILE sets it. Without one (before the
-profiles exist), `standard` is the template's defaults, `production` samconfig.toml's [prod]
-parameter overrides, and `starter` is refused.
+Profiles: PROFILE sets the template's `Profile` parameter, plus whatever else the samconfig.toml
+environment deploying that profile overrides (`[default]` for standard, `[prod]` for production,
+`[starter]` for starter): the stack `sam deploy --config-env ENV` would create.
 
     python -m localdev.cost --profile starter          # the bill, as a table
     python -m localdev.cost --write-docs               # docs/deploy.md's table (make cost-docs)
@@ -84,6 +84,10 @@ FREE = {
     "AWS::Route53::RecordSet": "alias queries to AWS resources are free (the zone is not ours)",
     "AWS::CloudFormation::CustomResource": "its function's invocations are priced on it",
     "AWS::SecretsManager::SecretTargetAttachment": "no charge",
+    # An Amazon-provided IPv6 block and its /64s are free (unlike public IPv4 addresses):
+    # https://aws.amazon.com/vpc/pricing/ (read 2026-12-07)
+    "AWS::EC2::VPCCidrBlock": "no charge (Amazon-provided IPv6 block)",
+    "AWS::EC2::SubnetCidrBlock": "no charge (a /64 of the VPC's IPv6 block)",
 }
 
 
@@ -187,6 +191,23 @@ class Stack:
             index, items = argument
             values = self.evaluate(items)
             return values[int(index)] if isinstance(values, list) else node
+        if function == "Fn::Join":
+            separator, items = argument
+            values = self.evaluate(items)
+            if isinstance(values, list) and all(isinstance(v, (str, int, float)) for v in values):
+                return separator.join(str(v) for v in values)
+            return node
+        if function == "Fn::FindInMap":
+            # AWS::LanguageExtensions' DefaultValue: a missing key yields the default (the
+            # Profile* mappings: a parameter left at "profile" takes its profile's value).
+            keys = [self.evaluate(part) for part in argument[:3]]
+            if not all(isinstance(key, (str, int, float)) for key in keys):
+                return node
+            mapping, top, second = (str(key) for key in keys)
+            found = self.template["Mappings"][mapping].get(top, {}).get(second)
+            if found is None and len(argument) > 3:
+                return self.evaluate(argument[3]["DefaultValue"])
+            return node if found is None else found
         return node  # Fn::GetAtt, Fn::Sub, ...: not needed to price anything
 
     def resolve(self, node: Any) -> Any:
@@ -194,7 +215,14 @@ class Stack:
             return [self.resolve(item) for item in node if item != {"Ref": "AWS::NoValue"}]
         if not isinstance(node, dict):
             return node
-        if set(node) in ({"Fn::If"}, {"Ref"}, {"Fn::Split"}, {"Fn::Select"}):
+        if set(node) in (
+            {"Fn::If"},
+            {"Ref"},
+            {"Fn::Split"},
+            {"Fn::Select"},
+            {"Fn::Join"},
+            {"Fn::FindInMap"},
+        ):
             evaluated = self.evaluate(node)
             return node if evaluated is node else self.resolve(evaluated)
         return {k: self.resolve(v) for k, v in node.items() if v != {"Ref": "AWS::NoValue"}}
@@ -203,19 +231,34 @@ class Stack:
         return {n: r for n, r in self.resources.items() if r["Type"] == kind}
 
 
+SAMCONFIG = ROOT / "samconfig.toml"
+
+
 def profile_parameters(template: dict[str, Any], profile: str) -> tuple[dict[str, str], str | None]:
-    """The parameters a profile sets, and a note when the template has no Profile parameter."""
-    if "Profile" in template["Parameters"]:
-        return {"Profile": profile}, None
-    if profile == "standard":
-        return {}, "no Profile parameter in this template: standard is its defaults"
-    if profile == "production":
-        config = tomllib.loads((ROOT / "samconfig.toml").read_text())
-        overrides = config.get("prod", {}).get("deploy", {}).get("parameters", {})
-        pairs = overrides.get("parameter_overrides", [])
-        parameters = dict(pair.split("=", 1) for pair in pairs)
-        return parameters, "no Profile parameter in this template: samconfig.toml [prod]"
-    raise SystemExit(f"this template has no {profile!r} profile yet (no Profile parameter)")
+    """The parameters a profile deploys with: `Profile`, plus the parameter overrides of the
+    samconfig.toml environment that deploys it (the one whose overrides set Profile=`profile`;
+    [default], with none, deploys the template's default profile)."""
+    if "Profile" not in template["Parameters"]:
+        raise SystemExit("this template has no Profile parameter")
+    allowed = template["Parameters"]["Profile"].get("AllowedValues", [])
+    if profile not in allowed:
+        raise SystemExit(f"the template has no {profile!r} profile (Profile: {allowed})")
+    config = tomllib.loads(SAMCONFIG.read_text())
+    default = str(template["Parameters"]["Profile"].get("Default"))
+    for environment, commands in config.items():
+        if not isinstance(commands, dict):
+            continue
+        pairs = commands.get("deploy", {}).get("parameters", {}).get("parameter_overrides", [])
+        if isinstance(pairs, str):
+            pairs = pairs.split()
+        overrides = dict(str(pair).split("=", 1) for pair in pairs)
+        if overrides.get("Profile", default) == profile:
+            extra = sorted(set(overrides) - {"Profile"})
+            note = f"samconfig.toml [{environment}]" + (
+                f": also {', '.join(extra)}" if extra else ""
+            )
+            return {**overrides, "Profile": profile}, note
+    return {"Profile": profile}, None
 
 
 # --- pricing --------------------------------------------------------------------------------
@@ -557,6 +600,32 @@ def price_nat(ctx: Context, resources: dict[str, dict[str, Any]]) -> Iterable[Li
     )
 
 
+def price_egress_only_gateway(ctx: Context, resources: dict[str, dict[str, Any]]) -> Iterable[Line]:
+    """No hourly charge; what leaves through it is data transfer out (the IPv6 calls to AWS
+    APIs: the JWT keys' secret at a cold start, SNS publishes)."""
+    work = ctx.workload
+    hourly = ctx.price("egress_only_igw_hour")
+    per_gb = ctx.price("data_transfer_out_gb")
+    cold_kb = float(work["ipv6_kb_per_cold_start"])
+    publish_kb = float(work["ipv6_kb_per_notification"])
+    yield Line(
+        f"Egress-only internet gateways: {len(resources)} (IPv6 out)",
+        f"${hourly:g}/h; out: {cold_kb:g} KB per cold start + {publish_kb:g} KB per reminder "
+        f"published x ${per_gb}/GB",
+        "usage",
+        {
+            c: hourly * HOURS * len(resources)
+            + (
+                r * work["cold_start_share"] * cold_kb
+                + ctx.per_column(work["notifications"], c) * publish_kb
+            )
+            / 1e6
+            * per_gb
+            for c, r in ctx.columns.items()
+        },
+    )
+
+
 def price_http_api(ctx: Context, resources: dict[str, dict[str, Any]]) -> Iterable[Line]:
     per = ctx.price("http_api_million") / 1e6
     yield Line(
@@ -649,6 +718,7 @@ PRICERS: dict[str, Callable[[Context, dict[str, dict[str, Any]]], Iterable[Line]
     "AWS::RDS::DBProxy": price_db_proxy,
     "AWS::EC2::VPCEndpoint": price_endpoints,
     "AWS::EC2::NatGateway": price_nat,
+    "AWS::EC2::EgressOnlyInternetGateway": price_egress_only_gateway,
     "AWS::SecretsManager::Secret": _each("secret_month", "Secrets Manager secrets"),
     "AWS::CloudWatch::Alarm": _each("alarm_month", "CloudWatch alarms"),
     "AWS::KMS::Key": _each("kms_key_month", "KMS keys"),
@@ -722,7 +792,7 @@ def text_report(result: Bill) -> str:
     return "\n".join(out)
 
 
-def markdown(bills: list[Bill], skipped: list[str]) -> str:
+def markdown(bills: list[Bill]) -> str:
     columns = bills[0].columns
     out = [
         "Computed by `make cost` from the transformed template and localdev/prices.toml "
@@ -737,8 +807,6 @@ def markdown(bills: list[Bill], skipped: list[str]) -> str:
             + " | ".join(f"${_usd(result.total(c))}" for c in columns)
             + " |"
         )
-    for name in skipped:
-        out.append(f"| {name} | " + " | ".join("not in this template yet" for _ in columns) + " |")
     for result in bills:
         out += ["", f"**{result.profile}**" + (f" ({result.note})" if result.note else ""), ""]
         out.append("| Item | Basis | Kind | " + " | ".join(columns) + " |")
@@ -753,15 +821,85 @@ def markdown(bills: list[Bill], skipped: list[str]) -> str:
 
 
 def docs_table(template: dict[str, Any]) -> str:
-    bills, skipped = [], []
-    for profile in PROFILES:
-        try:
-            bills.append(bill(template, profile))
-        except SystemExit as refused:
-            if "has no" not in str(refused):
-                raise
-            skipped.append(profile)
-    return markdown(bills, skipped)
+    return markdown([bill(template, profile) for profile in PROFILES])
+
+
+# What each profile buys, for README.md's table (docs/deploy.md "Profiles" has the detail).
+PROFILE_SUMMARY = {
+    "starter": (
+        "Scale to zero: Aurora Serverless v2 that pauses when idle (the first request after a "
+        "pause waits for it to resume, or gets 503 + Retry-After), IAM database login, no proxy, "
+        "no interface endpoints, no SnapStart"
+    ),
+    "standard": (
+        "Always warm: RDS PostgreSQL db.t4g.micro (single-AZ) behind RDS Proxy, private VPC "
+        "endpoints, SnapStart (sub-second cold starts)"
+    ),
+    "production": (
+        "standard on a Multi-AZ db.t4g.small (automatic failover), 50 GiB, 14-day backups, "
+        "90-day logs, reserved concurrency, higher API limits"
+    ),
+}
+
+
+def readme_table(bills: list[Bill]) -> str:
+    columns = bills[0].columns
+    out = [
+        "| Profile | What it buys | "
+        + " | ".join("idle" if c == "idle" else f"{c} requests" for c in columns)
+        + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in columns) + " |",
+    ]
+    for result in bills:
+        out.append(
+            f"| `{result.profile}` | {PROFILE_SUMMARY[result.profile]} | "
+            + " | ".join(f"${_usd(result.total(c))}" for c in columns)
+            + " |"
+        )
+    out += [
+        "",
+        "USD a month, us-east-1 list prices, free tier not counted: computed by `make cost` from "
+        "the template; every line and assumption is in [`docs/deploy.md`](docs/deploy.md#monthly"
+        "-cost-computed-from-the-template). Deploy one with `sam deploy --config-env starter` "
+        "(`[default]` is standard, `prod` production).",
+    ]
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A block of a document that `make cost-docs` writes between two markers."""
+
+    path: Path
+    begin: str
+    end: str
+
+    def current(self) -> str | None:
+        text = self.path.read_text()
+        match = re.search(re.escape(self.begin) + r"(.*?)" + re.escape(self.end), text, re.S)
+        return match.group(1).strip("\n") if match else None
+
+    def write(self, block: str) -> None:
+        text = self.path.read_text()
+        if self.current() is None:
+            raise SystemExit(f"{self.path} has no generated-block markers ({self.begin})")
+        start = text.index(self.begin) + len(self.begin)
+        end = text.index(self.end)
+        self.path.write_text(text[:start] + "\n" + block + "\n" + text[end:])
+
+
+DEPLOY_TABLE = Generated(DOCS, DOCS_BEGIN, DOCS_END)
+README_TABLE = Generated(
+    ROOT / "README.md",
+    "<!-- profiles and their monthly cost: generated by `make cost-docs` (localdev/cost.py) -->",
+    "<!-- end of profiles -->",
+)
+
+
+def generated_blocks(template: dict[str, Any]) -> dict[Generated, str]:
+    """Every block `make cost-docs` writes, as the tool computes it now."""
+    bills = [bill(template, profile) for profile in PROFILES]
+    return {DEPLOY_TABLE: markdown(bills), README_TABLE: readme_table(bills)}
 
 
 def documented_table(text: str) -> str | None:
@@ -769,43 +907,36 @@ def documented_table(text: str) -> str | None:
     return match.group(1).strip("\n") if match else None
 
 
-def write_docs(table: str) -> None:
-    text = DOCS.read_text()
-    if documented_table(text) is None:
-        raise SystemExit(f"{DOCS} has no cost table markers ({DOCS_BEGIN})")
-    start = text.index(DOCS_BEGIN) + len(DOCS_BEGIN)
-    end = text.index(DOCS_END)
-    DOCS.write_text(text[:start] + "\n" + table + "\n" + text[end:])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localdev.cost", description=__doc__)
     parser.add_argument("--profile", default="standard", choices=(*PROFILES, "all"))
     parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
-    parser.add_argument("--write-docs", action="store_true", help="update docs/deploy.md")
-    parser.add_argument("--check-docs", action="store_true", help="fail if docs/deploy.md differs")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="update docs/deploy.md and README.md"
+    )
+    parser.add_argument(
+        "--check-docs", action="store_true", help="fail if docs/deploy.md or README.md differs"
+    )
     args = parser.parse_args(argv)
     template = transformed_template(args.template)
     if args.write_docs or args.check_docs:
-        table = docs_table(template)
-        if args.check_docs:
-            if documented_table(DOCS.read_text()) != table:
-                print("docs/deploy.md's cost table is out of date: run make cost-docs")
-                return 1
-            return 0
-        write_docs(table)
-        print(f"wrote the cost table into {DOCS.relative_to(ROOT)}")
+        stale = []
+        for block, text in generated_blocks(template).items():
+            if args.check_docs:
+                if block.current() != text:
+                    stale.append(str(block.path.relative_to(ROOT)))
+                continue
+            block.write(text)
+            print(f"wrote the cost table into {block.path.relative_to(ROOT)}")
+        if stale:
+            print(f"out of date: {', '.join(stale)}: run make cost-docs")
+            return 1
         return 0
     if args.profile != "all":
         print(text_report(bill(template, args.profile)))
         return 0
     for profile in PROFILES:
-        try:
-            print(text_report(bill(template, profile)), end="\n\n")
-        except SystemExit as refused:
-            if "has no" not in str(refused):
-                raise
-            print(f"Profile {profile}: {refused}\n")
+        print(text_report(bill(template, profile)), end="\n\n")
     return 0
 
 

@@ -203,15 +203,6 @@ def apply_migrations(deadline: float, *, creating: bool = False) -> dict[str, An
         engine.dispose()
 
 
-def allow_iam_login(engine: Engine, role: str) -> None:
-    """Let `role` log in with RDS IAM auth tokens (the starter profile, with no proxy): a member
-    of rds_iam authenticates with a token only, no longer with its password.
-    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html"""
-    with engine.begin() as connection:
-        quoted = connection.dialect.identifier_preparer.quote(role)
-        connection.exec_driver_sql(f"GRANT rds_iam TO {quoted}")
-
-
 def _migrate(engine: Engine, deadline: float) -> dict[str, Any]:
     head = code_head()
     current = database_revision(engine)
@@ -242,8 +233,6 @@ def _migrate(engine: Engine, deadline: float) -> dict[str, Any]:
             statement_timeout_ms=get_settings().db_statement_timeout_ms,
             idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
         )
-        if get_settings().migration_app_role_iam_auth:
-            allow_iam_login(engine, app_user.username)
     logger.info("Database migrated", extra={"from": current, "to": head})
     return {"Revision": head}
 

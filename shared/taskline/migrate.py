@@ -167,8 +167,11 @@ def provision_app_role(
         rds_iam = connection.execute(
             text("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")
         ).scalar()
-        if password is None and rds_iam:
-            connection.exec_driver_sql(f"GRANT rds_iam TO {role}")
+        if rds_iam:
+            # A member of rds_iam can log in with a token only: a role with a password (a
+            # stack moved off starter) must leave it, or its password is refused.
+            verb = "GRANT rds_iam TO" if password is None else "REVOKE rds_iam FROM"
+            connection.exec_driver_sql(f"{verb} {role}")
         database = connection.execute(text("SELECT current_database()")).scalar_one()
         database_name = str(database).replace('"', '""')
         for statement in (

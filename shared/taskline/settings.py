@@ -119,8 +119,6 @@ class Settings(EnvironmentSettings):
     # ... and their own socket timeout (pg8000's `timeout`), above that statement timeout, so
     # PostgreSQL cancels a slow step before the client gives up on the socket.
     migration_socket_timeout_seconds: float = Field(default=150.0, gt=0, le=900)
-    # The starter profile: the app role logs in with IAM auth tokens (GRANT rds_iam).
-    migration_app_role_iam_auth: bool = False
     db_app_user_secret_arn: str | None = None
     # ... or the name of that role when the API functions log in with IAM database
     # authentication (DB_IAM_AUTH on them): created without a password, granted rds_iam.

@@ -43,3 +43,29 @@ def test_an_iam_role_has_no_password_and_the_app_roles_privileges(admin_engine: 
         with admin_engine.begin() as connection:
             connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
             connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_role_given_a_password_again_leaves_rds_iam(admin_engine: Engine) -> None:
+    """A stack moved off starter: the role gets its password from AppDatabaseSecret again, and
+    must leave rds_iam (a member of it logs in with a token only, so its password would be
+    refused). rds_iam is created here, as RDS and Aurora have it."""
+    from taskline.migrate import provision_app_role
+
+    role = f"taskline_switch_probe_{os.getpid()}"
+    with admin_engine.begin() as connection:
+        if not connection.execute(
+            text("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")
+        ).scalar():
+            connection.exec_driver_sql("CREATE ROLE rds_iam NOLOGIN")
+    member = text("SELECT pg_has_role(:r, 'rds_iam', 'MEMBER')")
+    try:
+        provision_app_role(admin_engine, role, None, 5000, 60)  # starter
+        with admin_engine.connect() as connection:
+            assert connection.execute(member, {"r": role}).scalar_one() is True
+        provision_app_role(admin_engine, role, "app-Password-0123456789", 5000, 60)  # standard
+        with admin_engine.connect() as connection:
+            assert connection.execute(member, {"r": role}).scalar_one() is False
+    finally:
+        with admin_engine.begin() as connection:
+            connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
