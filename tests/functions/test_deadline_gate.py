@@ -4,7 +4,7 @@ day; a write that schedules an earlier reminder lowers the item, so the next che
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -16,6 +16,7 @@ from localdev.rdsproxy import RdsProxyStandIn
 from taskline import deadline_gate
 from taskline.schemas import DeadlineCheckSummary
 from taskline.services import deadline_service
+from tests.http.lists_support import Account, join, new_list
 from tests.support.api import ApiClient, task_body
 from tests.support.caches import clear_caches
 
@@ -169,3 +170,30 @@ def test_the_earliest_deadline_a_task_can_have_is_written_through_the_gate(
     """A deadline at the start of year 1 puts its reminder before anything Python can hold."""
     created = user.post("/tasks", json_body=task_body(deadline="0001-01-01T00:00:00Z"))
     assert created.status in (201, 422), created.body
+
+
+def test_a_membership_change_that_brings_a_reminder_earlier_lowers_the_gate(
+    gate: str, make_account: Callable[..., Account]
+) -> None:
+    """A member leaves: their assigned task now reminds the list's owner, with the owner's
+    longer lead time, so the reminder moves earlier and the gate must follow it."""
+    owner, member = make_account(), make_account()
+    preferences = member.patch("/users/me/notifications", json_body={"due_soon_minutes": 60})
+    assert preferences.status == 200
+    created = new_list(owner)
+    join(owner, member, created["id"])
+    body = {
+        **task_body(deadline=in_minutes(3 * 1440)),
+        "list_id": created["id"],
+        "assignee_id": member.id,
+    }
+    assert owner.post("/tasks", json_body=body).status == 201
+    assigned = deadline_gate.read(gate)
+    assert assigned is not None
+    assert assigned.next_due is not None
+    assert assigned.next_due > datetime.now(UTC) + timedelta(hours=70)  # the member's hour ahead
+    assert member.delete(f"/lists/{created['id']}/members/{member.id}").status == 204
+    left = deadline_gate.read(gate)
+    assert left is not None
+    assert left.next_due is not None
+    assert left.next_due < datetime.now(UTC) + timedelta(hours=49)  # the owner's 24 h ahead
