@@ -16,7 +16,7 @@ FUNCTION ?= TasksFunction
 EVENT ?= events/tasks-list.json
 
 .PHONY: help install run test fuzz load lint fmt openapi ca-bundle invoke sam-install sam-validate \
-	sam-build cfn-lint security-scan bench bench-deadlines ci clean rds-proxy smoke prune-versions \
+	sam-build cfn-lint security-scan bench bench-deadlines bench-lists ci clean rds-proxy smoke prune-versions cost cost-docs \
 	artifact-check stop browser-install browser-test web-tools web-size screenshots deploy-web
 
 help: ## List the targets
@@ -44,8 +44,8 @@ $(RUN_STAMP): requirements-run.txt shared/requirements.txt
 
 install: $(STAMP) ## Create .venv with every dependency
 
-run: $(RUN_STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL
-	$(BIN)/python -m localdev.server
+run: $(RUN_STAMP) ## Serve the API at http://127.0.0.1:3000 on an embedded PostgreSQL (AURORA=1: behind the auto-pausing Aurora stand-in)
+	AURORA="$(AURORA)" $(BIN)/python -m localdev.server
 
 stop: $(RUN_STAMP) ## Stop the embedded PostgreSQL (make test leaves it running; make run stops its own)
 	$(BIN)/python -m localdev.database stop $(if $(FORCE),--force)
@@ -115,8 +115,19 @@ ca-bundle: $(STAMP) ## Regenerate the AWS CA bundle shipped in the layer (shared
 invoke: $(RUN_STAMP) ## Docker-free `sam local invoke`: make invoke FUNCTION=TasksFunction EVENT=events/x.json
 	$(BIN)/python -m localdev.invoke $(FUNCTION) --event $(EVENT) $(ARGS)
 
+PROFILE ?= standard
+
+cost: $(STAMP) $(CFN_VENV)/.installed ## Monthly bill from the template: make cost PROFILE=starter|standard|production|all
+	$(BIN)/python -m localdev.cost --profile $(PROFILE)
+
+cost-docs: $(STAMP) $(CFN_VENV)/.installed ## Regenerate the cost tables of docs/deploy.md and README.md (checked by tests/stack/test_cost.py)
+	$(BIN)/python -m localdev.cost --write-docs
+
 bench-deadlines: $(STAMP) ## Deadline check on 1,000,000 tasks (database taskline_bench): plan and timings
 	$(BIN)/python bench/deadlines.py $(BENCH_ARGS)
+
+bench-lists: $(STAMP) ## GET /tasks with shared lists on 1,000,000 tasks (database taskline_bench_lists)
+	$(BIN)/python bench/lists.py $(BENCH_ARGS)
 
 # aws-sam-translator for the template lifecycle tests, apart: it pins an older pydantic.
 $(CFN_VENV)/.installed: requirements-cfn.txt

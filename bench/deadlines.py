@@ -6,11 +6,13 @@ Seeds a separate database (`taskline_bench`, dropped and recreated) on the local
 (embedded, or the server of DATABASE_URL) with SQL set operations (generate_series), 10% of the
 tasks open, of which `--due` are in the due range (overdue within the lookback or due within
 23 h) and the rest far from now; Done tasks are spread over the same range, inside the window
-too. Preferences and per-task reminders are populated (issue 15): a fifth of the accounts have a
-2-hour lead time, one in twenty has overdue notifications off, another one in twenty due-soon
-reminders off, one in ten email off, and every seventh task has its own 60-minute reminder; the
-tasks' stored due times are written as the API writes them (a sample is checked against the
-API's own expression). Then:
+too. A third of the tasks are in shared lists (issue 20: one list per account, with another
+account as editor; a list task reminds its recipient, here the list's owner as assignee or
+creator). Preferences and per-task reminders are populated (issue 15): a fifth of the
+accounts have a 2-hour lead time, one in twenty has overdue notifications off, another one in
+twenty due-soon reminders off, one in ten email off, and every seventh task has its own
+60-minute reminder; the tasks' stored due times are written as the API writes them (a sample
+is checked against the API's own expression). Then:
 
 1. EXPLAIN (ANALYZE, BUFFERS) of the selection query of each stage; fails unless each reads its
    partial index (`ix_tasks_open_overdue_at`, `ix_tasks_open_due_soon_at`) and never scans
@@ -60,15 +62,34 @@ SELECT u, mod(u / 10, 10) <> 3, mod(u / 10, 20) <> 2, mod(u / 10, 20) <> 1,
        CASE WHEN mod(u / 10, 5) = 0 THEN 120 ELSE 1440 END
 FROM generate_series(1, :users) AS u;
 
+-- Shared lists (issue 20): one per account, owned by it, with the next account as an editor.
+INSERT INTO lists (id, name, owner_id)
+OVERRIDING SYSTEM VALUE
+SELECT u, 'List ' || u, u FROM generate_series(1, :users) AS u;
+
+INSERT INTO list_members (list_id, user_id, role)
+SELECT u, u, 'owner' FROM generate_series(1, :users) AS u
+UNION ALL
+SELECT u, 1 + mod(u, :users), 'editor' FROM generate_series(1, :users) AS u;
+
 -- Every 10th task is open (To Do / In Progress); the rest are Done.
+-- Every 3rd task is in its account's list instead of personal, reminding that account (its
+-- recipient): assigned to it (every 6th) or unassigned with it as the creator.
 -- Open task number j = i / 10: the first `due` of them are due now (overdue by up to 6 days,
 -- or due within 23 hours); the others are far off (2 to 365 days ahead, 8 to 365 days late).
 -- Done tasks are spread over -365 to +365 days, so many sit inside the window too.
 INSERT INTO tasks
-    (id, user_id, description, category, deadline, status, remind_before, due_soon_at, overdue_at)
+    (id, user_id, list_id, created_by, assignee_id, recipient_id,
+     description, category, deadline, status, remind_before, due_soon_at, overdue_at)
 OVERRIDING SYSTEM VALUE
 SELECT
-    t.i, t.u, 'Benchmark task ' || t.i,
+    t.i,
+    CASE WHEN mod(t.i, 3) <> 0 THEN t.u END,
+    CASE WHEN mod(t.i, 3) = 0 THEN t.u END,
+    t.u,
+    CASE WHEN mod(t.i, 6) = 0 THEN t.u END,
+    CASE WHEN mod(t.i, 3) = 0 THEN t.u END,
+    'Benchmark task ' || t.i,
     (ARRAY['work', 'home', 'errands', 'health'])[1 + mod(t.i, 4)],
     t.deadline, t.status, t.remind_before,
     -- As the API writes them (repositories.task_repository.schedule), for the preferences above.
@@ -109,13 +130,14 @@ FROM (
 EXPECTED_SQL = """
 SELECT
     count(*) FILTER (WHERE deadline <= p.now AND deadline > p.now - interval '7 days'
-                     AND mod(user_id / 10, 20) <> 1),
+                     AND mod(r / 10, 20) <> 1),
     count(*) FILTER (WHERE deadline > p.now
                      AND deadline - COALESCE(remind_before,
-                         CASE WHEN mod(user_id / 10, 5) = 0 THEN 120 ELSE 1440 END)
+                         CASE WHEN mod(r / 10, 5) = 0 THEN 120 ELSE 1440 END)
                          * interval '1 minute' <= p.now
-                     AND (remind_before IS NOT NULL OR mod(user_id / 10, 20) <> 2))
-FROM tasks, (SELECT CAST(:now AS timestamptz) AS now) AS p
+                     AND (remind_before IS NOT NULL OR mod(r / 10, 20) <> 2))
+FROM (SELECT *, COALESCE(recipient_id, user_id) AS r FROM tasks) AS tasks,
+     (SELECT CAST(:now AS timestamptz) AS now) AS p
 WHERE status <> 'Done'
 """
 
@@ -162,9 +184,13 @@ def seed(engine: Engine, tasks: int, due: int, now: datetime) -> float:
         connection.exec_driver_sql(
             "SELECT setval(pg_get_serial_sequence('tasks', 'id'), (SELECT max(id) FROM tasks))"
         )
+        connection.exec_driver_sql(
+            "SELECT setval(pg_get_serial_sequence('lists', 'id'), (SELECT max(id) FROM lists))"
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("VACUUM ANALYZE users")
         connection.exec_driver_sql("VACUUM ANALYZE tasks")
+        connection.exec_driver_sql("VACUUM ANALYZE list_members")
     return time.perf_counter() - started
 
 
@@ -182,7 +208,10 @@ def check_stored_schedule(engine: Engine) -> int:
     from taskline.settings import get_settings
 
     planned = schedule(
-        Task.user_id, Task.deadline, Task.remind_before, get_settings().deadline_due_soon_minutes
+        func.coalesce(Task.recipient_id, Task.user_id),
+        Task.deadline,
+        Task.remind_before,
+        get_settings().deadline_due_soon_minutes,
     )
     statement = select(func.count()).where(
         Task.id % 100 == 0,

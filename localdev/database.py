@@ -214,13 +214,17 @@ def fresh_migrated_database(server: str, name: str) -> str:
 def apply_session_defaults(engine: Engine) -> None:
     """Give the local login what the migration function gives the app role in AWS: UTC and the
     statement timeout as role defaults in this database (never startup options: RDS Proxy
-    refuses them). DB_STATEMENT_TIMEOUT_MS, else the settings' default."""
+    refuses them). DB_STATEMENT_TIMEOUT_MS, else the settings' default; and, as in every
+    profile, the idle-session timeout that lets the database pause
+    (DB_IDLE_SESSION_TIMEOUT_SECONDS, else the settings' default)."""
     from taskline.migrate import set_session_defaults
     from taskline.settings import Settings
 
     default = Settings.model_fields["db_statement_timeout_ms"].default
     timeout = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS") or default)
-    set_session_defaults(engine, None, timeout)
+    idle_default = Settings.model_fields["db_idle_session_timeout_seconds"].default
+    idle = int(os.environ.get("DB_IDLE_SESSION_TIMEOUT_SECONDS") or idle_default)
+    set_session_defaults(engine, None, timeout, idle)
 
 
 if __name__ == "__main__":

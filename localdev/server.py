@@ -15,6 +15,9 @@ gunicorn, CONTAINERS worker processes, one invocation at a time each). No Docker
     CORS_ALLOWED_ORIGINS  browser origins allowed (localdev.cors; empty: no CORS)
     DATABASE_URL          use this database instead of the embedded server
     TASKLINE_TEMPLATE     another template file to serve (tests use one with other CORS lists)
+    AURORA=1              reach the database through the auto-pausing Aurora Serverless v2
+                          stand-in (localdev.aurora; AURORA_PAUSE_SECONDS, AURORA_RESUME_SECONDS),
+                          which prints when it pauses and resumes
 
 Ctrl-C (or SIGTERM) stops the server, and the embedded PostgreSQL too when this run started it.
 """
@@ -30,6 +33,7 @@ import sys
 from pathlib import Path
 
 from localdev import database
+from localdev.aurora import AuroraServerlessStandIn
 from localdev.template import ROOT, TEMPLATE, Template, load
 from localdev.terminal_log import TerminalLog
 
@@ -88,6 +92,31 @@ def migrate() -> str:
     return revision
 
 
+def start_aurora(app_url: str) -> AuroraServerlessStandIn:
+    """`make run AURORA=1`: the functions reach the database through the strict Aurora
+    Serverless v2 stand-in (localdev.aurora), which pauses after AURORA_PAUSE_SECONDS (default
+    300, Aurora's least SecondsUntilAutoPause) with no connection open and holds a connection
+    for AURORA_RESUME_SECONDS (default 15) while it resumes; it says when on the terminal.
+    Idle sessions end after DB_IDLE_SESSION_TIMEOUT_SECONDS (a role default, as in AWS)."""
+    from localdev.rdsproxy import proxied_url, upstream_for
+
+    stand_in = AuroraServerlessStandIn(
+        upstream_for(app_url),
+        pause_after=float(os.environ.get("AURORA_PAUSE_SECONDS") or 300),
+        resume_seconds=float(os.environ.get("AURORA_RESUME_SECONDS") or 15),
+        on_change=lambda message: _say(f"aurora stand-in: {message}"),
+    )
+    os.environ["DATABASE_URL"] = proxied_url(app_url, stand_in.port)
+    from taskline.settings import get_settings
+
+    get_settings.cache_clear()  # read by migrate(): the containers must read the new URL
+    _say(
+        f"  Aurora Serverless v2 stand-in on 127.0.0.1:{stand_in.port}: pauses after "
+        f"{stand_in.pause_after:g} s with no connection, resumes in {stand_in.resume_seconds:g} s"
+    )
+    return stand_in
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, or a one-line message and exit status 1 when the port is taken."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -133,9 +162,17 @@ def main() -> None:
     uses_embedded = not os.environ.get("DATABASE_URL")
     started_embedded = uses_embedded and not database.embedded_server_running()
     master = os.getpid()
+    aurora = None
     try:
+        if os.environ.get("AURORA", "") not in ("", "0"):
+            # As the starter profile: wait for a resume within the request, else 503.
+            os.environ.setdefault("DB_CONNECT_TIMEOUT_SECONDS", "20")
+            os.environ.setdefault("DB_CONNECT_RETRY_AFTER_SECONDS", "15")
         url = configure_environment()
         revision = migrate()
+        if os.environ.get("AURORA", "") not in ("", "0"):
+            aurora = start_aurora(url)
+            url = os.environ["DATABASE_URL"]
         gateway = LocalGateway(template)
         origins = ", ".join(gateway.cors.origins) if gateway.cors else "none (CORS off)"
         shown = url.split("@")[-1]  # no password on the terminal
@@ -184,6 +221,8 @@ def main() -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
+        if aurora is not None:
+            aurora.stop()
         if started_embedded:
             database.stop_embedded_server()
             _say("embedded PostgreSQL stopped")

@@ -108,8 +108,18 @@ class Template:
         return route, fn, params
 
 
+# Conditions true only in the starter profile: `make run` serves the default profile (standard),
+# so a value chosen by one of them takes its other branch.
+_STARTER_ONLY = {"IsStarter", "UseDeadlineGate", "StarterNetwork"}
+
+
 def _scalar(value: Any, parameters: dict[str, Any]) -> str:
-    """Environment values: literals as they are, !Ref to a parameter as its default."""
+    """Environment values: literals as they are, !Ref to a parameter as its default, the
+    default profile's branch of a starter-only !If."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        condition, _starter, other = value["Fn::If"]
+        if condition in _STARTER_ONLY:
+            return _scalar(other, parameters)
     if isinstance(value, dict) and "Ref" in value:
         return str(parameters.get(value["Ref"], {}).get("Default", ""))
     if isinstance(value, dict):
@@ -165,6 +175,6 @@ def load(path: Path = TEMPLATE) -> Template:
             handler=properties.get("Handler", global_function.get("Handler")),
             environment={name: _scalar(value, parameters) for name, value in env.items()},
             routes=routes,
-            timeout=int(properties.get("Timeout", global_function.get("Timeout", 3))),
+            timeout=int(_scalar(properties.get("Timeout", global_function.get("Timeout", 3)), {})),
         )
     return Template(functions=functions, layer_paths=tuple(layers), cors=_cors(document))

@@ -7,6 +7,7 @@ called through the local API Gateway stand-in, with the HTTP API 2.0 events AWS 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from localdev.gateway import GatewayResponse, LocalGateway
 from localdev.rdsproxy import RdsProxyStandIn, proxied_url, upstream_for
 from localdev.template import load
 from tests.support.api import SEEN_RESPONSE_HEADERS, ApiClient, verify_email
+from tests.support.aurora import RunningAurora, running_aurora
 from tests.support.caches import clear_caches
 from tests.support.clock import FrozenClock
 from tests.support.environment import (
@@ -39,6 +41,15 @@ os.environ.update(
 )
 
 
+# TASKLINE_DB_STANDIN=aurora: the functions reach the database through the strict Aurora
+# Serverless v2 stand-in (localdev.aurora: IAM tokens over TLS, auto-pause) instead of the RDS
+# Proxy one, and every test starts with the database paused. `make test` runs the tests marked
+# aurora_contract that way (tests/aurora/test_contract_through_aurora.py).
+DB_STANDIN = os.environ.get("TASKLINE_DB_STANDIN", "rdsproxy")
+AURORA_PAUSE_AFTER = 0.2  # seconds idle before it pauses (300 s at the least in AWS)
+AURORA_RESUME_SECONDS = 0.2  # Aurora: about 15 s; scaled down (tests/aurora use longer ones)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     server = database.server_url()
@@ -58,7 +69,39 @@ def rds_proxy(database_url: str) -> Iterator[RdsProxyStandIn]:
 
 
 @pytest.fixture(scope="session")
-def app_database_url(database_url: str, rds_proxy: RdsProxyStandIn) -> Iterator[str]:
+def session_aurora(database_url: str) -> Iterator[RunningAurora | None]:
+    """The Aurora stand-in of TASKLINE_DB_STANDIN=aurora (None otherwise)."""
+    if DB_STANDIN != "aurora":
+        yield None
+        return
+    with running_aurora(
+        database_url, pause_after=AURORA_PAUSE_AFTER, resume_seconds=AURORA_RESUME_SECONDS
+    ) as running:
+        _PROXY_FIGURES["aurora"] = running
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _start_paused(session_aurora: RunningAurora | None) -> None:
+    """With the Aurora stand-in, each test meets a paused database: the pooled connection is
+    let go (as the server's idle timeout would) and the instance pauses."""
+    if session_aurora is None:
+        return
+    from taskline.db import get_engine
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    stand_in = session_aurora.stand_in
+    deadline = time.monotonic() + 5
+    while stand_in.open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stand_in.pause_now()
+
+
+@pytest.fixture(scope="session")
+def app_database_url(
+    database_url: str, rds_proxy: RdsProxyStandIn, session_aurora: RunningAurora | None
+) -> Iterator[str]:
     """The test database as the functions reach it in AWS: through the strict proxy, as the
     data-only role the migration function provisions (its statement timeout and UTC are role
     defaults; nothing rides in the startup packet). Tests' own checks use the direct URL."""
@@ -69,6 +112,14 @@ def app_database_url(database_url: str, rds_proxy: RdsProxyStandIn) -> Iterator[
     provision_app_role(
         owner, TEST_APP_ROLE, TEST_APP_PASSWORD, statement_timeout_ms=DEFAULT_STATEMENT_TIMEOUT_MS
     )
+    if session_aurora is not None:
+        yield session_aurora.settings(connect_timeout=5)["DATABASE_URL"]
+        clear_caches()
+        with owner.begin() as connection:
+            connection.exec_driver_sql(f'DROP OWNED BY "{TEST_APP_ROLE}"')
+            connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{TEST_APP_ROLE}"')
+        owner.dispose()
+        return
     url = make_url(proxied_url(database_url, rds_proxy.port))
     yield url.set(username=TEST_APP_ROLE, password=TEST_APP_PASSWORD).render_as_string(
         hide_password=False
@@ -92,12 +143,20 @@ def _no_pinning_or_refusal(rds_proxy: RdsProxyStandIn) -> Iterator[None]:
     assert not pins, f"These statements would pin an RDS Proxy session: {pins}"
 
 
-_PROXY_FIGURES: dict[str, RdsProxyStandIn] = {}
+_PROXY_FIGURES: dict[str, RdsProxyStandIn | RunningAurora] = {}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    aurora = _PROXY_FIGURES.get("aurora")
+    if isinstance(aurora, RunningAurora):
+        stand_in = aurora.stand_in
+        terminalreporter.write_line(
+            f"strict Aurora Serverless v2 stand-in: {len(stand_in.connections)} connections, "
+            f"{len(stand_in.refused)} refused, {stand_in.pauses} pauses, "
+            f"{len(stand_in.resumes)} resumes"
+        )
     proxy = _PROXY_FIGURES.get("proxy")
-    if proxy is not None:
+    if isinstance(proxy, RdsProxyStandIn):
         terminalreporter.write_line(
             f"strict RDS Proxy stand-in: {len(proxy.sessions)} connections, "
             f"{len(proxy.refused)} refused, {len(proxy.pins)} pinning statements"
@@ -105,7 +164,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def environment(app_database_url: str) -> Iterator[None]:
+def environment(app_database_url: str, session_aurora: RunningAurora | None) -> Iterator[None]:
     """The settings every function reads; individual tests may monkeypatch and reload them."""
     values = {
         "DATABASE_URL": app_database_url,
@@ -116,6 +175,8 @@ def environment(app_database_url: str) -> Iterator[None]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
+    if session_aurora is not None:
+        values.update(session_aurora.settings(connect_timeout=5))
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     clear_caches()
@@ -238,6 +299,11 @@ def _record_response_headers() -> Iterator[None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "after_all: runs after every other test of the session")
+    config.addinivalue_line(
+        "markers",
+        "aurora_contract: part of the contract subset make test also runs through the paused"
+        " Aurora stand-in (TASKLINE_DB_STANDIN=aurora)",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

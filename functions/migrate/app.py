@@ -46,6 +46,7 @@ from taskline.migrate import (
     provision_app_role,
     upgrade,
 )
+from taskline.services import deadline_service
 from taskline.settings import get_settings
 
 logger = Logger()
@@ -202,15 +203,6 @@ def apply_migrations(deadline: float, *, creating: bool = False) -> dict[str, An
         engine.dispose()
 
 
-def allow_iam_login(engine: Engine, role: str) -> None:
-    """Let `role` log in with RDS IAM auth tokens (the starter profile, with no proxy): a member
-    of rds_iam authenticates with a token only, no longer with its password.
-    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html"""
-    with engine.begin() as connection:
-        quoted = connection.dialect.identifier_preparer.quote(role)
-        connection.exec_driver_sql(f"GRANT rds_iam TO {quoted}")
-
-
 def _migrate(engine: Engine, deadline: float) -> dict[str, Any]:
     head = code_head()
     current = database_revision(engine)
@@ -230,9 +222,17 @@ def _migrate(engine: Engine, deadline: float) -> dict[str, Any]:
             app_user.password.get_secret_value(),
             # The API functions' statement timeout, as the role's default (no startup option).
             statement_timeout_ms=get_settings().db_statement_timeout_ms,
+            # Idle sessions end, so an idle stack's database can pause (auto-pause).
+            idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
         )
-        if get_settings().migration_app_role_iam_auth:
-            allow_iam_login(engine, app_user.username)
+    if iam_user := get_settings().db_app_iam_user:
+        provision_app_role(
+            engine,
+            iam_user,
+            None,  # IAM database authentication: no password
+            statement_timeout_ms=get_settings().db_statement_timeout_ms,
+            idle_session_timeout_seconds=get_settings().db_idle_session_timeout_seconds,
+        )
     logger.info("Database migrated", extra={"from": current, "to": head})
     return {"Revision": head}
 
@@ -255,12 +255,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
             return
         deadline = time.monotonic() + remaining - MIGRATION_MARGIN_SECONDS
         data = apply_migrations(deadline, creating=request == "Create")
+        window = _window_changed(event)
+        if window is not None:
+            data["RemindersReplanned"] = deadline_service.replan_default_lead(
+                window, lambda: deadline - time.monotonic()
+            )
         response.send(SUCCESS, f"Database at revision {data['Revision']}.", data)
     except Exception as error:
         logger.exception("Migration failed")
         response.send(FAILED, failure_reason(error))
     finally:
         timer.cancel()
+
+
+def _window_changed(event: dict[str, Any]) -> int | None:
+    """The new DueSoonWindowMinutes when this request changes it (the template passes the
+    parameter as a property, so CloudFormation sends an Update when it changes), else None.
+    Tasks planned with the old window move to the new one; a first deploy has none to move."""
+    new = event.get("ResourceProperties", {}).get("DueSoonWindowMinutes")
+    old = event.get("OldResourceProperties", {}).get("DueSoonWindowMinutes")
+    if event["RequestType"] != "Update" or new is None or str(new) == str(old):
+        return None
+    return int(new)
 
 
 def failure_reason(error: Exception) -> str:

@@ -32,7 +32,7 @@ from taskline.api.etags import (
 from taskline.api.function import http_function
 from taskline.api.links import next_page_link
 from taskline.api.resolver import JSON, lambda_entry_point
-from taskline.domain import TaskFilters, TaskStatus
+from taskline.domain import ASSIGNEE_ME, ASSIGNEE_NONE, PERSONAL, TaskFilters, TaskStatus
 from taskline.pagination import MAX_CURSOR_CHARS
 from taskline.schemas import (
     MAX_JSON_SAFE_INTEGER,
@@ -69,6 +69,25 @@ IfMatch = Annotated[
         "if the task is still at that version, else 412. Without it the write is unconditional.",
     ),
 ]
+
+# A list or user id in a query: canonical, within JSON's safe integers (as task ids are).
+ID_PATTERN = "[1-9][0-9]{0,15}"
+
+
+def _id_or(*words: str) -> Any:
+    """A query value that is one of `words` or a canonical id within JSON's safe range."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value not in words:
+            canonical_task_id(value)  # raises for a non-canonical or out-of-range id
+        return value
+
+    return check
+
+
+def _as_choice(value: str | None) -> Any:
+    return int(value) if value is not None and value.isdigit() else value
+
 
 PAGE_HEADERS: dict[str, OpenAPIResponseHeader] = {
     "Link": {
@@ -111,6 +130,11 @@ def _task_returned(description: str) -> Any:
     return returns(description, TaskOut, headers=ETAG_HEADER, links=FROM_PATH)
 
 
+# A viewer of the task's list (or of the list a move goes to) writing.
+ROLE_TOO_LOW = problem(
+    "Your role in the list does not allow this (`urn:taskline:problem:forbidden`)."
+)
+
 routes = Routes(app, "Tasks", signed_in=SignedIn.TOKEN)
 
 
@@ -120,12 +144,14 @@ routes = Routes(app, "Tasks", signed_in=SignedIn.TOKEN)
     "createTask",
     "Create a task",
     {201: returns("The task was created.", TaskOut, headers=CREATED_HEADERS, links=FROM_BODY)},
-    description="Creates a task of the caller. With an `Idempotency-Key`, a retry returns the "
+    description="Creates a personal task of the caller, or a task in a list (`list_id`) where "
+    "the caller is the owner or an editor. With an `Idempotency-Key`, a retry returns the "
     "first answer (with `Idempotent-Replayed: true`) and creates nothing.",
     invalid=problem(
-        "The input is invalid (`errors` says where), or the Idempotency-Key was "
-        "used with another body."
+        "The input is invalid (`errors` says where), the list or assignee is not one you can "
+        "use, or the Idempotency-Key was used with another body."
     ),
+    errors={403: ROLE_TOO_LOW},
     body="json",
 )
 def create_task(
@@ -158,8 +184,9 @@ def _created_headers(task_id: int, updated_at: datetime) -> dict[str, str]:
     "listTasks",
     "List my tasks",
     {200: returns("One page of tasks.", list[TaskOut], headers=PAGE_HEADERS)},
-    description="The caller's tasks in (deadline, id) order, a page at a time; the `Link` "
-    "header gives the next page. A cursor works only with the filters it was issued for.",
+    description="The tasks the caller can see (their personal tasks and those of every list "
+    "they belong to) in (deadline, id) order, a page at a time; the `Link` header gives the "
+    "next page. A cursor works only with the filters it was issued for.",
     invalid=True,
 )
 def list_tasks(
@@ -177,9 +204,32 @@ def list_tasks(
         OmittedNotNull(),
         Query(max_length=MAX_CURSOR_CHARS, description="From a Link header."),
     ] = None,
+    list_id: Annotated[
+        str | None,
+        OmittedNotNull(),
+        BeforeValidator(_id_or(PERSONAL)),
+        Query(
+            pattern=f"^({PERSONAL}|{ID_PATTERN})$",
+            description="A list's id (only its tasks), or `personal` (only your own).",
+        ),
+    ] = None,
+    assignee: Annotated[
+        str | None,
+        OmittedNotNull(),
+        BeforeValidator(_id_or(ASSIGNEE_ME, ASSIGNEE_NONE)),
+        Query(
+            pattern=f"^({ASSIGNEE_ME}|{ASSIGNEE_NONE}|{ID_PATTERN})$",
+            description="`me`, `none` (unassigned) or a user id.",
+        ),
+    ] = None,
 ) -> Response[list[TaskOut]]:
     filters = TaskFilters(
-        status=status, category=category, due_before=due_before, due_after=due_after
+        status=status,
+        category=category,
+        due_before=due_before,
+        due_after=due_after,
+        list_id=_as_choice(list_id),
+        assignee=_as_choice(assignee),
     )
     page = task_service.list_page(current_user_id(app), filters, limit, cursor)
     headers = (
@@ -202,7 +252,7 @@ def get_task(task_id: TaskId) -> Response[TaskOut]:
 
 
 # What a write to /tasks/{task_id} may answer besides its success.
-WRITE_ERRORS = {404: NO_SUCH_TASK, 412: STALE}
+WRITE_ERRORS = {403: ROLE_TOO_LOW, 404: NO_SUCH_TASK, 412: STALE}
 # The rest of what PATCH and PUT declare: they differ only in how much of the task they take.
 WRITE: RouteOptions = {
     "errors": WRITE_ERRORS,

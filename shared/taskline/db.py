@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 
 from taskline import pgwire
-from taskline.errors import AccountGone, DatabaseUnavailable
+from taskline.errors import AccountGone, DatabaseResuming, DatabaseUnavailable
 from taskline.settings import Settings, get_settings
 
 # SQLSTATE classes and codes that mean "the database is not there for us right now".
@@ -112,6 +112,34 @@ def _connect_with_stored_credentials(
     return dialect.connect(*cargs, **_as_user(cparams, fresh))
 
 
+def _connect_with_iam_token(
+    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Open a DBAPI connection with IAM database authentication: a fresh token per connection.
+
+    The token is a SigV4-presigned `connect` URL for this host, port and user, signed locally
+    with the function's own credentials (no network call, so no endpoint is needed on the
+    request path); it is valid for 15 minutes and used only while logging in: an open session
+    outlives it.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.Connecting.html
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.html
+    """
+    settings = get_settings()
+    user = settings.db_user or cparams.get("user")
+    host = cparams.get("host") or settings.db_host
+    port = int(cparams.get("port") or settings.db_port)
+    token = rds_client().generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user)
+    return dialect.connect(*cargs, **{**cparams, "user": user, "password": token})
+
+
+@lru_cache(maxsize=1)
+def rds_client() -> Any:
+    """The container's RDS client, created on first use (only its local signer is used)."""
+    import boto3
+
+    return boto3.client("rds")
+
+
 def _as_user(cparams: dict[str, Any], credentials: Any) -> dict[str, Any]:
     return {
         **cparams,
@@ -145,7 +173,8 @@ def build_engine(settings: Settings, *, socket_timeout: float | None = None) -> 
     Secrets Manager when a connection is opened, so a rotated password is picked up.
 
     Connections are `taskline.pgwire`'s (one round trip per statement), or stock pg8000's, with
-    one warning logged, when pgwire is off (`pgwire.ENABLED`). `socket_timeout` replaces
+    one warning logged, when pgwire is off (`pgwire.ENABLED`). Connecting is bounded by
+    DB_CONNECT_TIMEOUT_SECONDS; once connected, reads by `socket_timeout`, else
     `socket_timeout_seconds(settings)` (the deploy-time migrations wait longer). Instead of a
     ping before every checkout (SQLAlchemy's pool_pre_ping, one more round trip per request), a
     connection is pinged only after it sat idle for DB_PING_AFTER_IDLE_SECONDS, which is when a
@@ -154,7 +183,10 @@ def build_engine(settings: Settings, *, socket_timeout: float | None = None) -> 
     (`retry_if_disconnected`); writes answer 503 once and the next request reconnects.
     """
     connect_args: dict[str, Any] = {
-        "timeout": socket_timeout or socket_timeout_seconds(settings),
+        # While connecting, the socket timeout is the connect bound (a resuming Aurora instance
+        # holds a new connection); once connected it becomes one that outlasts a statement
+        # (`_bound_connecting`).
+        "timeout": settings.db_connect_timeout_seconds,
         "application_name": "taskline",
         # RDS Proxy refuses every startup-packet option but a few (TimeZone is one of them) with
         # FATAL 0A000, and a plain SET would pin the session to one database connection; so
@@ -177,12 +209,67 @@ def build_engine(settings: Settings, *, socket_timeout: float | None = None) -> 
         hide_parameters=True,
         module=pgwire.DBAPI,  # pg8000, with pgwire's connections (or without, when it is off)
     )
-    if settings.database_url is None:
-        event.listen(engine, "do_connect", _connect_with_stored_credentials)
+    if settings.db_iam_auth or settings.database_url is None:
+        event.listen(engine, "do_connect", _bound_connecting(settings))
+    event.listen(
+        engine,
+        "connect",
+        _timeout_after_connecting(socket_timeout or socket_timeout_seconds(settings)),
+    )
+    event.listen(engine, "handle_error", _connect_timed_out(settings))
     _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
     event.listen(engine, "handle_error", _discard_after_timeout)
     event.listen(engine, "handle_error", _log_refused_connection)
     return engine
+
+
+def _bound_connecting(settings: Settings) -> Callable[..., Any]:
+    """The do_connect hook: log in (IAM token, stored credentials, or the URL's), and tell a
+    connect that ran out of time (DB_CONNECT_TIMEOUT_SECONDS) from other failures.
+
+    Aurora Serverless v2 holds a new connection while a paused instance resumes, about 15 s
+    and up to 30 s after a long pause (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html#auto-pause-how-it-works);
+    the HTTP API answers 503 itself after 30 s, and a Lambda timeout would be a 500. So the wait
+    is bounded here and a timed-out connect becomes DatabaseResuming: 503 with Retry-After.
+    Nothing of the request ran yet, so a retry (same Idempotency-Key) writes once.
+    """
+    login = _connect_with_iam_token if settings.db_iam_auth else _connect_with_stored_credentials
+
+    def connect(dialect: Any, record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+        try:
+            return login(dialect, record, cargs, cparams)
+        except TimeoutError as error:
+            raise DatabaseResuming(settings.db_connect_retry_after_seconds) from error
+        except dialect.loaded_dbapi.InterfaceError as error:
+            if isinstance(error.__cause__ or error.__context__, TimeoutError):
+                raise DatabaseResuming(settings.db_connect_retry_after_seconds) from error
+            raise
+
+    return connect
+
+
+def _connect_timed_out(settings: Settings) -> Callable[[ExceptionContext], None]:
+    """The same for a connect without a do_connect hook (DATABASE_URL with a password)."""
+
+    def handle(context: ExceptionContext) -> None:
+        error = context.original_exception
+        connecting = context.connection is None and not context.is_pre_ping
+        if connecting and isinstance(error.__cause__ or error.__context__, TimeoutError):
+            raise DatabaseResuming(settings.db_connect_retry_after_seconds) from error
+
+    return handle
+
+
+def _timeout_after_connecting(timeout: float) -> Callable[[Any, Any], None]:
+    # Once logged in, the socket timeout bounds every read, so it must outlast a statement
+    # (socket_timeout_seconds; the deploy-time migrations' own, longer one).
+
+    def widen(dbapi_connection: Any, _record: Any) -> None:
+        sock = getattr(dbapi_connection, "_usock", None)  # pg8000's socket (TLS or not)
+        if sock is not None:
+            sock.settimeout(timeout)
+
+    return widen
 
 
 # The server or RDS Proxy refused the connection for a reason no retry can fix: an option or

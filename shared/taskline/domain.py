@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 
 class TaskStatus(StrEnum):
@@ -77,14 +77,28 @@ INVITATION_LIFETIME_DAYS = 7
 MAX_INVITATION_EMAILS_PER_DAY = 50
 
 
+# The `list_id` filter's value for the caller's personal tasks, and the `assignee` filter's
+# words for the caller and for nobody.
+PERSONAL = "personal"
+ASSIGNEE_ME = "me"
+ASSIGNEE_NONE = "none"
+ListChoice = int | Literal["personal"]
+Assignee = int | Literal["me", "none"]
+
+# Who may write a list's tasks.
+WRITER_ROLES = (ListRole.OWNER.value, ListRole.EDITOR.value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TaskFilters:
-    """Which of an owner's tasks a listing shows; None: not filtered on that."""
+    """Which of the tasks a caller can see a listing shows; None: not filtered on that."""
 
     status: TaskStatus | None = None
     category: str | None = None
     due_before: datetime | None = None  # deadline earlier than this
     due_after: datetime | None = None  # deadline at or after this
+    list_id: ListChoice | None = None  # a list's id, or PERSONAL
+    assignee: Assignee | None = None  # a user id, ASSIGNEE_ME or ASSIGNEE_NONE
 
 
 class TaskPosition(NamedTuple):

@@ -16,6 +16,16 @@ class TaskNotFound(TasklineError):
     """No task with that id belongs to the caller (missing and foreign tasks look the same)."""
 
 
+class UnusableField(TasklineError):
+    """A body field names something the caller may not use (a list they are not a member of, an
+    assignee who is not a member of the task's list), said the same whether or not it exists."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 class PreconditionFailed(TasklineError):
     """A conditional write (If-Match) found the task changed since the client last read it."""
 
@@ -55,6 +65,20 @@ class InvalidQuery(TasklineError):
 
 class DatabaseUnavailable(TasklineError):
     """The database could not be reached or did not answer in time."""
+
+
+class DatabaseResuming(DatabaseUnavailable):
+    """Connecting ran out of time (DB_CONNECT_TIMEOUT_SECONDS), as when a paused Aurora
+    Serverless v2 instance is resuming: nothing was sent, retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+class DeadlineGateUnavailable(TasklineError):
+    """The deadline gate (a DynamoDB item: when the deadline check next has work) could not be
+    read or written; a write that schedules a reminder is refused rather than risk missing it."""
 
 
 class SecretsUnavailable(TasklineError):
@@ -222,9 +246,9 @@ class InvitationExpired(TasklineError):
 
 
 class Forbidden(TasklineError):
-    """The caller can see the list but their role does not allow this."""
+    """The caller can see this task or list, but their role in the list does not allow this."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str = "Your role in this list does not allow this change.") -> None:
         super().__init__(reason)
         self.reason = reason
 

@@ -83,7 +83,12 @@ def scram_verifier(password: str) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def set_session_defaults(engine: Engine, role: str | None, statement_timeout_ms: int) -> None:
+def set_session_defaults(
+    engine: Engine,
+    role: str | None,
+    statement_timeout_ms: int,
+    idle_session_timeout_seconds: int | None = None,
+) -> None:
     """Make every new session of `role` (None: the engine's own login) in this database start in
     UTC with `statement_timeout_ms` as its statement timeout.
 
@@ -91,7 +96,22 @@ def set_session_defaults(engine: Engine, role: str | None, statement_timeout_ms:
     session starts: nothing goes in the startup packet (RDS Proxy refuses statement_timeout
     there) and no SET runs on the session (RDS Proxy would pin it to one database connection).
     A transaction that needs another bound uses SET LOCAL, which pins nothing.
+
+    The server also ends a session idle (outside a transaction) for
+    `idle_session_timeout_seconds` (None: DB_IDLE_SESSION_TIMEOUT_SECONDS' default; 0: never),
+    so an idle Lambda container's pooled connection cannot keep Aurora Serverless v2 from pausing:
+    it pauses only once no user connection is open.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html#auto-pause-how-it-works
+    https://www.postgresql.org/docs/16/runtime-config-client.html#GUC-IDLE-SESSION-TIMEOUT
     """
+    if idle_session_timeout_seconds is None:
+        from taskline.settings import Settings
+
+        field = Settings.model_fields["db_idle_session_timeout_seconds"]
+        idle_session_timeout_seconds = int(field.default)
+    idle_ms = int(idle_session_timeout_seconds) * 1000
+    if idle_ms < 0:
+        raise ValueError("the idle session timeout cannot be negative")
     if role is not None and not _ROLE_NAME.fullmatch(role):
         raise ValueError("the role name must be a lower-case SQL identifier")
     timeout = int(statement_timeout_ms)
@@ -104,10 +124,15 @@ def set_session_defaults(engine: Engine, role: str | None, statement_timeout_ms:
         scope = f'{target} IN DATABASE "{database_name}"'
         connection.exec_driver_sql(f"ALTER ROLE {scope} SET statement_timeout = {timeout}")
         connection.exec_driver_sql(f"ALTER ROLE {scope} SET timezone = 'UTC'")
+        connection.exec_driver_sql(f"ALTER ROLE {scope} SET idle_session_timeout = {idle_ms}")
 
 
 def provision_app_role(
-    engine: Engine, username: str, password: str, statement_timeout_ms: int | None = None
+    engine: Engine,
+    username: str,
+    password: str | None,
+    statement_timeout_ms: int | None = None,
+    idle_session_timeout_seconds: int | None = None,
 ) -> None:
     """Create or update the login role the API functions use: data access only, no DDL.
 
@@ -116,13 +141,19 @@ def provision_app_role(
     belong to the migrating role. Tables created by later migrations are covered by default
     privileges of the migrating role. With `statement_timeout_ms`, the role's sessions get it
     (and UTC) as defaults (`set_session_defaults`).
+
+    `password` None: the role logs in with IAM database authentication instead (the starter
+    profile): no password, and membership of `rds_iam` where the server has that role (RDS and
+    Aurora do; a local server does not).
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html
     """
     if not _ROLE_NAME.fullmatch(username):
         raise ValueError("the application role name must be a lower-case SQL identifier")
-    if not password:
+    if password is not None and not password:
         raise ValueError("the application role needs a password")
     role = f'"{username}"'
-    verifier = scram_verifier(password)
+    # The verifier is base64 and '$:' only, so it is a safe literal.
+    login = "PASSWORD NULL" if password is None else f"PASSWORD '{scram_verifier(password)}'"
     with engine.begin() as connection:
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242002)")
         exists = connection.execute(
@@ -130,11 +161,17 @@ def provision_app_role(
         ).scalar()
         if not exists:
             connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
-        # The verifier is base64 and '$:' only, so it is a safe literal.
         connection.exec_driver_sql(
-            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
-            f"PASSWORD '{verifier}'"
+            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT {login}"
         )
+        rds_iam = connection.execute(
+            text("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")
+        ).scalar()
+        if rds_iam:
+            # A member of rds_iam can log in with a token only: a role with a password (a
+            # stack moved off starter) must leave it, or its password is refused.
+            verb = "GRANT rds_iam TO" if password is None else "REVOKE rds_iam FROM"
+            connection.exec_driver_sql(f"{verb} {role}")
         database = connection.execute(text("SELECT current_database()")).scalar_one()
         database_name = str(database).replace('"', '""')
         for statement in (
@@ -149,4 +186,4 @@ def provision_app_role(
         ):
             connection.exec_driver_sql(statement)
     if statement_timeout_ms is not None:
-        set_session_defaults(engine, username, statement_timeout_ms)
+        set_session_defaults(engine, username, statement_timeout_ms, idle_session_timeout_seconds)

@@ -221,6 +221,12 @@ class Task(Base):
     due_soon_at: Mapped[datetime | None]
     overdue_at: Mapped[datetime | None]
 
+    @property
+    def creator_id(self) -> int | None:
+        """Who created it, as the API shows it: a task written before lists (created_by NULL,
+        still personal) was created by its owner."""
+        return self.user_id if self.created_by is None else self.created_by
+
     __table_args__ = (
         CheckConstraint(
             status.in_([member.value for member in TaskStatus]),

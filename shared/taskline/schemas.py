@@ -22,6 +22,7 @@ from typing import (
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -287,6 +288,44 @@ EXAMPLE_TASK: dict[str, Any] = {
 }
 
 
+def _json_id(value: Any) -> Any:
+    """What JSON Schema calls an integer (7 or 7.0), never a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an id (a whole number)")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an id (a whole number)")
+        return int(value)
+    return value
+
+
+# A list or account id, as the API writes them: a positive integer within JSON's safe range.
+# (Field first: after a validator, pydantic would publish ge/le as unknown JSON Schema keys.)
+_ID_RANGE = Field(ge=1, le=MAX_JSON_SAFE_INTEGER)
+ListId = Annotated[
+    int,
+    _ID_RANGE,
+    BeforeValidator(_json_id),
+    Field(
+        description="The shared list the task is in; `null` or absent: the caller's personal "
+        "task. Creating a task in a list, or moving one into or out of a list, needs the "
+        "owner's or an editor's role in it (and in the list it leaves).",
+        examples=[7],
+    ),
+]
+AssigneeId = Annotated[
+    int,
+    _ID_RANGE,
+    BeforeValidator(_json_id),
+    Field(
+        description="Who the task is assigned to (their reminders follow it): a member of the "
+        "task's list; for a personal task only its owner. `null`: nobody. A move to another "
+        "list clears an assignee who is not a member there.",
+        examples=[3],
+    ),
+]
+
+
 # Accounts and tokens
 
 
@@ -435,6 +474,8 @@ class TaskFields(RequestModel):
     deadline: Timestamp
     status: TaskStatus = TaskStatus.TODO
     remind_before: RemindBefore | None = None
+    list_id: ListId | None = None
+    assignee_id: AssigneeId | None = None
 
 
 # The example task as responses show it: fields EXAMPLE_TASK leaves out at their defaults.
@@ -448,6 +489,7 @@ EXAMPLE_TASK_OUT: dict[str, Any] = {
     **EXAMPLE_TASK,
     "created_at": "2029-12-01T08:30:00.123456Z",
     "updated_at": "2029-12-01T08:30:00.123456Z",
+    "created_by": 7,
 }
 
 
@@ -521,7 +563,9 @@ def _copy(field: FieldInfo, default: Any, *, keep_metadata: bool = True) -> Any:
 
 # How responses describe a field, where that is not how requests do.
 TASK_OUT_DESCRIPTIONS = {
-    "remind_before": "Minutes before the deadline; null: the account's setting."
+    "remind_before": "Minutes before the deadline; null: the account's setting.",
+    "list_id": "The shared list the task is in; null: a personal task.",
+    "assignee_id": "The member the task is assigned to; null: nobody.",
 }
 
 
@@ -576,6 +620,7 @@ if TYPE_CHECKING:  # the static view of the derived classes (mypy cannot follow 
         id: int
         created_at: datetime
         updated_at: datetime
+        created_by: int | None
 else:
     _TaskReplaceFields = create_model(
         "_TaskReplaceFields", __base__=RequestModel, **_replace_fields(TaskFields)
@@ -587,12 +632,30 @@ else:
         "_TaskShownFields",
         __base__=ResponseModel,
         id=(int, ...),
-        **_shown_fields(TaskFields, created_at=(UtcDatetime, ...), updated_at=(UtcDatetime, ...)),
+        **_shown_fields(
+            TaskFields,
+            created_at=(UtcDatetime, ...),
+            updated_at=(UtcDatetime, ...),
+            # Read-only. Tasks written before lists name their owner (their creator).
+            created_by=(
+                int | None,
+                Field(
+                    validation_alias=AliasChoices("creator_id", "created_by"),
+                    description="Who created the task (read-only); null once their account "
+                    "is deleted.",
+                ),
+            ),
+        ),
     )
 
 
 class TaskReplace(_TaskReplaceFields):
-    """PUT: every writable field, no defaults (but remind_before: absent means none)."""
+    """PUT: every writable field, no defaults (but remind_before: absent means none; list_id and
+    assignee_id: absent means unchanged)."""
+
+    # A client written before lists leaves them out: its PUT must neither move a list's task
+    # into its personal tasks nor unassign it.
+    kept_when_absent: ClassVar[frozenset[str]] = frozenset({"list_id", "assignee_id"})
 
     model_config = examples(
         {
@@ -601,6 +664,14 @@ class TaskReplace(_TaskReplaceFields):
             "status": "In Progress",
         },
     )
+
+    def changes(self) -> dict[str, Any]:
+        """Every field, but list_id and assignee_id only when sent."""
+        return {
+            name: value
+            for name, value in self.model_dump().items()
+            if name in self.model_fields_set or name not in self.kept_when_absent
+        }
 
 
 class TaskPatch(_TaskPatchFields):
@@ -762,6 +833,9 @@ class DeadlineCheckSummary(BaseModel):
     emails_skipped: int = 0
     batches: int = 0
     complete: bool = True  # False: stopped early to stay within the time limit; next run resumes
+    # True: the deadline gate said no reminder can be due yet; the database was not touched.
+    skipped: bool = False
+    next_due: UtcDatetime | None = None  # when the gate lets the next run in (None: never)
 
 
 # Shared lists

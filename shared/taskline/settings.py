@@ -97,6 +97,21 @@ class Settings(EnvironmentSettings):
     # A pooled connection idle this long (e.g. in a frozen Lambda container) is pinged before
     # use; 0 pings before every use. Reads that still find their connection dead retry once.
     db_ping_after_idle_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # IAM database authentication (the `starter` profile, no Secrets Manager on the request
+    # path): each new connection logs in as DB_USER with a token signed locally from the
+    # function's own credentials (taskline.db). Requires TLS, as AWS does.
+    db_iam_auth: bool = False
+    db_user: str | None = None
+    # Let the database pause (Aurora Serverless v2 pauses only with no user connection open,
+    # and a frozen Lambda container cannot close its pooled one): the server ends a session
+    # idle this long (PostgreSQL's idle_session_timeout, a role default the migrations apply,
+    # so it pins no RDS Proxy session); 0 never. DB_PING_AFTER_IDLE_SECONDS stays below it, so
+    # a container that wakes up finds its closed connection by the ping and opens a new one.
+    db_idle_session_timeout_seconds: int = Field(default=60, ge=0, le=86400)
+    # A connect that outlasts DB_CONNECT_TIMEOUT_SECONDS answers 503 with this Retry-After. In
+    # the starter profile (Aurora Serverless v2 with auto-pause) that is a paused instance
+    # resuming, about 15 s: the template sets 15 there.
+    db_connect_retry_after_seconds: int = Field(default=2, ge=1, le=120)
 
     # Deploy-time migrations (the MigrationFunction): their own, longer statement timeout, and
     # the secret of the least-privileged role the API functions log in as (created if missing).
@@ -104,9 +119,10 @@ class Settings(EnvironmentSettings):
     # ... and their own socket timeout (pg8000's `timeout`), above that statement timeout, so
     # PostgreSQL cancels a slow step before the client gives up on the socket.
     migration_socket_timeout_seconds: float = Field(default=150.0, gt=0, le=900)
-    # The starter profile: the app role logs in with IAM auth tokens (GRANT rds_iam).
-    migration_app_role_iam_auth: bool = False
     db_app_user_secret_arn: str | None = None
+    # ... or the name of that role when the API functions log in with IAM database
+    # authentication (DB_IAM_AUTH on them): created without a password, granted rds_iam.
+    db_app_iam_user: str | None = None
 
     # How long a value read from Secrets Manager is reused before it is read again.
     secrets_max_age_seconds: int = Field(default=300, ge=0, le=86400)
@@ -152,6 +168,10 @@ class Settings(EnvironmentSettings):
     deadline_overdue_lookback_minutes: int = Field(default=10080, ge=1, le=525600)
     # Tasks claimed per transaction (published in PublishBatch calls of 10).
     deadline_batch_size: int = Field(default=100, ge=1, le=1000)
+    # The DynamoDB table holding when the check next has work (taskline.deadline_gate): the
+    # check skips the database until then, so it does not wake a paused Aurora instance.
+    # Unset (make run, tests by default): every run queries the database.
+    deadline_gate_table: str | None = None
     # No new batch is claimed when less than this is left before the function's timeout.
     deadline_reserve_seconds: int = Field(default=30, ge=1, le=600)
 
@@ -176,6 +196,7 @@ class Settings(EnvironmentSettings):
         "notification_email_sender",
         "public_api_url",
         "email_configuration_set",
+        "deadline_gate_table",
         mode="before",
     )
     @classmethod
@@ -225,8 +246,24 @@ class Settings(EnvironmentSettings):
 
     @model_validator(mode="after")
     def _secrets_have_a_source(self) -> Settings:
-        if self.database_url is None and not (self.db_host and self.db_secret_arn):
-            raise ValueError("set DATABASE_URL, or DB_HOST and DB_SECRET_ARN")
+        if self.database_url is None and not (
+            self.db_host and (self.db_secret_arn or (self.db_iam_auth and self.db_user))
+        ):
+            raise ValueError(
+                "set DATABASE_URL, or DB_HOST and DB_SECRET_ARN, or DB_HOST, DB_USER and"
+                " DB_IAM_AUTH=true"
+            )
+        if 0 < self.db_idle_session_timeout_seconds <= self.db_ping_after_idle_seconds:
+            raise ValueError(
+                "DB_PING_AFTER_IDLE_SECONDS must be below DB_IDLE_SESSION_TIMEOUT_SECONDS, or a"
+                " connection the server closed for idleness is used without a ping"
+            )
+        if self.db_iam_auth and not self.db_user and self.database_url is None:
+            raise ValueError("DB_IAM_AUTH needs DB_USER")
+        if self.db_iam_auth and self.db_ssl_mode == "disable":
+            # The token is a bearer credential for 15 minutes: AWS requires TLS with it.
+            # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.html
+            raise ValueError("DB_IAM_AUTH needs TLS: set DB_SSL_MODE to verify-full")
         if self.jwt_secret is None and not self.jwt_secret_arn:
             raise ValueError("set JWT_SECRET or JWT_SECRET_ARN")
         # NOTIFICATION_EMAIL_SENDER without PUBLIC_API_URL is allowed: the API functions take

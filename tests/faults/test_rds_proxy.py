@@ -280,7 +280,11 @@ def test_migrations_and_role_provisioning_through_the_proxy(
                 ),
                 {"role": "taskline_proxy_probe"},
             ).scalars()
-            assert set(rows) == {"statement_timeout=4000", "TimeZone=UTC"}
+            assert set(rows) == {
+                "statement_timeout=4000",
+                "TimeZone=UTC",
+                "idle_session_timeout=60000",  # idle sessions end: the database can pause
+            }
     finally:
         engine.dispose()
         database.drop_database(database_url, name)

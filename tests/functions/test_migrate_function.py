@@ -352,7 +352,11 @@ def test_the_app_role_is_provisioned_from_its_secret(
 
     assert presigned.answers[-1].body["Status"] == "SUCCESS"
     assert tuple(rights) == (True, False, False)
-    assert role_defaults == {"statement_timeout=5000", "TimeZone=UTC"}
+    assert role_defaults == {
+        "statement_timeout=5000",
+        "TimeZone=UTC",
+        "idle_session_timeout=60000",  # idle sessions end: the database can pause
+    }
 
 
 def _drop_role(engine: Engine, role: str) -> None:
@@ -420,3 +424,91 @@ def test_tables_of_later_migrations_are_granted_to_the_app_role(
         assert writes_version is False
     finally:
         _drop_role(fresh_database, role)
+
+
+def test_a_new_due_soon_window_moves_the_reminders_still_to_come(
+    migrate_handler: Any, fresh_database: Engine, presigned: FakePresignedUrl
+) -> None:
+    """Issue 20: DueSoonWindowMinutes is a property of the custom resource, so changing it
+    re-runs the function, which re-plans the reminders planned with the old window."""
+    migrate_handler(event("Create", presigned.url), Context(60))
+    with fresh_database.begin() as connection:
+        ann, ben = (
+            connection.execute(
+                text("INSERT INTO users (email, password_hash) VALUES (:e, 'x') RETURNING id"),
+                {"e": email},
+            ).scalar_one()
+            for email in ("ann@example.com", "ben@example.com")
+        )
+        # ben chose his own lead time: his tasks are not the default's.
+        connection.execute(
+            text(
+                "INSERT INTO notification_preferences (user_id, email_enabled, due_soon_enabled,"
+                " overdue_enabled, due_soon_minutes) VALUES (:u, true, true, true, 30)"
+            ),
+            {"u": ben},
+        )
+        rows = {
+            "default": (ann, None, "To Do"),
+            "own": (ann, 120, "To Do"),
+            "done": (ann, None, "Done"),
+            "sent": (ann, None, "To Do"),
+            "bens": (ben, None, "To Do"),
+        }
+        ids = {}
+        for name, (owner, remind, status) in rows.items():
+            ids[name] = connection.execute(
+                text(
+                    "INSERT INTO tasks (user_id, description, category, deadline, status,"
+                    " remind_before, due_soon_at, overdue_at) VALUES (:u, :n, 'c',"
+                    " now() + interval '3 days', :s, :r, now() + interval '2 days',"
+                    " now() + interval '3 days') RETURNING id"
+                ),
+                {"u": owner, "n": name, "s": status, "r": remind},
+            ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO task_notifications (task_id, stage, deadline)"
+                " SELECT id, 'due_soon', deadline FROM tasks WHERE id = :t"
+            ),
+            {"t": ids["sent"]},
+        )
+
+    def lead_times() -> dict[str, float | None]:
+        with fresh_database.connect() as connection:
+            found = connection.execute(
+                text(
+                    "SELECT description, extract(epoch FROM deadline - due_soon_at) / 60 FROM tasks"
+                )
+            ).all()
+        return {name: None if lead is None else round(float(lead)) for name, lead in found}
+
+    before = lead_times()
+    unchanged = {"DueSoonWindowMinutes": "1440"}
+    same = event(
+        "Update",
+        presigned.url,
+        ResourceProperties={**unchanged, "MigrationHead": "0001"},
+        OldResourceProperties=unchanged,
+    )
+    migrate_handler(same, Context(60))
+    assert lead_times() == before
+    assert "RemindersReplanned" not in presigned.answers[-1].body["Data"]
+
+    changed = event(
+        "Update",
+        presigned.url,
+        ResourceProperties={"DueSoonWindowMinutes": "60", "MigrationHead": "0001"},
+        OldResourceProperties=unchanged,
+    )
+    migrate_handler(changed, Context(60))
+
+    answer = presigned.answers[-1].body
+    assert answer["Status"] == "SUCCESS", answer
+    assert answer["Data"]["RemindersReplanned"] == 2  # ann's default task and ben's (his 30)
+    after = lead_times()
+    assert after["default"] == 60
+    assert after["bens"] == 30  # his own preference now applies (it was planned without it)
+    assert {name: after[name] for name in ("own", "done", "sent")} == {
+        name: before[name] for name in ("own", "done", "sent")
+    }

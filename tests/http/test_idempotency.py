@@ -14,6 +14,9 @@ from localdev.gateway import GatewayResponse
 from taskline.services import task_service
 from tests.support.api import ApiClient, task_body
 
+# Also run through the paused Aurora stand-in by make test (tests/aurora).
+pytestmark = pytest.mark.aurora_contract
+
 KEY = "7f6c4a1e-2d1b-4c8e-9a55-1b2f3e4d5c6a"
 
 

@@ -13,6 +13,9 @@ from sqlalchemy import Engine, text
 from localdev.gateway import GatewayResponse
 from tests.support.api import TASK_FIELDS, ApiClient, assert_problem, task_body
 
+# Also run through the paused Aurora stand-in by make test (tests/aurora).
+pytestmark = pytest.mark.aurora_contract
+
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 JSON = "application/json"
 

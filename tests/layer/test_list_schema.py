@@ -250,21 +250,21 @@ def test_refreshed_recipients_follow_the_rule_and_re_arm_reminders(
             return {str(row[0]): row[1] for row in rows}
 
     with Session(admin_engine) as session, session.begin():
-        assert task_repository.refresh_recipients(session, [list_id], 1440) == 3
+        assert task_repository.refresh_recipients(session, [list_id], 1440).changed == 3
     assert recipients() == {
         "assigned to cy": cy,
         "created by ben": ben,
         "created by a former member": ann,
     }
     with Session(admin_engine) as session, session.begin():
-        assert task_repository.refresh_recipients(session, [list_id], 1440) == 0  # settled
+        assert task_repository.refresh_recipients(session, [list_id], 1440).changed == 0  # settled
     with admin_engine.begin() as connection:
         connection.execute(
             text("DELETE FROM list_members WHERE list_id = :l AND user_id = :u"),
             {"l": list_id, "u": ben},
         )
     with Session(admin_engine) as session, session.begin():
-        assert task_repository.refresh_recipients(session, [list_id], 1440) == 1
+        assert task_repository.refresh_recipients(session, [list_id], 1440).changed == 1
     assert recipients()["created by ben"] == ann  # the creator left: the owner is reminded
     with admin_engine.connect() as connection:
         sent = connection.execute(

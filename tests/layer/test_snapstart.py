@@ -184,6 +184,7 @@ def test_warm_up_prepares_the_engine_without_connecting_or_reading_secrets(
                 "status": "To Do",
                 "created_at": "2030-01-01T00:00:00Z",
                 "updated_at": "2030-01-01T00:00:00Z",
+                "created_by": 1,
             }
         ).id
         == 1

@@ -21,9 +21,9 @@ from tests.support.processes import child_environment, run_python
 README = (ROOT / "README.md").read_text()
 
 
-def _block_after(heading: str) -> str:
+def _block_after(heading: str, level: str = "##") -> str:
     """The first ```sh block of the README section under `heading`."""
-    section = README.split(f"\n## {heading}\n", 1)[1]
+    section = README.split(f"\n{level} {heading}\n", 1)[1]
     found = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert found, heading
     return found.group(1)
@@ -127,3 +127,36 @@ def test_the_readme_examples_run_in_the_order_written(database_url: str, tmp_pat
     listed = _invoke(invocations[1], environment)
     assert listed["statusCode"] == 200, listed
     assert json.loads(listed["body"]) == []  # ada's old tasks went with her old account
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the walkthrough is written for curl")
+def test_the_readme_sharing_walkthrough_runs_as_written(database_url: str) -> None:
+    """Two people verify their addresses from make run's log, share a list, assign a task, and
+    the viewer is refused; each step answers what its comment promises."""
+    walkthrough = _block_after("Sharing a list", "###")
+    script, promised = _steps(walkthrough)
+    assert sorted(status for status in promised.values() if status) == [200] * 4 + [201, 204, 403]
+    with live_server() as server:
+        script = script.replace("API=http://127.0.0.1:3000", f"API={server.url}")
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _RECORDING_CURL + script],
+            cwd=ROOT,  # the log the walkthrough reads is the checkout's, as for a person
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    answered: dict[int, list[int]] = {}
+    for step, status in re.findall(r"^README-STEP (\d+) (\d+)$", done.stderr, re.MULTILINE):
+        answered.setdefault(int(step), []).append(int(status))
+    lines = walkthrough.splitlines()
+    for step, status in promised.items():
+        assert step in answered, f"never ran: {lines[step]}"
+        for got in answered[step]:
+            if status is None:
+                assert 200 <= got < 300, f"{got} from: {lines[step]}"
+            else:
+                assert got == status, f"{got}, not the promised {status}, from: {lines[step]}"
+    assert '"description":"Book the plumber"' in done.stdout  # Sam's assigned tasks
+    assert '"urn:taskline:problem:forbidden"' in done.stdout  # the viewer refused

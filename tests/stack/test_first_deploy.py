@@ -5,7 +5,6 @@ the deletion protection that is switched on only after a successful create."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -306,8 +305,9 @@ def test_starter_lets_the_app_role_log_in_with_iam_tokens(
     presigned: FakePresignedUrl,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """MIGRATION_APP_ROLE_IAM_AUTH (the starter profile): the app role joins rds_iam, Aurora's
-    role for IAM auth tokens (created here, as Aurora has it)."""
+    """DB_APP_IAM_USER (the starter profile, as the template sets it): the app role is created
+    with no password and joins rds_iam, Aurora's role for IAM auth tokens (created here, as
+    Aurora has it); no app-user secret is needed."""
     role = f"taskline_app_{uuid.uuid4().hex[:6]}"
     engine = direct(empty_database)
     with engine.begin() as connection:
@@ -318,24 +318,23 @@ def test_starter_lets_the_app_role_log_in_with_iam_tokens(
             connection.exec_driver_sql("CREATE ROLE rds_iam NOLOGIN")
     try:
         with mock_aws(), RdsProxyStandIn(upstream_for(empty_database)) as proxy:
-            secrets = boto3.client("secretsmanager", region_name="us-east-1")
-            arn = secrets.create_secret(
-                Name="taskline/app-user",
-                SecretString=json.dumps({"username": role, "password": "app-Password-0123456789"}),
-            )["ARN"]
             through(
                 monkeypatch,
                 empty_database,
                 proxy,
-                DB_APP_USER_SECRET_ARN=arn,
-                MIGRATION_APP_ROLE_IAM_AUTH="true",
+                DB_APP_USER_SECRET_ARN="",
+                DB_APP_IAM_USER=role,
                 AWS_DEFAULT_REGION="us-east-1",
             )
             migrate_module.lambda_handler(event("Create", presigned.url), Context(60))
         with engine.connect() as connection:
-            member = connection.execute(
-                text("SELECT pg_has_role(:r, 'rds_iam', 'MEMBER')"), {"r": role}
-            ).scalar_one()
+            member, password = connection.execute(
+                text(
+                    "SELECT pg_has_role(:r, 'rds_iam', 'MEMBER'), rolpassword IS NULL"
+                    " FROM pg_authid WHERE rolname = :r"
+                ),
+                {"r": role},
+            ).one()
     finally:
         with engine.begin() as connection:
             connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
@@ -343,3 +342,4 @@ def test_starter_lets_the_app_role_log_in_with_iam_tokens(
         engine.dispose()
     assert presigned.answers[-1].body["Status"] == "SUCCESS", presigned.answers[-1].body
     assert member is True
+    assert password is True  # a token is the only way in

@@ -117,6 +117,13 @@ def function_setting(template: dict[str, Any], function: str, key: str) -> Any:
     return template["Globals"]["Function"][key]
 
 
+def not_starter(node: Any) -> Any:
+    """The branch of {"Fn::If": [IsStarter, ...]} the standard and production profiles take."""
+    if isinstance(node, dict) and set(node) == {"Fn::If"} and node["Fn::If"][0] == "IsStarter":
+        return node["Fn::If"][2]
+    return node
+
+
 def environment(template: dict[str, Any], function: str) -> dict[str, Any]:
     variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
     own = template["Resources"][function]["Properties"].get("Environment", {})
@@ -373,10 +380,12 @@ def test_timeouts_are_ordered_statement_then_lambda_then_api_gateway(
     for function in (*API_FUNCTIONS, *SCHEDULED_FUNCTIONS, *EVENT_FUNCTIONS):
         if function == "MetaFunction":
             continue  # no database
-        env = environment(template, function)
+        # The default profile (standard); starter's longer waits for a resuming Aurora are
+        # checked on the transformed template (test_template_lifecycle.py).
+        env = {k: not_starter(v) for k, v in environment(template, function).items()}
         statement = int(env["DB_STATEMENT_TIMEOUT_MS"]) / 1000
         connect = float(env["DB_CONNECT_TIMEOUT_SECONDS"])
-        lambda_timeout = function_setting(template, function, "Timeout")
+        lambda_timeout = not_starter(function_setting(template, function, "Timeout"))
         assert statement + connect < lambda_timeout, function
         # A statement may first wait for a pooled connection in RDS Proxy, then run: both must
         # end before the client's socket gives up, or a saturated proxy is a client timeout.
@@ -422,9 +431,13 @@ def test_snapstart_on_published_versions_for_the_api_functions(
     assert on == {"starter": "false", "standard": "true", "production": "true"}
     for name in API_FUNCTIONS:
         properties = resources[name]["Properties"]
-        assert properties["SnapStart"] == {
-            "ApplyOn": {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}
-        }, name
+        # ListsFunction: never (rarely called; not worth a cache billed per version).
+        applied = (
+            "None"
+            if name == "ListsFunction"
+            else {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}
+        )
+        assert properties["SnapStart"] == {"ApplyOn": applied}, name
         assert properties["AutoPublishAlias"] == "live", name
         # Each function registers its hooks when imported (tests/layer/test_snapstart.py runs
         # them): itself, or through the HTTP functions' one setup, `http_function()`.
@@ -699,3 +712,18 @@ def test_the_bcrypt_routes_have_their_own_lower_throttles(
             api_burst = value(template, profile_lookup("ApiThrottlingBurstLimit"), chosen)
             assert int(default(template, rate)) < int(api_rate), profile
             assert int(default(template, burst)) < int(api_burst), profile
+
+
+def test_make_run_serves_the_default_profile_not_starters_settings() -> None:
+    """`make run` reads the functions' environment from the template: a value that only the
+    starter profile takes (an !If on IsStarter or UseDeadlineGate) comes out as the default
+    profile's, not empty (an empty DB_CONNECT_TIMEOUT_SECONDS would not even parse)."""
+    from localdev.template import load
+
+    functions = load().functions
+    tasks = functions["TasksFunction"]
+    assert tasks.environment["DB_CONNECT_TIMEOUT_SECONDS"] == "3"
+    assert tasks.environment["DB_CONNECT_RETRY_AFTER_SECONDS"] == "2"
+    assert tasks.environment["DEADLINE_GATE_TABLE"] == ""
+    assert tasks.environment["DB_IAM_AUTH"] == "false"
+    assert tasks.timeout == 15

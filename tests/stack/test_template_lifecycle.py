@@ -294,8 +294,13 @@ def delete_needs(stack: Stack, function: str) -> set[str]:
         kind, props = resource["Type"], resource.get("Properties", {})
         if kind == "AWS::EC2::Route" and _ids(props["RouteTableId"]) & route_tables:
             needs.add(name)
-        elif kind == "AWS::EC2::VPCEndpoint" and props.get("VpcEndpointType") == "Gateway":
-            # The S3 gateway endpoint is the answer's only way out of private subnets.
+        elif (
+            kind == "AWS::EC2::VPCEndpoint"
+            and props.get("VpcEndpointType") == "Gateway"
+            and ".s3" in json.dumps(props.get("ServiceName"))
+        ):
+            # The S3 gateway endpoint is the answer's only way out of private subnets (the
+            # DynamoDB one serves the deadline gate, not CloudFormation's answer).
             needs.add(name)
     return needs
 
@@ -631,10 +636,82 @@ def test_starter_functions_sign_iam_tokens_and_read_no_database_secret(
         text = json.dumps(role)
         assert "rds-db:connect" in text, function
         assert "AppDatabaseSecret" not in text, function  # IAM tokens, no password
-    # The migration keeps the master login (off the request path) and grants rds_iam.
+    # The migration keeps the master login (off the request path) and creates the functions'
+    # login as a role with no password (IAM tokens only, rds_iam): the same name they sign for.
     migration = stack.resources["MigrationFunction"]["Properties"]["Environment"]["Variables"]
     assert migration["DB_IAM_AUTH"] == "false"
-    assert migration["MIGRATION_APP_ROLE_IAM_AUTH"] == "true"
+    assert migration["DB_APP_IAM_USER"] == env["DB_USER"]
+    assert "DB_APP_USER_SECRET_ARN" not in migration
+    assert "AppDatabaseSecret" not in stack.resources  # no password to keep
+
+
+def test_the_functions_login_is_a_password_or_an_iam_role_never_both(
+    template: dict[str, Any],
+) -> None:
+    """One mechanism per profile: standard/production keep the app role's password in
+    AppDatabaseSecret (RDS Proxy logs in with it); starter has no such secret."""
+    for profile in ("standard", "production"):
+        stack = Stack(template, {"Profile": profile})
+        migration = stack.resources["MigrationFunction"]["Properties"]["Environment"]["Variables"]
+        assert "DB_APP_IAM_USER" not in migration, profile
+        assert _ids(migration["DB_APP_USER_SECRET_ARN"]) == {"AppDatabaseSecret"}, profile
+        env = stack.resources["TasksFunction"]["Properties"]["Environment"]["Variables"]
+        assert env["DB_IAM_AUTH"] == "false", profile
+        assert "DB_USER" not in env, profile
+
+
+API_FUNCTIONS = ("AuthFunction", "TasksFunction", "ListsFunction", "NotificationsFunction")
+
+
+def test_starter_waits_for_a_resuming_database_then_answers_503_within_the_gateway_limit(
+    template: dict[str, Any],
+) -> None:
+    """Aurora resumes a paused instance in about 15 s (longer after a long pause): starter's
+    functions wait 20 s for a connection, then answer 503 with Retry-After 15; connect +
+    statement < the function's timeout < the HTTP API's integration timeout (29 s).
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html"""
+    for profile, connect, retry_after, timeout in (
+        ("starter", "20", "15", 28),
+        ("standard", "3", "2", 15),
+        ("production", "3", "2", 15),
+    ):
+        stack = Stack(template, {"Profile": profile})
+        for function in API_FUNCTIONS:
+            properties = stack.resources[function]["Properties"]
+            env = properties["Environment"]["Variables"]
+            assert env["DB_CONNECT_TIMEOUT_SECONDS"] == connect, (profile, function)
+            assert env["DB_CONNECT_RETRY_AFTER_SECONDS"] == retry_after, (profile, function)
+            assert properties["Timeout"] == timeout, (profile, function)
+            statement = int(env["DB_STATEMENT_TIMEOUT_MS"]) / 1000
+            assert float(connect) + statement < timeout, (profile, function)
+        # SAM writes each route's integration into the HTTP API's OpenAPI body.
+        body = json.dumps(stack.resources["HttpApi"]["Properties"]["Body"])
+        integrations = [int(ms) / 1000 for ms in re.findall(r'"timeoutInMillis": (\d+)', body)]
+        assert integrations, profile
+        assert all(timeout < limit <= 30 for limit in integrations), profile
+
+
+def test_the_deadline_gate_exists_only_where_the_database_pauses(
+    template: dict[str, Any],
+) -> None:
+    """starter: the gate's table, its free gateway endpoint, its policy, DEADLINE_GATE_TABLE on
+    the functions that read or lower it. standard/production (the instance never pauses): none
+    of them, and an empty DEADLINE_GATE_TABLE (every run queries the database)."""
+    gate = ("DeadlineGateTable", "DynamoDbGatewayEndpoint", "DeadlineGatePolicy")
+    starter = Stack(template, {"Profile": "starter"})
+    for name in gate:
+        assert name in starter.resources, name
+    for function in ("TasksFunction", "NotificationsFunction", "DeadlineCheckFunction"):
+        env = starter.resources[function]["Properties"]["Environment"]["Variables"]
+        assert _ids(env["DEADLINE_GATE_TABLE"]) == {"DeadlineGateTable"}, function
+    for profile in ("standard", "production"):
+        stack = Stack(template, {"Profile": profile})
+        for name in gate:
+            assert name not in stack.resources, (profile, name)
+        for name, resource in stack.resources.items():
+            if resource["Type"] == "AWS::Lambda::Function":
+                env = resource["Properties"].get("Environment", {}).get("Variables", {})
+                assert env.get("DEADLINE_GATE_TABLE", "") == "", (profile, name)
 
 
 def test_snapstart_is_off_in_starter_and_on_otherwise(template: dict[str, Any]) -> None:
@@ -755,10 +832,15 @@ def test_switching_profiles_keeps_or_snapshots_the_data(template: dict[str, Any]
         resource = stack.resources[data]
         assert stack.value(resource["DeletionPolicy"]) == "Snapshot", data
         assert resource["UpdateReplacePolicy"] == "Snapshot", data
-    # The secrets that go with the data are the same resources in every profile: kept.
-    for name in ("AppDatabaseSecret", "JwtSigningSecret"):
-        assert name in starter.resources
-        assert name in standard.resources
+    # The signing keys are the same resource in every profile: kept, so issued tokens survive.
+    assert "JwtSigningSecret" in starter.resources
+    assert "JwtSigningSecret" in standard.resources
+    # The app role's password exists only where the functions log in with it (RDS Proxy):
+    # leaving starter creates it and the migration sets it; entering starter leaves it behind
+    # under its DeletionPolicy (Retain, with the data) and the role loses its password.
+    assert "AppDatabaseSecret" not in starter.resources
+    secret = standard.resources["AppDatabaseSecret"]
+    assert standard.value(secret["DeletionPolicy"]) in ("RetainExceptOnCreate", "Delete")
 
 
 def test_dual_stack_functions_wait_for_their_subnets_ipv6_blocks(template: dict[str, Any]) -> None:

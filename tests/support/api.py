@@ -28,6 +28,9 @@ TASK_FIELDS = {
     "created_at",
     "updated_at",
     "remind_before",  # issue 15: the per-task reminder (null: the account's lead time)
+    "list_id",  # issue 20: the shared list (null: a personal task)
+    "assignee_id",  # issue 20: the member it is assigned to
+    "created_by",  # issue 20: read-only, who created it
 }  # lower-cased name -> the first route that sent it
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 
 def clear_caches() -> None:
-    from taskline import secret_store
-    from taskline.db import get_engine
+    from taskline import deadline_gate, secret_store
+    from taskline.db import get_engine, rds_client
     from taskline.security import passwords, tokens
     from taskline.settings import get_settings
 
     if get_engine.cache_info().currsize:
         get_engine().dispose()
-    for cached in (get_settings, get_engine):
+    for cached in (get_settings, get_engine, rds_client):
         cached.cache_clear()
     tokens.reset_caches()
     passwords.reset_decoy_cache()
     secret_store.reset()
+    deadline_gate.reset()

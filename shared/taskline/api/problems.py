@@ -57,6 +57,15 @@ def _too_many_attempts(error: errors.TooManyAttempts) -> str:
 
 PROBLEMS: dict[type[errors.TasklineError], Problem] = {
     errors.TaskNotFound: Problem(404, "task-not-found", "Not Found", lambda _: "No such task."),
+    errors.UnusableField: Problem(
+        422,
+        "validation-error",
+        "Unprocessable Content",
+        lambda e: e.message,
+        extra=lambda e: {
+            "errors": [{"loc": ["body", e.field], "msg": e.message, "type": "value_error"}]
+        },
+    ),
     errors.PreconditionFailed: Problem(
         412,
         "precondition-failed",
@@ -104,6 +113,25 @@ PROBLEMS: dict[type[errors.TasklineError], Problem] = {
         "database-unavailable",
         "Service Unavailable",
         lambda _: "The database is unavailable; try again shortly.",
+        headers=lambda _: {"Retry-After": "2"},
+    ),
+    # A connect that ran out of time: the same problem, with the Retry-After the deployment
+    # expects (Aurora Serverless v2 resuming from a pause takes about 15 s).
+    errors.DatabaseResuming: Problem(
+        503,
+        "database-unavailable",
+        "Service Unavailable",
+        lambda e: (
+            "The database did not answer in time (it may be resuming after a pause); "
+            f"try again in {e.retry_after} seconds."
+        ),
+        headers=lambda e: {"Retry-After": str(e.retry_after)},
+    ),
+    errors.DeadlineGateUnavailable: Problem(
+        503,
+        "service-unavailable",
+        "Service Unavailable",
+        lambda _: "The service is temporarily unavailable; try again shortly.",
         headers=lambda _: {"Retry-After": "2"},
     ),
     errors.SecretsUnavailable: Problem(

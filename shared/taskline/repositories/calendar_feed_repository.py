@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, union_all
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from taskline.models import OPEN_TASK_SQL, CalendarFeed, Task
 
@@ -33,12 +33,16 @@ def find(session: Session, secret_hash: bytes) -> CalendarFeed | None:
 
 
 def open_tasks(session: Session, user_id: int, since: datetime, limit: int) -> list[Task]:
-    """The owner's open tasks with a deadline after `since`, soonest first (index
-    ix_tasks_user_id_deadline_id)."""
-    statement = (
+    """The open tasks the account is reminded of, with a deadline after `since`, soonest first:
+    its personal tasks (ix_tasks_user_id_deadline_id) and the list tasks it is the recipient of
+    (ix_tasks_recipient_id_deadline_id), each range cut at `limit` before they are merged."""
+    branches = [
         select(Task)
-        .where(Task.user_id == user_id, text(OPEN_TASK_SQL), Task.deadline > since)
+        .where(column == user_id, text(OPEN_TASK_SQL), Task.deadline > since)
         .order_by(Task.deadline, Task.id)
         .limit(limit)
-    )
+        for column in (Task.user_id, Task.recipient_id)
+    ]
+    task = aliased(Task, union_all(*branches).subquery("reminded"))
+    statement = select(task).order_by(task.deadline, task.id).limit(limit)
     return list(session.scalars(statement))

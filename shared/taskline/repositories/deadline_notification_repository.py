@@ -66,7 +66,7 @@ class DueTask:
     """A task the claim statement looked at, with its owner's email."""
 
     task: Task
-    owner_email: str
+    owner_email: str  # the recipient's
     stage: NotificationStage
     claimed: bool  # False: another run recorded this stage first (a race lost); skip it
     # The owner wants email and SES has not reported the address as bouncing or complaining.
@@ -75,6 +75,15 @@ class DueTask:
     @property
     def key(self) -> NotificationKey:
         return NotificationKey(self.task.id, self.stage, self.task.deadline)
+
+    @property
+    def recipient_id(self) -> int:
+        """Who is reminded: a list task's recipient (task_repository.recipient), else the owner
+        of a personal one."""
+        recipient = self.task.recipient_id or self.task.user_id
+        if recipient is None:  # the tasks' CHECK one_home rules it out
+            raise RuntimeError("a task has neither an owner nor a recipient")
+        return recipient
 
 
 def due_at(stage: NotificationStage) -> InstrumentedAttribute[datetime | None]:
@@ -202,8 +211,9 @@ def claim_due(
         select(Task, User.email, claimed.c.task_id.is_not(None), email_allowed)
         .select_from(due)
         .join(Task, Task.id == due.c.id)
-        .join(User, User.id == Task.user_id)
-        .outerjoin(NotificationPreference, NotificationPreference.user_id == Task.user_id)
+        # The recipient (a list task's, else the personal task's owner): their email and wishes.
+        .join(User, User.id == func.coalesce(Task.recipient_id, Task.user_id))
+        .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)
         .outerjoin(EmailSuppression, EmailSuppression.address == func.lower(User.email))
         .outerjoin(claimed, claimed.c.task_id == due.c.id)
         .order_by(due.c.due_at, due.c.id)
@@ -230,7 +240,12 @@ def release(session: Session, keys: list[NotificationKey], default_lead_minutes:
             tuple_(*columns).in_([(key.task_id, key.stage.value, key.deadline) for key in keys])
         )
     )
-    planned = schedule(Task.user_id, Task.deadline, Task.remind_before, default_lead_minutes)
+    planned = schedule(
+        func.coalesce(Task.recipient_id, Task.user_id),
+        Task.deadline,
+        Task.remind_before,
+        default_lead_minutes,
+    )
     task_ids = sorted({key.task_id for key in keys})
     session.execute(update(Task).where(Task.id.in_(task_ids)).values(**planned))
 
@@ -282,3 +297,17 @@ def forget_for_task(session: Session, task_id: int, keep_deadline: datetime | No
     if keep_deadline is not None:
         statement = statement.where(TaskNotification.deadline != keep_deadline)
     session.execute(statement)
+
+
+def next_due_after(session: Session, now: datetime) -> datetime | None:
+    """The earliest time after `now` a stage is due for an open task (None: none is), from
+    each stage's partial index: two index probes."""
+    earliest: list[datetime] = []
+    for stage in (NotificationStage.DUE_SOON, NotificationStage.OVERDUE):
+        moment = due_at(stage)
+        found = session.scalars(
+            select(moment).where(text(OPEN_TASK_SQL), moment > now).order_by(moment).limit(1)
+        ).first()
+        if found is not None:
+            earliest.append(found)
+    return min(earliest, default=None)

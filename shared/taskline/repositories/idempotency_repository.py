@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, exists, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from taskline.models import IdempotencyKey
+from taskline.models import IdempotencyKey, ListMember
 
 
 def claim(session: Session, user_id: int, key: str, request_hash: str, ttl: timedelta) -> bool:
@@ -30,6 +30,19 @@ def claim(session: Session, user_id: int, key: str, request_hash: str, ttl: time
 
 def get(session: Session, user_id: int, key: str) -> IdempotencyKey | None:
     return session.get(IdempotencyKey, (user_id, key))
+
+
+def get_with_membership(
+    session: Session, user_id: int, key: str, list_id: int
+) -> tuple[IdempotencyKey, bool] | None:
+    """The key's stored result and whether its owner is (still) a member of `list_id`, read
+    together: a replay must not hand a list's task to someone removed from it since."""
+    member = exists().where(ListMember.list_id == list_id, ListMember.user_id == user_id)
+    statement = select(IdempotencyKey, member).where(
+        IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+    )
+    row = session.execute(statement).one_or_none()
+    return None if row is None else (row[0], bool(row[1]))
 
 
 def record(

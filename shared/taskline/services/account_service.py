@@ -6,11 +6,22 @@ from taskline import clock
 from taskline.db import read_only, retry_if_disconnected, transaction
 from taskline.errors import EmailAlreadyRegistered, SignInEnded, TooManyAttempts, WrongPassword
 from taskline.models import User
-from taskline.repositories import calendar_feed_repository, sign_in_repository, user_repository
+from taskline.repositories import (
+    calendar_feed_repository,
+    list_handover_repository,
+    sign_in_repository,
+    task_repository,
+    user_repository,
+)
 from taskline.schemas import AccountDeletion, PasswordChange, ProfileOut, UserCreate, UserOut
 from taskline.security.passwords import hash_password, verify_password
 from taskline.security.tokens import VerifiedToken
-from taskline.services import email_verification_service, throttling_service
+from taskline.services import (
+    deadline_gate_service,
+    email_verification_service,
+    throttling_service,
+)
+from taskline.settings import get_settings
 
 
 def register(request: UserCreate, base_url: str) -> UserOut:
@@ -64,12 +75,24 @@ def change_password(token: VerifiedToken, request: PasswordChange, source_ip: st
 def delete_account(token: VerifiedToken, request: AccountDeletion, source_ip: str) -> None:
     """Delete the account, given its password: its tasks, sign-ins, refresh tokens, idempotency
     keys, preferences and calendar feed go in the same statement (foreign keys cascade), so all
-    of it happens or none of it."""
+    of it happens or none of it.
+
+    Each list it owns goes first to its longest-standing editor (else viewer), or is deleted when
+    no one else is in it; its assignments are cleared, and the tasks it was reminded of (or the
+    lists it owned) remind their new recipients, all in the same transaction.
+    """
     source_ip = throttling_service.source_key(source_ip)
     user = _confirm_password(token, request.password, source_ip)
     with transaction() as session:
+        affected = list_handover_repository.memberships(session, user.id)
+        list_handover_repository.hand_over_owned(session, user.id)
         if not user_repository.delete_if_unchanged(session, user.id, user.password_hash):
             raise WrongPassword
+        deadline_gate_service.reminders_scheduled(
+            task_repository.refresh_recipients(
+                session, affected, get_settings().deadline_due_soon_minutes
+            ).earliest_due
+        )
         throttling_service.forgive(session, user.email, source_ip)
 
 

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
-from taskline import clock, notifications
-from taskline.db import transaction
+from taskline import clock, deadline_gate, notifications
+from taskline.db import read_only, transaction
 from taskline.domain import MAX_LEAD_MINUTES, NotificationStage
 from taskline.errors import DeliveryUnavailable, EmailRejected
 from taskline.notifications import Publisher, SesMailer
-from taskline.repositories import deadline_notification_repository
+from taskline.repositories import deadline_notification_repository, task_repository
 from taskline.repositories.deadline_notification_repository import (
     ClaimedBatch,
     DueTask,
@@ -30,6 +30,31 @@ from taskline.schemas import DeadlineCheckSummary, DeadlineNotice, NotificationO
 from taskline.settings import Settings, get_settings
 
 logger = Logger(child=True)
+
+
+# Tasks re-planned per transaction when the default lead time changes (short locks, bounded work).
+REPLAN_SLICE = 5000
+
+
+def replan_default_lead(default_lead_minutes: int, time_left: Callable[[], float]) -> int:
+    """Move the due-soon reminders still to come to a new default lead time (the deploy changed
+    DueSoonWindowMinutes), a slice of tasks per transaction, while `time_left()` (seconds) allows.
+    Tasks with a lead time of their own or of their recipient's account keep their times.
+    Returns how many moved; raises TimeoutError if time ran out first (the deploy then fails,
+    and the next one that carries the new window runs this again: it is idempotent)."""
+    moved, after = 0, 0
+    while True:
+        if time_left() <= 0:
+            raise TimeoutError(f"re-planned {moved} reminders before running out of time")
+        with transaction() as session:
+            count, last = task_repository.replan_due_soon(
+                session, default_lead_minutes, after, REPLAN_SLICE
+            )
+        moved += count
+        if last is None:
+            logger.info("Reminders re-planned", extra={"moved": moved})
+            return moved
+        after = last
 
 
 def due_window(now: datetime, settings: Settings) -> DueWindow:
@@ -55,11 +80,43 @@ def _notice(due: DueTask, checked_at: datetime) -> DeadlineNotice:
         notification_id=notification_id(due.key),
         checked_at=checked_at,
         task=TaskOut.model_validate(due.task),
-        owner=NotificationOwner(id=due.task.user_id, email=due.owner_email),
+        owner=NotificationOwner(id=due.recipient_id, email=due.owner_email),
     )
 
 
 def check_deadlines(
+    *,
+    now: datetime | None = None,
+    time_left: Callable[[], float] | None = None,
+    publisher: Publisher | None = None,
+    mailer: SesMailer | None = None,
+) -> DeadlineCheckSummary:
+    """The scheduled run: with a deadline gate (DEADLINE_GATE_TABLE), first ask it whether a
+    reminder can be due yet, and skip the database (a paused Aurora instance stays paused)
+    when none can; after a run, tell it when the next one has work. Without a gate, every run
+    checks the database (`run_check`)."""
+    table = get_settings().deadline_gate_table
+    moment = now or clock.utcnow()
+    if table is None:
+        return run_check(now=moment, time_left=time_left, publisher=publisher, mailer=mailer)
+    gate = deadline_gate.read(table)
+    if gate is not None and gate.closed_at(moment):
+        name = (publisher or notifications.publisher_for(get_settings())).name
+        return DeadlineCheckSummary(
+            checked_at=moment, publisher=name, skipped=True, next_due=gate.next_due
+        )
+    summary = run_check(now=moment, time_left=time_left, publisher=publisher, mailer=mailer)
+    if not summary.complete or summary.failed:
+        next_due: datetime | None = moment  # work is left over: the next run must come in
+    else:
+        with read_only() as session:
+            next_due = deadline_notification_repository.next_due_after(session, moment)
+    deadline_gate.settle(table, next_due, gate, moment)
+    summary.next_due = next_due
+    return summary
+
+
+def run_check(
     *,
     now: datetime | None = None,
     time_left: Callable[[], float] | None = None,

@@ -61,6 +61,7 @@ from taskline.schemas import (
     MemberOut,
 )
 from taskline.security.tokens import VerifiedToken
+from taskline.services import deadline_gate_service
 from taskline.settings import get_settings
 
 _DAY = timedelta(days=1)
@@ -221,7 +222,9 @@ def change_role(token: VerifiedToken, list_id: int, member_id: int, role: ListRo
             raise ListConflict("The owner keeps the role until handing ownership to a member.")
         if role is ListRole.OWNER and current is not ListRole.OWNER:
             list_repository.hand_over(session, list_id, user.id, member_id)
-            task_repository.refresh_recipients(session, [list_id], _default_lead())
+            deadline_gate_service.reminders_scheduled(
+                task_repository.refresh_recipients(session, [list_id], _default_lead()).earliest_due
+            )
         elif role is not current:
             list_repository.set_role(session, list_id, member_id, role)
         row = list_repository.member(session, list_id, member_id)
@@ -245,7 +248,9 @@ def remove_member(token: VerifiedToken, list_id: int, member_id: int) -> None:
         list_repository.remove_member(session, list_id, member_id)
         list_repository.touch(session, list_id)
         # Their assignments were cleared by the assignee key; reminders follow the new recipient.
-        task_repository.refresh_recipients(session, [list_id], _default_lead())
+        deadline_gate_service.reminders_scheduled(
+            task_repository.refresh_recipients(session, [list_id], _default_lead()).earliest_due
+        )
 
 
 # Invitations (the owner's side)
@@ -372,7 +377,9 @@ def accept(token: VerifiedToken, invitation_id: int) -> ListOut:
             list_repository.add_member(session, list_id, user.id, ListRole(invitation.role))
             list_repository.touch(session, list_id)
             # A creator who rejoins gets their tasks' reminders back.
-            task_repository.refresh_recipients(session, [list_id], _default_lead())
+            deadline_gate_service.reminders_scheduled(
+                task_repository.refresh_recipients(session, [list_id], _default_lead()).earliest_due
+            )
         # Already a member (an older invitation, say): the role stays, the invitation is used up.
         invitation_repository.remove(session, invitation_id)
         return _visible(session, user.id, list_id)

@@ -18,6 +18,7 @@ from taskline.schemas import (
     NotificationPreferencesReplace,
 )
 from taskline.security.unsubscribe import UnsubscribeClaim, verify_unsubscribe_token
+from taskline.services import deadline_gate_service
 from taskline.settings import get_settings
 
 # Preferences that decide when each stage of a task is due (stored on the tasks).
@@ -78,6 +79,9 @@ def update(
         if any(before[name] != after[name] for name in SCHEDULE_FIELDS):
             task_repository.reschedule_owner(
                 session, user_id, get_settings().deadline_due_soon_minutes
+            )
+            deadline_gate_service.reminders_scheduled(
+                task_repository.earliest_due_for_owner(session, user_id)
             )
         result: NotificationPreferencesOut = _out(session, user_id, row)
         return result

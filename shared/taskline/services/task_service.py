@@ -1,4 +1,5 @@
-"""Task use cases, always on behalf of one owner."""
+"""Task use cases, always on behalf of one caller: their personal tasks and those of the lists
+they belong to (the repository checks access in the statement that reads or writes)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,31 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from pydantic_core import to_jsonable_python
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from taskline.db import read_only, retry_if_disconnected, transaction
-from taskline.domain import CREATE_TASK_OPERATION, TaskFilters, TaskStatus
+from taskline.db import (
+    FOREIGN_KEY_VIOLATION,
+    read_only,
+    retry_if_disconnected,
+    sqlstate,
+    transaction,
+)
+from taskline.domain import (
+    CREATE_TASK_OPERATION,
+    WRITER_ROLES,
+    TaskFilters,
+    TaskStatus,
+)
 from taskline.errors import (
+    Forbidden,
     IdempotencyKeyReused,
     InvalidQuery,
     PreconditionFailed,
     TaskNotFound,
+    UnusableField,
 )
-from taskline.models import IdempotencyKey
+from taskline.models import IdempotencyKey, Task
 from taskline.pagination import decode_cursor, encode_cursor
 from taskline.repositories import (
     deadline_notification_repository,
@@ -28,16 +43,41 @@ from taskline.repositories import (
     task_repository,
 )
 from taskline.schemas import TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
+from taskline.services import deadline_gate_service
 from taskline.settings import get_settings
+
+NOT_A_LIST = "No list you can use has this id."
+NOT_A_MEMBER = "Not a member of the task's list (a personal task: only its owner)."
+
+
+# What decides when a task's reminders are due (its recipient follows its list and assignee).
+_RESCHEDULING_FIELDS = frozenset({"deadline", "remind_before", "status", "list_id", "assignee_id"})
 
 
 def create(user_id: int, request: TaskCreate) -> TaskOut:
     # A token that outlived its account: the insert's foreign-key violation is AccountGone
     # (401), mapped where every unit of work ends (taskline.db).
     with transaction() as session:
-        return TaskOut.model_validate(
-            task_repository.add(session, user_id, request.model_dump(), _default_lead())
-        )
+        task = _add(session, user_id, request)
+        deadline_gate_service.task_scheduled(task)
+        return TaskOut.model_validate(task)
+
+
+def _add(session: Session, user_id: int, request: TaskCreate) -> Task:
+    """Insert the task: a personal one, or one in a list the caller may write to."""
+    values = request.model_dump()
+    if request.list_id is None:
+        if request.assignee_id not in (None, user_id):
+            raise UnusableField("assignee_id", NOT_A_MEMBER)
+        return task_repository.add(session, user_id, values, _default_lead())
+    created = task_repository.add_to_list(session, user_id, values, _default_lead())
+    if created.role is None:
+        raise UnusableField("list_id", NOT_A_LIST)
+    if created.role not in WRITER_ROLES:
+        raise Forbidden
+    if not created.assignee_ok or created.task is None:
+        raise UnusableField("assignee_id", NOT_A_MEMBER)
+    return created.task
 
 
 def _fingerprint(request: TaskCreate) -> str:
@@ -104,16 +144,27 @@ def create_once(
     fingerprint = _fingerprint(request)
     with transaction() as session:
         if idempotency_repository.claim(session, user_id, idempotency_key, fingerprint, ttl):
-            created = TaskOut.model_validate(
-                task_repository.add(session, user_id, request.model_dump(), _default_lead())
-            )
+            task = _add(session, user_id, request)
+            deadline_gate_service.task_scheduled(task)
+            created = TaskOut.model_validate(task)
             sent = _created(created, headers_for)
             idempotency_repository.record(
                 session, user_id, idempotency_key, sent.status, sent.headers, sent.body
             )
             idempotency_repository.purge_expired(session, ttl, _PURGE_BATCH)
             return Creation(sent, replayed=False)
-        stored = idempotency_repository.get(session, user_id, idempotency_key)
+        if request.list_id is None:
+            stored = idempotency_repository.get(session, user_id, idempotency_key)
+        else:
+            found = idempotency_repository.get_with_membership(
+                session, user_id, idempotency_key, request.list_id
+            )
+            stored = None if found is None else found[0]
+            removed = found is not None and not found[1]
+            if removed and stored is not None and stored.request_hash == fingerprint:
+                # Removed from the list since: the replay answers what the request would answer
+                # now, and the task it created stays out of sight.
+                raise UnusableField("list_id", NOT_A_LIST)
     if stored is None:  # claim() returns False only for a live key
         raise RuntimeError("an idempotency key was claimed without its result")
     if stored.request_hash not in (fingerprint, _legacy_fingerprint(request)):
@@ -144,7 +195,7 @@ def _as_sent(
 @retry_if_disconnected
 def get(user_id: int, task_id: int) -> TaskOut:
     with read_only() as session:
-        task = task_repository.get_for_owner(session, user_id, task_id)
+        task = task_repository.get_visible(session, user_id, task_id)
         if task is None:
             raise TaskNotFound
         return TaskOut.model_validate(task)
@@ -158,7 +209,7 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
     after = decode_cursor(cursor, scope) if cursor else None
     with read_only() as session:
         # One row more than asked tells whether another page exists, without a COUNT.
-        rows = task_repository.list_for_owner(session, user_id, filters, after, limit + 1)
+        rows = task_repository.list_visible(session, user_id, filters, after, limit + 1)
     items = [TaskOut.model_validate(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
@@ -166,15 +217,23 @@ def list_page(user_id: int, filters: TaskFilters, limit: int, cursor: str | None
     return TaskPage(items=items, next_cursor=next_cursor)
 
 
+_FILTERS_ADDED_WITH_LISTS = frozenset({"list_id", "assignee"})
+
+
 def listing_scope(user_id: int, filters: TaskFilters) -> bytes:
     """What a cursor is bound to: the caller and the filters (as validated, so equal filters
     spelled differently share cursors); `limit` may change from page to page.
 
-    The filters are written in pydantic's JSON form, as when they were a pydantic model, so
-    cursors issued before keep verifying."""
-    canonical = json.dumps(
-        [user_id, to_jsonable_python(filters)], sort_keys=True, separators=(",", ":")
-    )
+    The filters are written in pydantic's JSON form, as when they were a pydantic model, and
+    those added since (list_id, assignee) only when set, so cursors issued before keep verifying.
+    `assignee=me` is bound as written: the caller is in the scope already. No membership is: a
+    member removed since gets the next page without that list's tasks."""
+    written = {
+        name: value
+        for name, value in to_jsonable_python(filters).items()
+        if value is not None or name not in _FILTERS_ADDED_WITH_LISTS
+    }
+    canonical = json.dumps([user_id, written], sort_keys=True, separators=(",", ":"))
     return canonical.encode()
 
 
@@ -185,33 +244,76 @@ def update(
     versions: frozenset[datetime] | None = None,
 ) -> TaskOut:
     """Apply the change; with `versions` (from If-Match), only if the task is still at one of
-    them, checked and written in one statement so no other write can slip in between."""
-    changes = request.changes() if isinstance(request, TaskPatch) else request.model_dump()
-    with transaction() as session:
-        previous_remind_before: int | None = None
-        if changes:
-            updated = task_repository.update_for_owner(
+    them. Access, version and the new list and assignee are checked in the statement that
+    writes, so no other write (or a removal from the list) can slip in between."""
+    changes = request.changes()
+    try:
+        with transaction() as session:
+            if not changes:
+                return TaskOut.model_validate(_unchanged(session, user_id, task_id, versions))
+            written = task_repository.update_visible(
                 session, user_id, task_id, changes, _default_lead(), versions
             )
-            task = None if updated is None else updated[0]
-            previous_remind_before = None if updated is None else updated[1]
-        else:
-            task = task_repository.get_for_owner(session, user_id, task_id)
-            if task is not None and versions is not None and task.updated_at not in versions:
-                task = None
-        if task is None:
-            raise _missing_or_changed(session, user_id, task_id, versions)
-        if "deadline" in changes or "status" in changes:
-            # A new deadline re-arms the deadline notifications; a Done task forgets them all,
-            # so reopening it re-arms them too. Same transaction as the write.
-            done = task.status is TaskStatus.DONE
-            deadline_notification_repository.forget_for_task(
-                session, task.id, None if done else task.deadline
-            )
-        if "remind_before" in changes and task.remind_before != previous_remind_before:
-            # A new per-task reminder re-arms the due-soon stage (the overdue one stands).
-            deadline_notification_repository.forget_due_soon(session, task.id)
-        return TaskOut.model_validate(task)
+            task = _written(written)
+            if written.previous_recipient != (task.recipient_id or task.user_id):
+                # A new recipient re-arms both stages: they were never reminded of it.
+                deadline_notification_repository.forget_for_task(session, task.id, None)
+            elif "deadline" in changes or "status" in changes:
+                # A new deadline re-arms the deadline notifications; a Done task forgets them
+                # all, so reopening it re-arms them too. Same transaction as the write.
+                done = task.status is TaskStatus.DONE
+                deadline_notification_repository.forget_for_task(
+                    session, task.id, None if done else task.deadline
+                )
+            if _RESCHEDULING_FIELDS & changes.keys():
+                deadline_gate_service.task_scheduled(task)  # its reminder times were recomputed
+            if "remind_before" in changes and task.remind_before != written.previous_remind_before:
+                # A new per-task reminder re-arms the due-soon stage (the overdue one stands).
+                deadline_notification_repository.forget_due_soon(session, task.id)
+            return TaskOut.model_validate(task)
+    except DBAPIError as error:
+        _raise_if_assignee_left(error)
+        raise
+
+
+def _unchanged(
+    session: Session, user_id: int, task_id: int, versions: frozenset[datetime] | None
+) -> Task:
+    """`PATCH {}`: a write that changes nothing, answered as a write would be."""
+    found = task_repository.get_with_role(session, user_id, task_id)
+    if found is None:
+        raise TaskNotFound
+    task, role = found
+    if role not in WRITER_ROLES:
+        raise Forbidden
+    if versions is not None and task.updated_at not in versions:
+        raise PreconditionFailed
+    return task
+
+
+def _written(written: task_repository.Write) -> Task:
+    """The task a write changed, or why it changed nothing (in the order a client can act on:
+    what they cannot see, then may not change, then a stale version, then the body)."""
+    if written.role is None:
+        raise TaskNotFound
+    if written.role not in WRITER_ROLES:
+        raise Forbidden
+    if not written.version_ok:
+        raise PreconditionFailed
+    if written.destination_role is None:
+        raise UnusableField("list_id", NOT_A_LIST)
+    if written.destination_role not in WRITER_ROLES:
+        raise Forbidden
+    if not written.assignee_ok or written.task is None:
+        raise UnusableField("assignee_id", NOT_A_MEMBER)
+    return written.task
+
+
+def _raise_if_assignee_left(error: DBAPIError) -> None:
+    # The assignee (or, on a move, the kept one) left the list while this write ran: the
+    # foreign key to list_members refused it, as the check would have a moment later.
+    if sqlstate(error) == FOREIGN_KEY_VIOLATION:
+        raise UnusableField("assignee_id", NOT_A_MEMBER) from error
 
 
 def _default_lead() -> int:
@@ -220,18 +322,11 @@ def _default_lead() -> int:
 
 
 def delete(user_id: int, task_id: int, versions: frozenset[datetime] | None = None) -> None:
-    with transaction() as session:
-        if not task_repository.delete_for_owner(session, user_id, task_id, versions):
-            raise _missing_or_changed(session, user_id, task_id, versions)
-
-
-def _missing_or_changed(
-    session: Session, user_id: int, task_id: int, versions: frozenset[datetime] | None
-) -> TaskNotFound | PreconditionFailed:
-    """Why a conditional write touched nothing: no such task (of this owner), or a newer one."""
-    if (
-        versions is not None
-        and task_repository.get_for_owner(session, user_id, task_id) is not None
-    ):
-        return PreconditionFailed()
-    return TaskNotFound()
+    with transaction() as session:  # a refusal rolls back (nothing was written either way)
+        removal = task_repository.delete_visible(session, user_id, task_id, versions)
+        if removal.role is None:
+            raise TaskNotFound
+        if removal.role not in WRITER_ROLES:
+            raise Forbidden
+        if not removal.deleted:
+            raise PreconditionFailed
