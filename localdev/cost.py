@@ -88,6 +88,12 @@ FREE = {
     # https://aws.amazon.com/vpc/pricing/ (read 2026-12-07)
     "AWS::EC2::VPCCidrBlock": "no charge (Amazon-provided IPv6 block)",
     "AWS::EC2::SubnetCidrBlock": "no charge (a /64 of the VPC's IPv6 block)",
+    # The web app (WebApp=true; docs/web.md): its requests are priced on the distribution.
+    "AWS::S3::Bucket": "the web app's files: under $0.01 a month; GETs only on edge misses",
+    "AWS::S3::BucketPolicy": "no charge",
+    "AWS::CloudFront::OriginAccessControl": "no charge",
+    "AWS::CloudFront::ResponseHeadersPolicy": "no charge",
+    "AWS::CloudFront::Function": "$0.10 per million app-file requests (API calls skip it)",
 }
 
 

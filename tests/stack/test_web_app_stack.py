@@ -141,3 +141,11 @@ def test_a_failed_first_deploy_leaves_nothing_behind(stack: Stack) -> None:
         if resource["Type"].startswith(WEB_TYPES):
             assert stack.value(resource.get("DeletionPolicy", "Delete")) != "Retain", name
     assert stack.resources["WebAppBucket"]["DeletionPolicy"] == "RetainExceptOnCreate"
+
+
+def test_make_cost_knows_every_web_app_resource() -> None:
+    from localdev.cost import Stack as CostStack
+    from localdev.cost import transformed_template as cost_template
+    from localdev.cost import unpriced_types
+
+    assert unpriced_types(CostStack(cost_template(), {"WebApp": "true"})) == set()
