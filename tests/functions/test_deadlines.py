@@ -679,3 +679,24 @@ def test_the_scheduled_function_has_no_http_route(gateway: LocalGateway) -> None
     function = gateway.template.functions["DeadlineCheckFunction"]
     assert function.routes == ()
     assert all(fn.logical_id != "DeadlineCheckFunction" for _, fn in gateway.template.routes())
+
+
+def test_without_a_sender_the_reminder_email_is_written_to_the_log(
+    user: ApiClient, admin_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As every email is locally: its recipient and its links (one-click unsubscribe) in the log,
+    so the flow can be followed under `make run`; nothing counts as sent."""
+    me = user.get("/users/me").json()
+    with admin_engine.begin() as connection:
+        connection.execute(
+            text("UPDATE users SET email_verified_at = now() WHERE id = :id"), {"id": me["id"]}
+        )
+    due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert user.post("/tasks", json_body=task_body(deadline=due)).status == 201
+    with caplog.at_level(logging.INFO):
+        summary = deadline_service.check_deadlines()
+    assert summary.due_soon == 1
+    assert summary.emails_sent == 0
+    [logged] = [r for r in caplog.records if "logging the email" in r.getMessage()]
+    assert getattr(logged, "to", None) == me["email"]
+    assert any("/unsubscribe/" in link for link in getattr(logged, "links", []))

@@ -148,6 +148,8 @@ def run_check(
             )
             if mailer is not None:
                 _email_owners(mailer, sent, summary)
+            else:
+                _log_emails(sent, settings)
             if error is not None:
                 error.summary = summary
                 logger.error(
@@ -209,6 +211,15 @@ def _claim_and_publish(
     emails = [notice for notice in sent if claimed[notice.notification_id].email_allowed]
     summary.emails_skipped += len(sent) - len(emails)
     return batch, emails, result.error
+
+
+def _log_emails(notices: Sequence[DeadlineNotice], settings: Settings) -> None:
+    """No sender configured (`make run`): each email the owners would get is written to the log
+    with its recipient and links instead (its one-click unsubscribe link too), so the whole
+    flow can be followed locally. Not counted as sent."""
+    sender = notifications.LogEmailSender()
+    for notice in notices:
+        sender.send_email(notifications.deadline_email(notice, settings.public_api_url or ""))
 
 
 def _email_owners(
