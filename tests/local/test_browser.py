@@ -11,8 +11,6 @@ import functools
 import json
 import os
 import re
-import shutil
-import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 
 from localdev.template import ROOT, TEMPLATE
+from tests.support.browser import chromium
 from tests.support.live_server import LiveServer, in_thread, live_server
 
 pytestmark = pytest.mark.skipif(
@@ -52,37 +51,8 @@ def page_origin() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium")
-    chromedriver = shutil.which("chromedriver")
-    assert chromium, "Chromium missing: `make browser-install` installs it"
-    assert chromedriver, "chromedriver missing: `make browser-install` installs it"
-    profile = tempfile.mkdtemp(prefix="taskline-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,2000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(1280, 2000) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
