@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import jwt
 
 from taskline.errors import VerificationLinkExpired, VerificationLinkInvalid
-from taskline.security.tokens import ALGORITHM, MAX_ID, sign_jwt, signing_keys
+from taskline.security.tokens import sign_jwt, verify_link_jwt
 from taskline.settings import get_settings
 
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti", "email"]
@@ -45,32 +45,15 @@ def issue_verification_token(user_id: int, email: str, now: float | None = None)
 def verify_verification_token(token: str) -> VerificationClaim:
     """What the link claims; VerificationLinkInvalid (forged, malformed, unknown key, another
     kind of token) or VerificationLinkExpired."""
-    settings = get_settings()
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        raise VerificationLinkInvalid
     try:
-        header = jwt.get_unverified_header(token)
-        key = next((k for k in signing_keys() if k.kid == header.get("kid")), None)
-        if key is None:
-            raise VerificationLinkInvalid
-        claims = jwt.decode(
-            token,
-            key.secret,
-            algorithms=[ALGORITHM],
-            audience=settings.email_verification_audience,
-            issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway_seconds,
-            options={"require": REQUIRED_CLAIMS},
+        link = verify_link_jwt(
+            token, get_settings().email_verification_audience, REQUIRED_CLAIMS, MAX_TOKEN_CHARS
         )
     except jwt.ExpiredSignatureError as error:
         raise VerificationLinkExpired from error
     except jwt.PyJWTError as error:
         raise VerificationLinkInvalid from error
-    subject, issued, email = claims["sub"], claims["iat"], claims["email"]
-    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
-        raise VerificationLinkInvalid
-    if not 0 < int(subject) <= MAX_ID or not isinstance(issued, int) or "sid" in claims:
-        raise VerificationLinkInvalid
+    email = link.claims["email"]
     if not isinstance(email, str) or not email:
         raise VerificationLinkInvalid
-    return VerificationClaim(user_id=int(subject), email=email, issued_at=issued)
+    return VerificationClaim(user_id=link.user_id, email=email, issued_at=link.issued_at)

@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, NamedTuple
 
 import jwt
 
@@ -88,6 +89,41 @@ def sign_jwt(user_id: int, audience: str, ttl_seconds: int, issued_at: int, **cl
         **claims,
     }
     return jwt.encode(payload, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+class LinkClaims(NamedTuple):
+    user_id: int
+    issued_at: int  # seconds since the epoch
+    claims: dict[str, Any]
+
+
+def verify_link_jwt(token: str, audience: str, required: list[str], max_chars: int) -> LinkClaims:
+    """A sessionless JWT of ours for `audience` (the token of an emailed link): the account it
+    names, when it was issued, and all its claims. Raises jwt.ExpiredSignatureError when it has
+    expired, any other jwt.PyJWTError when it is not one of ours for that audience (forged,
+    malformed, unknown key, another kind of token, one carrying a sign-in)."""
+    settings = get_settings()
+    if not token or len(token) > max_chars:
+        raise jwt.InvalidTokenError("not a link token")
+    header = jwt.get_unverified_header(token)
+    key = next((k for k in signing_keys() if k.kid == header.get("kid")), None)
+    if key is None:
+        raise jwt.InvalidTokenError("unknown key")
+    claims = jwt.decode(
+        token,
+        key.secret,
+        algorithms=[ALGORITHM],
+        audience=audience,
+        issuer=settings.jwt_issuer,
+        leeway=settings.jwt_leeway_seconds,
+        options={"require": required},
+    )
+    subject, issued = claims["sub"], claims["iat"]
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise jwt.InvalidTokenError("bad subject")
+    if not 0 < int(subject) <= MAX_ID or not isinstance(issued, int) or "sid" in claims:
+        raise jwt.InvalidTokenError("bad subject, issue time or a sign-in")
+    return LinkClaims(int(subject), issued, claims)
 
 
 def issue_access_token(user_id: int, sign_in_id: uuid.UUID) -> AccessToken:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import jwt
 
 from taskline.errors import UnsubscribeLinkExpired, UnsubscribeLinkInvalid
-from taskline.security.tokens import ALGORITHM, MAX_ID, sign_jwt, signing_keys
+from taskline.security.tokens import sign_jwt, verify_link_jwt
 from taskline.settings import get_settings
 
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti"]
@@ -39,30 +39,12 @@ def issue_unsubscribe_token(user_id: int, now: float | None = None) -> str:
 def verify_unsubscribe_token(token: str) -> UnsubscribeClaim:
     """The account the link is for; UnsubscribeLinkInvalid (forged, malformed, unknown key,
     another kind of token) or UnsubscribeLinkExpired."""
-    settings = get_settings()
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        raise UnsubscribeLinkInvalid
     try:
-        header = jwt.get_unverified_header(token)
-        key = next((k for k in signing_keys() if k.kid == header.get("kid")), None)
-        if key is None:
-            raise UnsubscribeLinkInvalid
-        claims = jwt.decode(
-            token,
-            key.secret,
-            algorithms=[ALGORITHM],
-            audience=settings.unsubscribe_audience,
-            issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway_seconds,
-            options={"require": REQUIRED_CLAIMS},
+        link = verify_link_jwt(
+            token, get_settings().unsubscribe_audience, REQUIRED_CLAIMS, MAX_TOKEN_CHARS
         )
     except jwt.ExpiredSignatureError as error:
         raise UnsubscribeLinkExpired from error
     except jwt.PyJWTError as error:
         raise UnsubscribeLinkInvalid from error
-    subject, issued = claims["sub"], claims["iat"]
-    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
-        raise UnsubscribeLinkInvalid
-    if not 0 < int(subject) <= MAX_ID or not isinstance(issued, int) or "sid" in claims:
-        raise UnsubscribeLinkInvalid
-    return UnsubscribeClaim(user_id=int(subject), issued_at=issued)
+    return UnsubscribeClaim(user_id=link.user_id, issued_at=link.issued_at)
