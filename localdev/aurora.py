@@ -54,6 +54,7 @@ from localdev.rdsproxy import (
     _recv_exactly,
     _startup_parameters,
     error_response,
+    pipe,
 )
 
 log = logging.getLogger("aurora")
@@ -393,7 +394,7 @@ class AuroraServerlessStandIn:
                 self._leave(connection)
                 return
         try:
-            self._pipe(client, upstream)
+            pipe(client, upstream)
         finally:
             self._leave(connection)
 
@@ -437,37 +438,6 @@ class AuroraServerlessStandIn:
                 scram.set_server_final(payload[4:].decode())
             else:
                 raise ConnectionError(f"unsupported upstream authentication {request}")
-
-    @staticmethod
-    def _pipe(client: socket.socket, upstream: socket.socket) -> None:
-        upstream.settimeout(None)
-
-        def close_both() -> None:
-            for sock in (client, upstream):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-        def backend_to_client() -> None:
-            try:
-                while chunk := upstream.recv(65536):
-                    client.sendall(chunk)
-            except OSError:
-                pass
-            finally:
-                close_both()
-
-        answering = threading.Thread(target=backend_to_client, daemon=True)
-        answering.start()
-        try:
-            while chunk := client.recv(65536):
-                upstream.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            close_both()
-        answering.join(timeout=5)
-        for sock in (client, upstream):
-            sock.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -90,6 +90,45 @@ Registering = Literal["refuse", "hang", "login"]
 REGISTERING_BEHAVIOURS: tuple[Registering, ...] = ("refuse", "hang", "login")
 
 
+def pipe(
+    client: socket.socket,
+    upstream: socket.socket,
+    on_client_bytes: Callable[[bytes], None] | None = None,
+) -> None:
+    """Copy bytes both ways until either side closes (then close both); `on_client_bytes` sees
+    what the client sends, after it was forwarded. The stand-ins' one byte pump."""
+    upstream.settimeout(None)
+
+    def close_both() -> None:
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def backend_to_client() -> None:
+        try:
+            while chunk := upstream.recv(65536):
+                client.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            close_both()
+
+    answering = threading.Thread(target=backend_to_client, daemon=True)
+    answering.start()
+    try:
+        while chunk := client.recv(65536):
+            upstream.sendall(chunk)
+            if on_client_bytes is not None:
+                on_client_bytes(chunk)
+    except OSError:
+        pass
+    finally:
+        close_both()
+    answering.join(timeout=5)
+    for sock in (client, upstream):
+        sock.close()
+
+
 def error_response(sqlstate: str, message: str) -> bytes:
     """A FATAL ErrorResponse message."""
     fields = b"SFATAL\0VFATAL\0C" + sqlstate.encode() + b"\0M" + message.encode() + b"\0\0"
@@ -414,45 +453,17 @@ class RdsProxyStandIn:
             with contextlib.suppress(OSError):
                 client.close()
             return
-        self._pipe(session, client, upstream)
+        pending = bytearray()
+
+        def read(chunk: bytes) -> None:
+            pending.extend(chunk)
+            self._inspect(session, pending)
+
+        pipe(client, upstream, read)
 
     def _forward_cancel(self, packet: bytes) -> None:
         with contextlib.suppress(OSError), contextlib.closing(self._connect_upstream()) as upstream:
             upstream.sendall(packet)
-
-    def _pipe(self, session: Session, client: socket.socket, upstream: socket.socket) -> None:
-        """Copy bytes both ways until either side closes, reading the client's messages."""
-        upstream.settimeout(None)
-
-        def close_both() -> None:
-            for sock in (client, upstream):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-        def backend_to_client() -> None:
-            try:
-                while chunk := upstream.recv(65536):
-                    client.sendall(chunk)
-            except OSError:
-                pass
-            finally:
-                close_both()
-
-        answering = threading.Thread(target=backend_to_client, daemon=True)
-        answering.start()
-        pending = bytearray()
-        try:
-            while chunk := client.recv(65536):
-                upstream.sendall(chunk)
-                pending += chunk
-                self._inspect(session, pending)
-        except OSError:
-            pass
-        finally:
-            close_both()
-        answering.join(timeout=5)
-        for sock in (client, upstream):
-            sock.close()
 
     def _inspect(self, session: Session, pending: bytearray) -> None:
         """Consume the complete frontend messages in `pending`; record what would pin."""
